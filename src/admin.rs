@@ -1,0 +1,102 @@
+//! The admin listener: `/healthz`, `/readyz` and `/routes`.
+//!
+//! Owns: the operator's view of a running process. Must not: sit on the
+//! request path; it only reads the published table.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tracing::{debug, info};
+
+use crate::table::{RouteSummary, SharedTable};
+
+/// What the admin endpoints read.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The published table.
+    pub table: SharedTable,
+    /// Set once the first table is published; `/readyz` answers 503 until then.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Serves the admin endpoints on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    info!(addr = %listener.local_addr()?, "admin listening");
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => return Ok(()),
+        };
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(respond(&state, &req)) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                debug!(error = %err, "admin connection ended with an error");
+            }
+        });
+    }
+}
+
+#[derive(Serialize)]
+struct RoutesView<'a> {
+    routes: &'a [RouteSummary],
+}
+
+fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+    }
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if state.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "no route table published yet\n"),
+        "/routes" => {
+            let table = state.table.load();
+            let view = RoutesView {
+                routes: table.summary(),
+            };
+            match serde_json::to_vec_pretty(&view) {
+                Ok(json) => {
+                    let mut response = Response::new(Full::new(Bytes::from(json)));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    response
+                }
+                Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "could not render routes\n"),
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "try /healthz, /readyz or /routes\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+}

@@ -1,0 +1,26 @@
+//! switchyard: a Kubernetes ingress controller and HTTP load balancer.
+//!
+//! Data flows one way (see `DESIGN.md`): a source gathers
+//! `LoadBalancerRoute` documents into a [`source::Snapshot`]; the pure
+//! [`table::compile`] turns it into an immutable [`table::RouteTable`]
+//! published through one `ArcSwap`; the [`proxy`] serves every request from
+//! one load of it.
+//!
+//! Layout:
+//! - [`api`]: the resource types and defaults; no I/O.
+//! - [`source`]: where documents come from (files today); no routing.
+//! - [`table`]: compile, matching, conflicts; no sockets or clocks.
+//! - [`balance`]: picking an endpoint, endpoint state; no HTTP.
+//! - [`proxy`]: serving and forwarding; no locks or parsing per request.
+//! - [`admin`]: `/healthz`, `/readyz`, `/routes`.
+//! - [`standalone`]: standalone mode's reload loop and wiring.
+//! - [`demo`]: the built-in demo backends and routes.
+
+pub mod admin;
+pub mod api;
+pub mod balance;
+pub mod demo;
+pub mod proxy;
+pub mod source;
+pub mod standalone;
+pub mod table;

@@ -1,0 +1,147 @@
+//! The `switchyard` command line. Wiring only: parse flags, set up logging,
+//! hand over to the library, turn signals into a shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use switchyard::standalone::{self, Options};
+use switchyard::table::parse_duration;
+
+/// A Kubernetes ingress controller and HTTP load balancer.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run standalone from LoadBalancerRoute YAML files, reloaded when they
+    /// change. Without --routes, runs the built-in demo (demo backends and
+    /// examples/demo.yaml).
+    Run {
+        /// A YAML file or a directory of them (multi-document).
+        #[arg(long)]
+        routes: Option<PathBuf>,
+        /// Where the proxy listens.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+        /// Where /healthz, /readyz and /routes are served.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+        /// How long in-flight requests may take to finish on shutdown.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        drain_timeout: Duration,
+        /// How often the routes are checked for changes.
+        #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+        reload_interval: Duration,
+    },
+    /// Validate route files: exits non-zero listing every error, each
+    /// naming the file, the resource and the field.
+    Check {
+        /// A YAML file or a directory of them.
+        path: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Check { path } => check(&path),
+        Command::Run {
+            routes,
+            listen,
+            admin,
+            drain_timeout,
+            reload_interval,
+        } => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("switchyard: cannot start the runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let options = Options {
+                routes: routes.clone().unwrap_or_default(),
+                drain_timeout,
+                reload_interval,
+            };
+            match runtime.block_on(run(options, routes.is_none(), listen, admin)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("switchyard: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match standalone::check(path) {
+        Ok(problems) if problems.is_empty() => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Ok(problems) => {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            eprintln!("{} problem(s) found", problems.len());
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options, demo: bool, listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let admin = TcpListener::bind(admin)
+        .await
+        .with_context(|| format!("cannot serve admin on {admin}"))?;
+    if demo {
+        switchyard::demo::run(options, listener, admin, signal()).await?;
+    } else {
+        standalone::run(options, listener, admin, signal()).await?;
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}

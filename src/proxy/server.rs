@@ -1,0 +1,120 @@
+//! Accepting and serving client connections, and draining them on shutdown.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use super::service::{handle, Connection, Shared};
+use crate::table::SharedTable;
+
+/// How the proxy serves.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// How long in-flight requests may take to finish after shutdown
+    /// begins; connections still open then are closed.
+    pub drain_timeout: Duration,
+    /// Most client connections open at once; past it, accepting waits.
+    pub max_connections: usize,
+    /// Time allowed to connect to a backend.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            drain_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Serves the proxy on `listener` from `table` until `shutdown` resolves;
+/// then stops accepting and lets in-flight requests finish, for at most
+/// `drain_timeout`.
+pub async fn serve(
+    listener: TcpListener,
+    table: SharedTable,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(options.connect_timeout));
+    let client = Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(connector);
+    let shared = Arc::new(Shared { table, client });
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(options.max_connections));
+    info!(addr = %listener.local_addr()?, "proxy listening");
+
+    tokio::pin!(shutdown);
+    loop {
+        // The permit moves into the connection task: at the cap, we stop
+        // accepting rather than queue unbounded work.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            debug!(error = %err, "could not set TCP_NODELAY");
+        }
+        let conn = Arc::new(Connection {
+            shared: shared.clone(),
+            peer_ip: HeaderValue::from_str(&peer.ip().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+        });
+        let service = service_fn(move |req| handle(conn.clone(), req));
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                debug!(%peer, error = %err, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    info!("proxy stopped accepting; draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => info!("proxy drained"),
+        () = tokio::time::sleep(options.drain_timeout) => {
+            warn!(timeout = ?options.drain_timeout, "drain timed out; closing remaining connections");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! The file source: `LoadBalancerRoute` YAML from a file or a directory.
+//!
+//! Owns: reading files (blocking; call it from `spawn_blocking`), splitting
+//! multi-document YAML and turning each document into a [`SourcedRoute`]
+//! or a [`Diagnostic`] naming the file, document, resource and field. Must
+//! not: validate values (compile does) or decide when to reload.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::{fs, io};
+
+use serde::Deserialize;
+
+use super::{Age, BackendPolicy, Diagnostic, Snapshot, SourcedRoute};
+use crate::api::LoadBalancerRoute;
+
+const API_VERSION: &str = "switchyard.dev/v1alpha1";
+const KIND: &str = "LoadBalancerRoute";
+
+/// The raw contents of the route files, in load order. Comparing two of
+/// these tells whether anything changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Files(pub Vec<(PathBuf, String)>);
+
+/// The documents of [`Files`], parsed.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    /// Every route that could be read.
+    pub snapshot: Snapshot,
+    /// Every document that could not be read, each located.
+    pub errors: Vec<Diagnostic>,
+}
+
+/// Reads `path`: one file, or every `*.yaml`/`*.yml` file directly inside a
+/// directory, sorted by name. Hidden entries are skipped, so the `..data`
+/// links of a mounted ConfigMap are not read twice.
+pub fn read(path: &Path) -> io::Result<Files> {
+    let meta = fs::metadata(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let mut names = Vec::new();
+    if meta.is_dir() {
+        for entry in fs::read_dir(path)? {
+            let entry = entry?;
+            let file_name = entry.file_name();
+            let hidden = file_name.to_string_lossy().starts_with('.');
+            let p = entry.path();
+            let yaml = matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            );
+            if !hidden && yaml && p.is_file() {
+                names.push(p);
+            }
+        }
+        names.sort();
+    } else {
+        names.push(path.to_path_buf());
+    }
+    let mut files = Vec::with_capacity(names.len());
+    for name in names {
+        let text = fs::read_to_string(&name)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", name.display())))?;
+        files.push((name, text));
+    }
+    Ok(Files(files))
+}
+
+/// Parses every document of every file. Never fails as a whole: a bad
+/// document becomes a diagnostic and the others are still returned.
+pub fn parse(files: &Files) -> Loaded {
+    let mut loaded = Loaded::default();
+    loaded.snapshot.backends = BackendPolicy::StaticOnly;
+    let mut position = 0u64;
+    for (path, text) in &files.0 {
+        let origin: Arc<str> = Arc::from(path.display().to_string());
+        for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            position += 1;
+            let value = match serde_yaml_ng::Value::deserialize(document) {
+                Ok(value) => value,
+                Err(err) => {
+                    loaded.errors.push(yaml_error(&origin, index, &err));
+                    // The parser cannot resynchronise after a syntax error.
+                    break;
+                }
+            };
+            if value.is_null() {
+                continue; // an empty document, e.g. a trailing `---`
+            }
+            let age = Age {
+                created: None,
+                position,
+            };
+            match document_to_route(value, &origin, index, age) {
+                Ok(route) => loaded.snapshot.routes.push(route),
+                Err(mut errors) => loaded.errors.append(&mut errors),
+            }
+        }
+    }
+    loaded
+}
+
+fn yaml_error(origin: &Arc<str>, index: usize, err: &serde_yaml_ng::Error) -> Diagnostic {
+    let at = err
+        .location()
+        .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+        .unwrap_or_default();
+    Diagnostic {
+        origin: origin.clone(),
+        resource: None,
+        field: None,
+        message: format!("document {}: invalid YAML{at}: {err}", index + 1),
+    }
+}
+
+fn document_to_route(
+    value: serde_yaml_ng::Value,
+    origin: &Arc<str>,
+    index: usize,
+    age: Age,
+) -> Result<SourcedRoute, Vec<Diagnostic>> {
+    let doc_error = |message: String| {
+        vec![Diagnostic {
+            origin: origin.clone(),
+            resource: None,
+            field: None,
+            message: format!("document {}: {message}", index + 1),
+        }]
+    };
+    let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let kind = text("kind");
+    if kind.as_deref() != Some(KIND) {
+        return Err(doc_error(format!(
+            "kind is {}, expected {KIND}",
+            kind.map_or_else(|| "missing".to_owned(), |k| format!("{k:?}"))
+        )));
+    }
+    let api_version = text("apiVersion");
+    if api_version.as_deref() != Some(API_VERSION) {
+        return Err(doc_error(format!(
+            "apiVersion is {}, expected {API_VERSION}",
+            api_version.map_or_else(|| "missing".to_owned(), |v| format!("{v:?}"))
+        )));
+    }
+    let metadata = value.get("metadata");
+    let meta_text = |key: &str| {
+        metadata
+            .and_then(|m| m.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let Some(name) = meta_text("name") else {
+        return Err(doc_error("metadata.name is missing".to_owned()));
+    };
+    let namespace = meta_text("namespace").unwrap_or_else(|| "default".to_owned());
+    let resource = format!("{namespace}/{name}");
+    let located = |field: String, message: String| Diagnostic {
+        origin: origin.clone(),
+        resource: Some(resource.clone()),
+        field: Some(field),
+        message,
+    };
+
+    let mut unknown = Vec::new();
+    let mut on_unknown = |path: serde_ignored::Path<'_>| {
+        let field = field_path(&path);
+        // Kubernetes owns metadata and status, and apiVersion and kind were
+        // checked above; only our own fields are checked here.
+        let ours = !["metadata", "status", "apiVersion", "kind"]
+            .iter()
+            .any(|owned| field == *owned || field.starts_with(&format!("{owned}.")));
+        if ours {
+            unknown.push(field);
+        }
+    };
+    let ignoring = serde_ignored::Deserializer::new(value, &mut on_unknown);
+    let parsed: Result<LoadBalancerRoute, _> = serde_path_to_error::deserialize(ignoring);
+    let route = match parsed {
+        Ok(route) => route,
+        Err(err) => {
+            let field = err.path().to_string();
+            return Err(vec![located(field, err.into_inner().to_string())]);
+        }
+    };
+    if !unknown.is_empty() {
+        return Err(unknown
+            .into_iter()
+            .map(|field| located(field, "unknown field".to_owned()))
+            .collect());
+    }
+    Ok(SourcedRoute {
+        namespace,
+        name,
+        origin: origin.clone(),
+        age,
+        spec: route.spec,
+    })
+}
+
+/// `spec.rules[0].foo`, the way serde_path_to_error writes paths.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = field_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            field_path(parent)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_one(yaml: &str) -> Loaded {
+        parse(&Files(vec![(PathBuf::from("routes.yaml"), yaml.to_owned())]))
+    }
+
+    #[test]
+    fn multi_document_file_yields_every_route_in_order() {
+        let loaded = parse_one(
+            "apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n---\n\
+             apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: b, namespace: shop}\nspec: {hosts: [x]}\n---\n",
+        );
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let names: Vec<_> = loaded
+            .snapshot
+            .routes
+            .iter()
+            .map(|r| format!("{}/{}", r.namespace, r.name))
+            .collect();
+        assert_eq!(names, ["default/a", "shop/b"]);
+        assert!(loaded.snapshot.routes[0].age < loaded.snapshot.routes[1].age);
+    }
+
+    #[test]
+    fn unknown_variant_names_the_field_path() {
+        let loaded = parse_one(
+            "apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\n\
+             spec: {rules: [{loadBalancing: {algorithm: Fastest}}]}\n",
+        );
+        let err = loaded.errors[0].to_string();
+        assert!(
+            err.starts_with("routes.yaml: LoadBalancerRoute default/a: spec.rules[0].loadBalancing.algorithm: unknown variant"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_spec_field_is_an_error_naming_it() {
+        let loaded = parse_one(
+            "apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a, labels: {x: y}}\n\
+             spec: {rules: [{backend: []}]}\n",
+        );
+        assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
+        assert_eq!(loaded.errors[0].field.as_deref(), Some("spec.rules[0].backend"));
+    }
+
+    #[test]
+    fn yaml_syntax_error_names_the_line() {
+        let loaded = parse_one("apiVersion: [\n");
+        let err = loaded.errors[0].to_string();
+        assert!(err.contains("invalid YAML at line"), "{err}");
+    }
+
+    #[test]
+    fn other_kinds_are_reported_not_ignored() {
+        let loaded = parse_one("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n");
+        assert!(loaded.errors[0].message.contains("kind is \"Service\""));
+    }
+}

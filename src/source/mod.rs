@@ -1,0 +1,82 @@
+//! Route sources: where `LoadBalancerRoute` documents come from.
+//!
+//! Owns: the [`Snapshot`] both sources produce (owned, plain data) and the
+//! [`Diagnostic`] that tells a user which file or object, which resource and
+//! which field is wrong. Must not: route, compile or proxy — a source only
+//! gathers objects; `table::compile` decides what they mean.
+
+pub mod file;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::api::LoadBalancerRouteSpec;
+
+/// Everything a compile needs, gathered by one source at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// The routes, in no particular order (compile sorts them by age).
+    pub routes: Vec<SourcedRoute>,
+    /// Which kinds of backend the source may use.
+    pub backends: BackendPolicy,
+}
+
+/// Which backend references a source's routes may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendPolicy {
+    /// Standalone mode: only static `address` backends exist.
+    #[default]
+    StaticOnly,
+}
+
+/// One route as a source saw it.
+#[derive(Clone, Debug)]
+pub struct SourcedRoute {
+    /// `metadata.namespace`, `default` when absent.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// Where it came from, for messages: a file path, or `kube`.
+    pub origin: Arc<str>,
+    /// How old the route is; older routes win conflicts and precedence ties.
+    pub age: Age,
+    /// The route itself.
+    pub spec: LoadBalancerRouteSpec,
+}
+
+/// A route's age. Ordered oldest first: creation time when the source knows
+/// it (Kubernetes), then the position in the source (file order), so that in
+/// standalone mode the route written first is the older.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Age {
+    /// `metadata.creationTimestamp` in seconds since the epoch, if known.
+    pub created: Option<i64>,
+    /// Position within the source (file order, then document order).
+    pub position: u64,
+}
+
+/// A problem with the input, located as precisely as the source allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file (or `kube`) the problem is in.
+    pub origin: Arc<str>,
+    /// `namespace/name` of the resource, when it could be read.
+    pub resource: Option<String>,
+    /// The field path, e.g. `spec.rules[0].matches[0].path.value`.
+    pub field: Option<String>,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.origin)?;
+        if let Some(resource) = &self.resource {
+            write!(f, "LoadBalancerRoute {resource}: ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}

@@ -1,0 +1,243 @@
+//! Standalone mode: routes from files, no cluster.
+//!
+//! Owns: the reload loop (poll PATH, recompile on change, publish only a
+//! clean table) and wiring the proxy and admin listeners to one shutdown.
+//! Must not: parse or compile anything itself — `source::file` reads,
+//! `table::compile` decides.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::admin::{self, AdminState};
+use crate::proxy::{self, ServeOptions};
+use crate::source::file::{self, Files};
+use crate::source::Diagnostic;
+use crate::table::{compile, Compiled, RouteTable, SharedTable};
+
+/// How standalone mode runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A YAML file, or a directory of them.
+    pub routes: PathBuf,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub drain_timeout: Duration,
+    /// How often PATH is checked for changes.
+    pub reload_interval: Duration,
+}
+
+/// Why standalone mode could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The routes could not be read at start.
+    #[error("cannot read routes: {0}")]
+    Routes(#[source] std::io::Error),
+    /// A listener failed.
+    #[error("listener failed: {0}")]
+    Listener(#[source] std::io::Error),
+    /// A background task panicked.
+    #[error("internal task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Where the routes come from.
+enum Routes {
+    /// Files, reloaded when they change.
+    Path(PathBuf),
+    /// Fixed documents (the built-in demo); never reloaded.
+    Fixed(Files),
+}
+
+/// Loads the routes, serves the proxy on `listener` and the admin API on
+/// `admin` until `shutdown` resolves, then drains and returns. Problems in
+/// the documents are logged, not fatal: the good routes are served.
+pub async fn run(
+    options: Options,
+    listener: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let routes = Routes::Path(options.routes.clone());
+    serve(routes, &options, listener, admin, shutdown).await
+}
+
+/// Like [`run`], over fixed documents (the built-in demo).
+pub(crate) async fn run_fixed(
+    files: Files,
+    options: Options,
+    listener: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    serve(Routes::Fixed(files), &options, listener, admin, shutdown).await
+}
+
+async fn serve(
+    routes: Routes,
+    options: &Options,
+    listener: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let files = match &routes {
+        Routes::Path(path) => read(path.clone()).await?.map_err(Error::Routes)?,
+        Routes::Fixed(files) => files.clone(),
+    };
+    let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
+    let (compiled, problems) = load(files.clone(), table.load_full()).await?;
+    report(&problems);
+    info!(
+        routes = compiled.statuses.iter().filter(|s| s.accepted()).count(),
+        rejected = compiled.statuses.iter().filter(|s| !s.accepted()).count(),
+        "route table published"
+    );
+    table.store(Arc::new(compiled.table));
+    let ready = Arc::new(AtomicBool::new(true));
+
+    // One shutdown signal, fanned out to every task.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let admin_task = tokio::spawn(admin::serve(
+        admin,
+        AdminState {
+            table: table.clone(),
+            ready: ready.clone(),
+        },
+        stopped(stop_rx.clone()),
+    ));
+    let reload_task = match routes {
+        Routes::Path(path) => Some(tokio::spawn(reload(
+            path,
+            files,
+            table.clone(),
+            options.reload_interval,
+            stopped(stop_rx.clone()),
+        ))),
+        Routes::Fixed(_) => None,
+    };
+    let serve_options = ServeOptions {
+        drain_timeout: options.drain_timeout,
+        ..ServeOptions::default()
+    };
+    let served = proxy::serve(listener, table, serve_options, stopped(stop_rx)).await;
+    ready.store(false, Ordering::Release);
+    if let Some(task) = reload_task {
+        task.await.map_err(Error::Task)?;
+    }
+    admin_task
+        .await
+        .map_err(Error::Task)?
+        .map_err(Error::Listener)?;
+    served.map_err(Error::Listener)
+}
+
+/// Polls `path`; when its contents change, recompiles and publishes the new
+/// table only if it is clean — an invalid edit keeps the last good table
+/// and logs every problem.
+async fn reload(
+    path: PathBuf,
+    mut last: Files,
+    table: SharedTable,
+    interval: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut read_failing = false;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = &mut shutdown => return,
+        }
+        let files = match read(path.clone()).await {
+            Ok(Ok(files)) => {
+                read_failing = false;
+                files
+            }
+            Ok(Err(err)) => {
+                if !read_failing {
+                    warn!(error = %err, "cannot read routes; keeping the last good table");
+                }
+                read_failing = true;
+                continue;
+            }
+            Err(err) => {
+                error!(error = %err, "reading routes failed");
+                continue;
+            }
+        };
+        if files == last {
+            continue;
+        }
+        last = files.clone();
+        match load(files, table.load_full()).await {
+            Ok((compiled, problems)) if problems.is_empty() => {
+                info!(routes = compiled.statuses.len(), "routes changed; new table published");
+                table.store(Arc::new(compiled.table));
+            }
+            Ok((_, problems)) => {
+                report(&problems);
+                warn!(
+                    problems = problems.len(),
+                    "routes changed but are invalid; keeping the last good table"
+                );
+            }
+            Err(err) => error!(error = %err, "compiling routes failed"),
+        }
+    }
+}
+
+async fn read(path: PathBuf) -> Result<std::io::Result<Files>, Error> {
+    tokio::task::spawn_blocking(move || file::read(&path))
+        .await
+        .map_err(Error::Task)
+}
+
+/// Parses and compiles off the async workers; returns the table and every
+/// problem found.
+async fn load(
+    files: Files,
+    previous: Arc<RouteTable>,
+) -> Result<(Compiled, Vec<Diagnostic>), Error> {
+    tokio::task::spawn_blocking(move || {
+        let loaded = file::parse(&files);
+        let compiled = compile(&loaded.snapshot, &previous);
+        let mut problems = loaded.errors;
+        problems.extend(compiled.statuses.iter().flat_map(|s| s.diagnostics()));
+        (compiled, problems)
+    })
+    .await
+    .map_err(Error::Task)
+}
+
+fn report(problems: &[Diagnostic]) {
+    for problem in problems {
+        error!("{problem}");
+    }
+}
+
+/// Checks route files as `switchyard check` does: every problem, each
+/// naming its file, resource and field. Empty means valid.
+pub fn check(path: &std::path::Path) -> Result<Vec<Diagnostic>, std::io::Error> {
+    let files = file::read(path)?;
+    let loaded = file::parse(&files);
+    let compiled = compile(&loaded.snapshot, &RouteTable::default());
+    let mut problems = loaded.errors;
+    problems.extend(compiled.statuses.iter().flat_map(|s| s.diagnostics()));
+    Ok(problems)
+}

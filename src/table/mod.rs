@@ -1,0 +1,161 @@
+//! The route table: what the proxy serves from, and the compile step that
+//! builds it.
+//!
+//! Owns: [`RouteTable`] (immutable once built), [`compile`] (pure: snapshot
+//! in, table and statuses out), matching and conflict rules. Must not: touch
+//! sockets, files or clocks.
+
+mod compile;
+pub mod matching;
+mod status;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::uri::Authority;
+use http::{HeaderMap, Method};
+use serde::Serialize;
+
+pub use compile::{compile, parse_duration, Compiled};
+pub use status::{FieldError, Reason, RouteStatus};
+
+use crate::api::LoadBalancerRouteSpec;
+use crate::balance::{Balancer, EndpointState};
+use matching::{request_host, RequestMatch};
+
+/// The published table, swapped whole on every compile. Requests `load()`
+/// it once; in-flight requests keep the table they started with.
+pub type SharedTable = Arc<ArcSwap<RouteTable>>;
+
+/// An immutable, compiled route table.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    /// Exact hosts, lowercased.
+    exact: HashMap<Box<str>, HostRules>,
+    /// Wildcard hosts by suffix (`.mango.com`).
+    wildcard: HashMap<Box<str>, HostRules>,
+    /// Routes that name no host.
+    any_host: Option<HostRules>,
+    /// Endpoint state by address, handed to the next compile.
+    endpoints: HashMap<Arc<str>, Arc<EndpointState>>,
+    /// What `/routes` shows.
+    summary: Vec<RouteSummary>,
+}
+
+/// The rules of one host, best precedence first.
+#[derive(Debug, Default)]
+struct HostRules {
+    entries: Vec<(RequestMatch, Arc<Rule>)>,
+}
+
+/// A compiled rule: where its matching requests go.
+#[derive(Debug)]
+pub struct Rule {
+    /// `namespace/name` of the route, for logs.
+    pub route: Arc<str>,
+    /// The rule's backends, or why it has none.
+    pub backends: Backends,
+    /// The rule's time limits.
+    pub timeouts: RuleTimeouts,
+}
+
+/// A rule's time limits, parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleTimeouts {
+    /// From sending the request to the response head; past it, 504.
+    pub request: Duration,
+}
+
+/// A rule's backends.
+#[derive(Debug)]
+pub enum Backends {
+    /// Endpoints and the balancer choosing among them.
+    Ready {
+        /// Picks an index into `targets`.
+        balancer: Balancer,
+        /// The endpoints.
+        targets: Box<[Target]>,
+    },
+    /// Nothing can serve this rule; requests get 503 with this reason.
+    Unavailable {
+        /// Why, for the response body and logs.
+        reason: Arc<str>,
+    },
+}
+
+/// One endpoint of a rule.
+#[derive(Debug)]
+pub struct Target {
+    /// `host:port`, pre-parsed for building upstream URIs.
+    pub authority: Authority,
+    /// Shared runtime state (in-flight requests, ...).
+    pub state: Arc<EndpointState>,
+}
+
+impl Backends {
+    /// The endpoint for the next request, or why there is none.
+    pub fn pick(&self) -> Result<&Target, &Arc<str>> {
+        match self {
+            Backends::Ready { balancer, targets } => Ok(&targets[balancer.pick()]),
+            Backends::Unavailable { reason } => Err(reason),
+        }
+    }
+}
+
+/// A route as `/routes` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteSummary {
+    /// The route's namespace.
+    pub namespace: String,
+    /// The route's name.
+    pub name: String,
+    /// The file or source it came from.
+    pub origin: String,
+    /// Whether it is served, and why not.
+    pub status: RouteStatus,
+    /// The route as written.
+    pub spec: LoadBalancerRouteSpec,
+}
+
+impl RouteTable {
+    /// Finds the rule for a request. The host (from `Host` or the URI
+    /// authority) picks the most specific host: exact, then the longest
+    /// wildcard suffix, then routes without hosts; there is no fallback to
+    /// a less specific host when no rule of the chosen one matches.
+    pub fn find(
+        &self,
+        host: Option<&str>,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Option<&Arc<Rule>> {
+        let mut buf = [0u8; 253];
+        let host = host.and_then(|h| request_host(h, &mut buf));
+        let rules = host
+            .and_then(|h| self.host_rules(h))
+            .or(self.any_host.as_ref())?;
+        rules
+            .entries
+            .iter()
+            .find(|(m, _)| m.matches(method, path, headers))
+            .map(|(_, rule)| rule)
+    }
+
+    fn host_rules(&self, host: &str) -> Option<&HostRules> {
+        if let Some(rules) = self.exact.get(host) {
+            return Some(rules);
+        }
+        // Longest suffix first: "a.b.mango.com" tries ".b.mango.com", then
+        // ".mango.com", then ".com".
+        host.match_indices('.')
+            .filter(|(i, _)| *i > 0)
+            .find_map(|(i, _)| self.wildcard.get(&host[i..]))
+    }
+
+    /// The routes and their statuses, for `/routes`.
+    pub fn summary(&self) -> &[RouteSummary] {
+        &self.summary
+    }
+}
