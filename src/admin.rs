@@ -73,7 +73,10 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if state.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "no route table published yet\n"),
+        "/readyz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no route table published yet\n",
+        ),
         "/routes" => {
             let table = state.table.load();
             let view = RoutesView {
@@ -88,7 +91,10 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
                     );
                     response
                 }
-                Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "could not render routes\n"),
+                Err(_) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "could not render routes\n",
+                ),
             }
         }
         _ => text(StatusCode::NOT_FOUND, "try /healthz, /readyz or /routes\n"),

@@ -111,7 +111,12 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn run(options: Options, demo: bool, listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
+async fn run(
+    options: Options,
+    demo: bool,
+    listen: SocketAddr,
+    admin: SocketAddr,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

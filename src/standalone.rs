@@ -187,7 +187,10 @@ async fn reload(
         last = files.clone();
         match load(files, table.load_full()).await {
             Ok((compiled, problems)) if problems.is_empty() => {
-                info!(routes = compiled.statuses.len(), "routes changed; new table published");
+                info!(
+                    routes = compiled.statuses.len(),
+                    "routes changed; new table published"
+                );
                 table.store(Arc::new(compiled.table));
             }
             Ok((_, problems)) => {

@@ -20,11 +20,7 @@ pub struct RoundRobin {
 impl RoundRobin {
     /// Builds the schedule; `None` when every weight is 0.
     pub fn new(weights: &[u32]) -> Option<Self> {
-        let divisor = weights
-            .iter()
-            .copied()
-            .filter(|w| *w > 0)
-            .reduce(gcd)?;
+        let divisor = weights.iter().copied().filter(|w| *w > 0).reduce(gcd)?;
         let weights: Vec<i64> = weights.iter().map(|w| i64::from(w / divisor)).collect();
         let total: i64 = weights.iter().sum();
         let mut credit = vec![0i64; weights.len()];

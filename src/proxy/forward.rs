@@ -43,6 +43,12 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// names. With `keep_upgrade`, `Connection: upgrade` and `Upgrade` survive so
 /// a protocol switch reaches the other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // `Connection: upgrade` names the Upgrade header itself; keep its value.
+    let upgrade = if keep_upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
     // Names listed in Connection are rare; collect them only when present.
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -57,10 +63,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    if keep_upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
+    match upgrade {
+        Some(protocol) => {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, protocol);
+        }
+        None => {
+            headers.remove(header::UPGRADE);
+        }
     }
 }
 
@@ -98,7 +108,8 @@ fn join(parts: &[&[u8]]) -> HeaderValue {
         out.extend_from_slice(part);
     }
     // Joined from valid header values with ", ": still valid.
-    HeaderValue::from_maybe_shared(Bytes::from(out)).unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_maybe_shared(Bytes::from(out))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// `http://{endpoint}{path?query}` without formatting or re-parsing.
@@ -197,8 +208,15 @@ mod tests {
     #[test]
     fn forwarded_for_appends_the_peer_to_every_prior_hop() {
         let peer = HeaderValue::from_static("127.0.0.1");
-        let mut h = headers(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "5.6.7.8")]);
-        set_forwarded(&mut h, &peer, Some(HeaderValue::from_static("www.mango.com")));
+        let mut h = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-for", "5.6.7.8"),
+        ]);
+        set_forwarded(
+            &mut h,
+            &peer,
+            Some(HeaderValue::from_static("www.mango.com")),
+        );
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "www.mango.com");

@@ -58,15 +58,18 @@ pub async fn handle(
     }
 }
 
-async fn proxy(conn: &Connection, mut req: Request<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
+async fn proxy(
+    conn: &Connection,
+    mut req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, ProxyError> {
     // Phase: match. One table load; only the rule's Arc outlives it.
     let rule = {
         let table = conn.shared.table.load();
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
+        let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        });
         table
             .find(host, req.method(), req.uri().path(), req.headers())
             .cloned()

@@ -44,10 +44,7 @@ pub fn read(path: &Path) -> io::Result<Files> {
             let file_name = entry.file_name();
             let hidden = file_name.to_string_lossy().starts_with('.');
             let p = entry.path();
-            let yaml = matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml")
-            );
+            let yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
             if !hidden && yaml && p.is_file() {
                 names.push(p);
             }
@@ -210,9 +207,9 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
                 format!("{parent}.{key}")
             }
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            field_path(parent)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
     }
 }
 
@@ -221,7 +218,10 @@ mod tests {
     use super::*;
 
     fn parse_one(yaml: &str) -> Loaded {
-        parse(&Files(vec![(PathBuf::from("routes.yaml"), yaml.to_owned())]))
+        parse(&Files(vec![(
+            PathBuf::from("routes.yaml"),
+            yaml.to_owned(),
+        )]))
     }
 
     #[test]
@@ -261,7 +261,10 @@ mod tests {
              spec: {rules: [{backend: []}]}\n",
         );
         assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
-        assert_eq!(loaded.errors[0].field.as_deref(), Some("spec.rules[0].backend"));
+        assert_eq!(
+            loaded.errors[0].field.as_deref(),
+            Some("spec.rules[0].backend")
+        );
     }
 
     #[test]

@@ -61,7 +61,10 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
         let result = match names.entry((&route.namespace, &route.name)) {
             Entry::Occupied(first) => Err(vec![FieldError {
                 field: "metadata.name".to_owned(),
-                message: format!("{resource} is defined twice; the first is in {}", first.get()),
+                message: format!(
+                    "{resource} is defined twice; the first is in {}",
+                    first.get()
+                ),
             }]),
             Entry::Vacant(slot) => {
                 slot.insert(&route.origin);
@@ -218,7 +221,10 @@ fn compile_route(
             let field = format!("{at}.matches[{m}]");
             match compile_match(wanted, &field) {
                 Ok((key, matcher)) => {
-                    if let Some((first, ..)) = compiled.iter().find(|c: &&(String, MatchKey, _, _, _)| c.1 == key) {
+                    if let Some((first, ..)) = compiled
+                        .iter()
+                        .find(|c: &&(String, MatchKey, _, _, _)| c.1 == key)
+                    {
                         err(field, format!("duplicates {first}; only one can be served"));
                     } else {
                         compiled.push((field, key, matcher, r, m));
@@ -235,7 +241,10 @@ fn compile_route(
             if backend.weight > MAX_WEIGHT {
                 err(
                     format!("{field}.weight"),
-                    format!("{} is out of range: a weight is 0 to {MAX_WEIGHT}", backend.weight),
+                    format!(
+                        "{} is out of range: a weight is 0 to {MAX_WEIGHT}",
+                        backend.weight
+                    ),
                 );
             }
             match backend_address(backend, policy) {
@@ -394,10 +403,7 @@ fn backend_address(
     policy: BackendPolicy,
 ) -> Result<(Arc<str>, Authority), (&'static str, String)> {
     match (&backend.service, &backend.address) {
-        (Some(_), Some(_)) => Err((
-            "",
-            "set either `service` or `address`, not both".to_owned(),
-        )),
+        (Some(_), Some(_)) => Err(("", "set either `service` or `address`, not both".to_owned())),
         (Some(service), None) => match policy {
             BackendPolicy::StaticOnly => Err((
                 ".service",
@@ -439,7 +445,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let part = match &rest[..unit] {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),

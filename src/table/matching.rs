@@ -143,8 +143,7 @@ impl PathMatcher {
 
 /// Compiles `pattern` to match a whole string.
 pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| format!("invalid regular expression: {e}"))
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("invalid regular expression: {e}"))
 }
 
 /// A compiled header condition.
@@ -183,10 +182,13 @@ impl HeaderMatcher {
     }
 
     fn matches(&self, headers: &HeaderMap) -> bool {
-        headers.get_all(&self.name).iter().any(|v| match &self.value {
-            HeaderValueMatcher::Exact(want) => v == want,
-            HeaderValueMatcher::Regex(re) => v.to_str().is_ok_and(|v| re.is_match(v)),
-        })
+        headers
+            .get_all(&self.name)
+            .iter()
+            .any(|v| match &self.value {
+                HeaderValueMatcher::Exact(want) => v == want,
+                HeaderValueMatcher::Regex(re) => v.to_str().is_ok_and(|v| re.is_match(v)),
+            })
     }
 }
 
@@ -273,7 +275,9 @@ mod tests {
             HostKey::parse("*.mango.com"),
             Ok(HostKey::Wildcard(".mango.com".into()))
         );
-        for bad in ["", "*", "a.*.com", "-a.com", "a..com", "a b.com", "**.a.com"] {
+        for bad in [
+            "", "*", "a.*.com", "-a.com", "a..com", "a b.com", "**.a.com",
+        ] {
             assert!(HostKey::parse(bad).is_err(), "case {bad:?}");
         }
     }
@@ -327,12 +331,14 @@ mod tests {
         assert!(!m.matches(&headers));
         headers.append("x-canary", HeaderValue::from_static("1"));
         assert!(m.matches(&headers));
-        let re = HeaderMatcher::new(HeaderMatchType::RegularExpression, "user-agent", "Bad.*")
-            .unwrap();
+        let re =
+            HeaderMatcher::new(HeaderMatchType::RegularExpression, "user-agent", "Bad.*").unwrap();
         headers.insert("user-agent", HeaderValue::from_static("BadBot/1"));
         assert!(re.matches(&headers));
         assert_eq!(
-            HeaderMatcher::new(HeaderMatchType::Exact, "bad name", "x").unwrap_err().0,
+            HeaderMatcher::new(HeaderMatchType::Exact, "bad name", "x")
+                .unwrap_err()
+                .0,
             "name"
         );
     }
