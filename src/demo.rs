@@ -46,7 +46,7 @@ pub async fn run(
         routes = routes.replace(placeholder, &addr.to_string());
         tokio::spawn(backend_loop(backend, app));
     }
-    let files = Files(vec![(PathBuf::from("(built-in demo)"), routes)]);
+    let files = Files(vec![(PathBuf::from("(built-in demo)"), Ok(routes))]);
     standalone::run_fixed(files, options, listener, admin, shutdown).await
 }
 

@@ -124,7 +124,7 @@ async fn serve(
         Routes::Path(path) => Some(tokio::spawn(reload(
             path,
             files,
-            problems.iter().map(ToString::to_string).collect(),
+            problems.iter().map(Diagnostic::key).collect(),
             table.clone(),
             options.reload_interval,
             stopped(stop_rx.clone()),
@@ -191,7 +191,7 @@ async fn reload(
         last = files.clone();
         match load(files, table.load_full()).await {
             Ok((compiled, problems)) => {
-                let found: HashSet<String> = problems.iter().map(ToString::to_string).collect();
+                let found: HashSet<String> = problems.iter().map(Diagnostic::key).collect();
                 report(&problems);
                 if found.is_subset(&published_problems) {
                     info!(

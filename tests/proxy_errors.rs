@@ -178,3 +178,96 @@ async fn errors_do_not_break_the_client_connection_or_other_routes() {
     }
     assert_eq!(ok.requests(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_slower_than_the_request_timeout_is_not_a_504() {
+    // The timeout covers the backend's answer, not the client's upload.
+    let (backend, mut arrivals) = Backend::upload_observer("upload").await;
+    let proxy = Proxy::start(&yaml(&[
+        route("up").rule(Rule::new().backend(&backend).request_timeout("200ms"))
+    ]))
+    .await;
+
+    let (tx, body) = body_channel();
+    let req = request(&proxy, http::Method::POST, "www.mango.com", "/upload")
+        .body(body)
+        .unwrap();
+    let pending = tokio::spawn({
+        let client = proxy.client();
+        async move { Reply::collect(client.request(req).await.expect("upload")).await }
+    });
+    tx.send(bytes::Bytes::from_static(b"part-1;"))
+        .await
+        .unwrap();
+    within("part 1 to reach the backend", arrivals.recv())
+        .await
+        .unwrap();
+    hold_for(
+        "the upload to stay unanswered for several request timeouts",
+        std::time::Duration::from_millis(800),
+        || async { !pending.is_finished() },
+    )
+    .await;
+    tx.send(bytes::Bytes::from_static(b"part-2;"))
+        .await
+        .unwrap();
+    drop(tx);
+    let reply = within("upload response", pending).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.text(), "14");
+}
+
+/// Sends raw bytes on a fresh connection and returns everything the proxy
+/// answers before closing.
+async fn raw_exchange(proxy: &Proxy, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    within(
+        "the proxy to answer and close",
+        stream.read_to_end(&mut out),
+    )
+    .await
+    .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absolute_form_authority_wins_over_the_host_header() {
+    let mango = Backend::echo("mango").await;
+    let apple = Backend::echo("apple").await;
+    let proxy = Proxy::start(&yaml(&[
+        route("mango")
+            .host("www.mango.com")
+            .rule(Rule::new().backend(&mango)),
+        route("apple")
+            .host("www.apple.com")
+            .rule(Rule::new().backend(&apple)),
+    ]))
+    .await;
+
+    let answer = raw_exchange(
+        &proxy,
+        "GET http://user@www.mango.com/x HTTP/1.1\r\nHost: www.apple.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!((mango.requests(), apple.requests()), (1, 0));
+    // Routed and forwarded with one host: the backend sees the authority.
+    assert!(answer.contains("www.mango.com"), "{answer}");
+    assert!(!answer.contains("www.apple.com"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_is_refused_with_405() {
+    let backend = Backend::echo("mango").await;
+    let proxy = Proxy::start(&yaml(&[route("any").rule(Rule::new().backend(&backend))])).await;
+    let answer = raw_exchange(
+        &proxy,
+        "CONNECT www.mango.com:443 HTTP/1.1\r\nHost: www.mango.com:443\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert_eq!(backend.requests(), 0);
+}

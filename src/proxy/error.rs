@@ -14,6 +14,9 @@ pub enum ProxyError {
     /// The request could not be understood (e.g. an unusable URI).
     #[error("malformed request")]
     BadRequest,
+    /// CONNECT: switchyard is a reverse proxy, not a forward-proxy tunnel.
+    #[error("CONNECT is not supported")]
+    MethodNotAllowed,
     /// The matched rule has no endpoint to send to.
     #[error("no endpoint available: {0}")]
     NoEndpoint(std::sync::Arc<str>),
@@ -34,6 +37,7 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+            ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoEndpoint(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -45,6 +49,7 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute => "no_route",
             ProxyError::BadRequest => "bad_request",
+            ProxyError::MethodNotAllowed => "method_not_allowed",
             ProxyError::NoEndpoint(_) => "no_endpoint",
             ProxyError::Connect(_) => "connect_failed",
             ProxyError::Upstream(_) => "upstream_failed",
@@ -57,6 +62,7 @@ impl ProxyError {
         let body: &'static str = match &self {
             ProxyError::NoRoute => "no route for this host and path\n",
             ProxyError::BadRequest => "malformed request\n",
+            ProxyError::MethodNotAllowed => "CONNECT is not supported\n",
             ProxyError::NoEndpoint(_) => "no endpoint available for this route\n",
             ProxyError::Connect(_) => "bad gateway: could not connect to the backend\n",
             ProxyError::Upstream(_) => "bad gateway: the backend failed\n",

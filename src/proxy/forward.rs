@@ -8,6 +8,8 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
 
 use crate::balance::InFlight;
 
@@ -119,6 +121,61 @@ pub fn upstream_uri(authority: &Authority, path_and_query: Option<PathAndQuery>)
     parts.authority = Some(authority.clone());
     parts.path_and_query = Some(path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/")));
     Uri::from_parts(parts).ok()
+}
+
+pin_project_lite::pin_project! {
+    /// A request body on its way upstream that says when it has been sent
+    /// whole (or failed), so the response timeout can start then.
+    pub struct Outgoing {
+        #[pin]
+        inner: Incoming,
+        done: Option<oneshot::Sender<()>>,
+    }
+}
+
+impl Outgoing {
+    /// Wraps `inner`; the receiver resolves once it has ended. Bodiless
+    /// requests (most GETs) get no channel: they are sent with the head.
+    pub fn new(inner: Incoming) -> (Self, Option<oneshot::Receiver<()>>) {
+        if inner.is_end_stream() {
+            return (Outgoing { inner, done: None }, None);
+        }
+        let (tx, rx) = oneshot::channel();
+        (
+            Outgoing {
+                inner,
+                done: Some(tx),
+            },
+            Some(rx),
+        )
+    }
+}
+
+impl Body for Outgoing {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            if let Some(done) = this.done.take() {
+                let _ = done.send(());
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 pin_project_lite::pin_project! {

@@ -13,6 +13,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::service::{handle, Connection, Shared};
@@ -55,26 +56,37 @@ pub async fn serve(
     let client = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
+        // Enough idle connections per backend for a busy proxy's bursts,
+        // bounded so a spike does not leave thousands of idle sockets.
+        .pool_max_idle_per_host(512)
         .build(connector);
     // Flipped when the drain deadline passes: every connection and tunnel
     // still open is closed, so nothing is served after `serve` returns.
     let (close_tx, close_rx) = watch::channel(false);
+    let tunnels = TaskTracker::new();
     let shared = Arc::new(Shared {
         table,
         client,
         closing: close_rx.clone(),
+        tunnels: tunnels.clone(),
     });
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/2 pings find dead peers, whose connections would otherwise hold a
+    // permit forever.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(options.max_connections));
     info!(addr = %listener.local_addr()?, "proxy listening");
 
     tokio::pin!(shutdown);
     loop {
-        // The permit moves into the connection task: at the cap, we stop
+        // The permit moves into the connection (and any tunnel): at the cap, we stop
         // accepting rather than queue unbounded work.
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit {
@@ -100,8 +112,10 @@ pub async fn serve(
         }
         let conn = Arc::new(Connection {
             shared: shared.clone(),
-            peer_ip: HeaderValue::from_str(&peer.ip().to_string())
+            // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
+            peer_ip: HeaderValue::from_str(&peer.ip().to_canonical().to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            _permit: permit,
         });
         let service = service_fn(move |req| handle(conn.clone(), req));
         let connection = builder
@@ -118,13 +132,17 @@ pub async fn serve(
                     debug!(%peer, "connection closed at the drain deadline");
                 }
             }
-            drop(permit);
         });
     }
     drop(listener);
     info!("proxy stopped accepting; draining in-flight requests");
+    tunnels.close();
+    let drained = async {
+        graceful.shutdown().await;
+        tunnels.wait().await;
+    };
     tokio::select! {
-        () = graceful.shutdown() => info!("proxy drained"),
+        () = drained => info!("proxy drained"),
         () = tokio::time::sleep(options.drain_timeout) => {
             warn!(timeout = ?options.drain_timeout, "drain timed out; closing remaining connections");
         }

@@ -20,7 +20,7 @@ const KIND: &str = "LoadBalancerRoute";
 /// The raw contents of the route files, in load order. Comparing two of
 /// these tells whether anything changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Files(pub Vec<(PathBuf, String)>);
+pub struct Files(pub Vec<(PathBuf, Result<String, String>)>);
 
 /// The documents of [`Files`], parsed.
 #[derive(Clone, Debug, Default)]
@@ -53,12 +53,15 @@ pub fn read(path: &Path) -> io::Result<Files> {
     } else {
         names.push(path.to_path_buf());
     }
-    let mut files = Vec::with_capacity(names.len());
-    for name in names {
-        let text = fs::read_to_string(&name)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", name.display())))?;
-        files.push((name, text));
-    }
+    // One unreadable file (not UTF-8, gone mid-swap) is that file's problem,
+    // reported by `parse`; the others are still read.
+    let files = names
+        .into_iter()
+        .map(|name| {
+            let text = fs::read_to_string(&name).map_err(|e| format!("cannot read the file: {e}"));
+            (name, text)
+        })
+        .collect();
     Ok(Files(files))
 }
 
@@ -70,6 +73,18 @@ pub fn parse(files: &Files) -> Loaded {
     let mut position = 0u64;
     for (path, text) in &files.0 {
         let origin: Arc<str> = Arc::from(path.display().to_string());
+        let text = match text {
+            Ok(text) => text,
+            Err(message) => {
+                loaded.errors.push(Diagnostic {
+                    origin,
+                    resource: None,
+                    field: None,
+                    message: message.clone(),
+                });
+                continue;
+            }
+        };
         for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
             position += 1;
             let value = match serde_yaml_ng::Value::deserialize(document) {
@@ -220,7 +235,7 @@ mod tests {
     fn parse_one(yaml: &str) -> Loaded {
         parse(&Files(vec![(
             PathBuf::from("routes.yaml"),
-            yaml.to_owned(),
+            Ok(yaml.to_owned()),
         )]))
     }
 
@@ -272,6 +287,20 @@ mod tests {
         let loaded = parse_one("apiVersion: [\n");
         let err = loaded.errors[0].to_string();
         assert!(err.contains("invalid YAML at line"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_file_is_its_own_problem_and_the_others_still_load() {
+        let loaded = parse(&Files(vec![
+            (PathBuf::from("bad.yaml"), Err("cannot read the file: invalid UTF-8".to_owned())),
+            (
+                PathBuf::from("good.yaml"),
+                Ok("apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n".to_owned()),
+            ),
+        ]));
+        assert_eq!(loaded.errors.len(), 1);
+        assert_eq!(&*loaded.errors[0].origin, "bad.yaml");
+        assert_eq!(loaded.snapshot.routes.len(), 1);
     }
 
     #[test]

@@ -68,6 +68,32 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// What the problem is, independent of where it sits in its file: a
+    /// resource's problem is keyed by resource, field and message; a
+    /// document's by file and message with positions (document index, line,
+    /// column) left out, so an edit elsewhere in the file does not make an
+    /// old problem look new.
+    pub fn key(&self) -> String {
+        match &self.resource {
+            Some(resource) => format!(
+                "{}|{resource}|{}|{}",
+                self.origin,
+                self.field.as_deref().unwrap_or(""),
+                self.message
+            ),
+            None => {
+                let message: String = self
+                    .message
+                    .chars()
+                    .filter(|c| !c.is_ascii_digit())
+                    .collect();
+                format!("{}|{message}", self.origin)
+            }
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.origin)?;

@@ -24,6 +24,10 @@ use crate::source::{BackendPolicy, Snapshot, SourcedRoute};
 
 /// Response-head timeout when a rule sets none (nginx's `proxy_read_timeout`).
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Methods whose lower-case spelling is surely a typo.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
 /// Largest backend weight; keeps the round-robin schedule small.
 const MAX_WEIGHT: u32 = 1000;
 
@@ -218,7 +222,12 @@ fn compile_route(
             &rule.matches[..]
         };
         for (m, wanted) in matches.iter().enumerate() {
-            let field = format!("{at}.matches[{m}]");
+            // An omitted `matches` has no `matches[0]` to point at.
+            let field = if rule.matches.is_empty() {
+                at.clone()
+            } else {
+                format!("{at}.matches[{m}]")
+            };
             match compile_match(wanted, &field) {
                 Ok((key, matcher)) => {
                     if let Some((first, ..)) = compiled
@@ -249,7 +258,11 @@ fn compile_route(
             }
             match backend_address(backend, policy) {
                 Ok((key, authority)) => {
-                    let state = endpoint(&key);
+                    // One state per address, also within this route.
+                    let state = match used_endpoints.iter().find(|(k, _)| *k == key) {
+                        Some((_, state)) => Arc::clone(state),
+                        None => endpoint(&key),
+                    };
                     used_endpoints.push((key, state.clone()));
                     targets.push(Target { authority, state });
                     weights.push(backend.weight);
@@ -355,6 +368,16 @@ fn compile_match(
     }
     let mut methods = Vec::new();
     for (k, method) in wanted.methods.iter().enumerate() {
+        let upper = method.to_ascii_uppercase();
+        if upper != *method && STANDARD_METHODS.contains(&upper.as_str()) {
+            errors.push(FieldError {
+                field: format!("{field}.methods[{k}]"),
+                message: format!(
+                    "methods are case-sensitive: {method:?} never matches; use {upper:?}"
+                ),
+            });
+            continue;
+        }
         match Method::from_bytes(method.as_bytes()) {
             Ok(m) if !methods.contains(&m) => methods.push(m),
             Ok(_) => {}

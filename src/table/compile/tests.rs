@@ -444,6 +444,56 @@ fn invalid_route_is_rejected_alone_with_every_error_named() {
 }
 
 #[test]
+fn lower_case_standard_method_is_rejected_as_a_typo() {
+    let compiled = compile(
+        &snapshot(vec![
+            route("a", "r", 1).rule(vec![with_methods(prefix("/"), &["get", "PURGE"])], 1)
+        ]),
+        &RouteTable::default(),
+    );
+    assert_eq!(
+        compiled.statuses[0].errors.len(),
+        1,
+        "{:?}",
+        compiled.statuses
+    );
+    assert_eq!(
+        compiled.statuses[0].errors[0].field,
+        "spec.rules[0].matches[0].methods[0]"
+    );
+}
+
+#[test]
+fn conflict_on_an_omitted_match_names_the_rule() {
+    let compiled = compile(
+        &snapshot(vec![
+            route("a", "r", 1).rule(vec![], 1),
+            route("b", "r", 2).rule(vec![], 2),
+        ]),
+        &RouteTable::default(),
+    );
+    assert_eq!(compiled.statuses[1].errors[0].field, "spec.rules[0]");
+}
+
+#[test]
+fn same_address_twice_in_a_new_route_shares_one_state() {
+    let compiled = compile(
+        &snapshot(vec![route("a", "r", 1)
+            .rule(vec![prefix("/x")], 1)
+            .rule(vec![prefix("/y")], 1)]),
+        &RouteTable::default(),
+    );
+    let state = |path: &str| {
+        let rule = compiled
+            .table
+            .find(Some("h"), &Method::GET, path, &HeaderMap::new())
+            .unwrap();
+        Arc::clone(&rule.backends.pick().unwrap().state)
+    };
+    assert!(Arc::ptr_eq(&state("/x"), &state("/y")));
+}
+
+#[test]
 fn same_name_twice_keeps_the_first() {
     let compiled = compile(
         &snapshot(vec![
