@@ -20,6 +20,7 @@ use super::{
 };
 use crate::api::{self, HeaderMatchType, PathMatchType};
 use crate::balance::{Balancer, EndpointState};
+use crate::policy::RulePolicy;
 use crate::source::{BackendPolicy, Snapshot, SourcedRoute};
 
 /// Response-head timeout when a rule sets none (nginx's `proxy_read_timeout`).
@@ -287,10 +288,19 @@ fn compile_route(
                 Err(message) => err(format!("{at}.timeouts.request"), message),
             }
         }
+        let prefix_matches = matches.iter().all(|m| {
+            m.path
+                .as_ref()
+                .is_none_or(|p| p.kind == PathMatchType::Prefix)
+        });
+        let mut policy_errors = Vec::new();
+        let policy = RulePolicy::compile(rule, &at, prefix_matches, &mut policy_errors);
+        errors_append(&mut err, &mut policy_errors);
         rules.push(Arc::new(Rule {
             route: resource.clone(),
             backends,
             timeouts,
+            policy,
         }));
     }
 

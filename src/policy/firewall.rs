@@ -1,0 +1,491 @@
+//! The per-rule firewall and the client address it judges.
+//!
+//! Owns: the compiled [`Firewall`] (CIDRs parsed, path prefixes normalised,
+//! header regexes compiled, methods parsed — all at compile) and
+//! [`client_ip`], which decides who the client is from the socket peer and
+//! `X-Forwarded-For`. Must not: parse configuration per request, or believe
+//! `X-Forwarded-For` from a peer that is not a trusted proxy.
+
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName, Method};
+use ipnet::IpNet;
+
+use crate::api::{self, PathMatchType};
+use crate::table::matching::{HeaderMatcher, PathMatcher};
+use crate::table::FieldError;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// A compiled firewall; see [`api::Firewall`] for the rules.
+#[derive(Debug, Clone, Default)]
+pub struct Firewall {
+    allow: Box<[IpNet]>,
+    deny: Box<[IpNet]>,
+    deny_paths: Box<[PathMatcher]>,
+    deny_headers: Box<[HeaderMatcher]>,
+    methods: Box<[Method]>,
+}
+
+/// Why the firewall refused a request, for logs (the client only sees 403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// `allow` is set and the client is not in it.
+    NotAllowed,
+    /// The client is in `deny`.
+    DeniedAddress,
+    /// The path is under a `denyPaths` prefix.
+    DeniedPath,
+    /// A `denyHeaders` condition matched.
+    DeniedHeader,
+    /// The method is not in `methods`.
+    Method,
+}
+
+impl Denied {
+    /// A short, stable label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Denied::NotAllowed => "not_allowed",
+            Denied::DeniedAddress => "denied_address",
+            Denied::DeniedPath => "denied_path",
+            Denied::DeniedHeader => "denied_header",
+            Denied::Method => "method_not_allowed",
+        }
+    }
+}
+
+impl Firewall {
+    /// Compiles `spec`; problems are pushed to `errors`, each naming its
+    /// field under `at` (e.g. `spec.rules[0].firewall`).
+    pub fn compile(spec: &api::Firewall, at: &str, errors: &mut Vec<FieldError>) -> Self {
+        let mut err = |field: String, message: String| errors.push(FieldError { field, message });
+        let mut cidrs = |list: &[String], name: &str| -> Box<[IpNet]> {
+            let mut out = Vec::with_capacity(list.len());
+            for (i, text) in list.iter().enumerate() {
+                match parse_cidr(text) {
+                    Ok(net) => out.push(net),
+                    Err(message) => err(format!("{at}.{name}[{i}]"), message),
+                }
+            }
+            out.into()
+        };
+        let allow = cidrs(&spec.allow, "allow");
+        let deny = cidrs(&spec.deny, "deny");
+        let mut deny_paths = Vec::with_capacity(spec.deny_paths.len());
+        for (i, path) in spec.deny_paths.iter().enumerate() {
+            match PathMatcher::new(PathMatchType::Prefix, path) {
+                Ok(m) => deny_paths.push(m),
+                Err(message) => err(format!("{at}.denyPaths[{i}]"), message),
+            }
+        }
+        let mut deny_headers = Vec::with_capacity(spec.deny_headers.len());
+        for (i, h) in spec.deny_headers.iter().enumerate() {
+            match HeaderMatcher::new(h.kind, &h.name, &h.value) {
+                Ok(m) => deny_headers.push(m),
+                Err((sub, message)) => err(format!("{at}.denyHeaders[{i}].{sub}"), message),
+            }
+        }
+        let mut methods = Vec::with_capacity(spec.methods.len());
+        for (i, method) in spec.methods.iter().enumerate() {
+            match Method::from_bytes(method.as_bytes()) {
+                Ok(m) if !methods.contains(&m) => methods.push(m),
+                Ok(_) => {}
+                Err(_) => err(
+                    format!("{at}.methods[{i}]"),
+                    format!("{method:?} is not an HTTP method"),
+                ),
+            }
+        }
+        Firewall {
+            allow,
+            deny,
+            deny_paths: deny_paths.into(),
+            deny_headers: deny_headers.into(),
+            methods: methods.into(),
+        }
+    }
+
+    /// Judges a request: `Ok` to let it through, else why not.
+    pub fn check(
+        &self,
+        client: IpAddr,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<(), Denied> {
+        if !self.allow.is_empty() && !self.allow.iter().any(|n| n.contains(&client)) {
+            return Err(Denied::NotAllowed);
+        }
+        if self.deny.iter().any(|n| n.contains(&client)) {
+            return Err(Denied::DeniedAddress);
+        }
+        if self.deny_paths.iter().any(|p| p.matches(path)) {
+            return Err(Denied::DeniedPath);
+        }
+        if self.deny_headers.iter().any(|h| h.matches(headers)) {
+            return Err(Denied::DeniedHeader);
+        }
+        if !self.methods.is_empty() && !self.methods.contains(method) {
+            return Err(Denied::Method);
+        }
+        Ok(())
+    }
+}
+
+/// Parses a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (which
+/// means just it). Host bits are cleared: `10.1.2.3/8` is `10.0.0.0/8`.
+pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let trimmed = text.trim();
+    let net = match trimmed.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => match trimmed.parse::<IpAddr>() {
+            Ok(ip) => IpNet::from(ip),
+            Err(_) => {
+                return Err(format!(
+                    "{text:?} is not a CIDR (for example 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7)"
+                ))
+            }
+        },
+    };
+    Ok(net.trunc())
+}
+
+/// The process-wide list of proxies whose `X-Forwarded-For` is believed
+/// (`--trusted-proxies`). Empty by default: then the client is always the
+/// socket peer.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Box<[IpNet]>);
+
+impl TrustedProxies {
+    /// Trusts these networks.
+    pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Self {
+        TrustedProxies(nets.into_iter().collect())
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether no proxy is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The client address of a request from `peer`: the peer itself unless it
+/// is a trusted proxy; then the right-most `X-Forwarded-For` entry that is
+/// not trusted (walking right to left over every `X-Forwarded-For` header).
+/// If every entry is trusted, the left-most; if an entry cannot be parsed,
+/// the last trusted hop before it (what sent us the garbage). A client
+/// cannot spoof past this: entries it writes sit left of the first
+/// untrusted hop, which is where the walk stops.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !trusted.contains(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let values: Vec<&[u8]> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    for value in values.iter().rev() {
+        for entry in value.rsplit(|b| *b == b',') {
+            let Some(ip) = parse_forwarded_ip(entry) else {
+                return client;
+            };
+            client = ip;
+            if !trusted.contains(ip) {
+                return ip;
+            }
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` entry: `1.2.3.4`, `2001:db8::1`, `[2001:db8::1]`,
+/// optionally with a port (`1.2.3.4:5678`, `[2001:db8::1]:5678`).
+fn parse_forwarded_ip(entry: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(entry).ok()?.trim();
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    let host = match text.strip_prefix('[') {
+        Some(rest) => rest.split_once(']')?.0,
+        None => text.rsplit_once(':')?.0,
+    };
+    host.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{HeaderMatch, HeaderMatchType};
+    use http::HeaderValue;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn client_ip_believes_forwarded_for_only_from_trusted_peers() {
+        let trusted = TrustedProxies::new([
+            parse_cidr("127.0.0.1/32").unwrap(),
+            parse_cidr("10.0.0.0/8").unwrap(),
+            parse_cidr("fd00::/8").unwrap(),
+        ]);
+        let none = TrustedProxies::default();
+        for (case, peer, headers, trusted, want) in [
+            (
+                "untrusted peer, no header",
+                "55.0.0.1",
+                vec![],
+                &trusted,
+                "55.0.0.1",
+            ),
+            (
+                "untrusted peer spoofing",
+                "55.0.0.1",
+                vec!["1.1.1.1"],
+                &trusted,
+                "55.0.0.1",
+            ),
+            (
+                "nothing trusted",
+                "127.0.0.1",
+                vec!["1.1.1.1"],
+                &none,
+                "127.0.0.1",
+            ),
+            (
+                "trusted peer, no header",
+                "127.0.0.1",
+                vec![],
+                &trusted,
+                "127.0.0.1",
+            ),
+            (
+                "trusted peer, one hop",
+                "127.0.0.1",
+                vec!["55.55.55.55"],
+                &trusted,
+                "55.55.55.55",
+            ),
+            (
+                "spoofed entry left of the real client",
+                "127.0.0.1",
+                vec!["10.192.0.9, 55.55.55.55"],
+                &trusted,
+                "55.55.55.55",
+            ),
+            (
+                "trusted hops skipped",
+                "127.0.0.1",
+                vec!["1.1.1.1, 2.2.2.2, 10.0.0.3"],
+                &trusted,
+                "2.2.2.2",
+            ),
+            (
+                "across several headers",
+                "127.0.0.1",
+                vec!["1.1.1.1", "2.2.2.2, 10.0.0.3", "10.0.0.4"],
+                &trusted,
+                "2.2.2.2",
+            ),
+            (
+                "all trusted: the left-most",
+                "127.0.0.1",
+                vec!["10.0.0.1, 10.0.0.2"],
+                &trusted,
+                "10.0.0.1",
+            ),
+            (
+                "garbage: the last trusted hop",
+                "127.0.0.1",
+                vec!["1.1.1.1, nonsense, 10.0.0.7"],
+                &trusted,
+                "10.0.0.7",
+            ),
+            (
+                "ports and brackets",
+                "127.0.0.1",
+                vec!["[2001:db8::5]:443, 3.3.3.3:80"],
+                &trusted,
+                "3.3.3.3",
+            ),
+            (
+                "ipv6 hop",
+                "fd00::1",
+                vec!["2001:db8::5"],
+                &trusted,
+                "2001:db8::5",
+            ),
+            (
+                "ipv4-mapped peer",
+                "::ffff:127.0.0.1",
+                vec!["4.4.4.4"],
+                &trusted,
+                "4.4.4.4",
+            ),
+        ] {
+            assert_eq!(
+                client_ip(ip(peer), &xff(&headers), trusted),
+                ip(want),
+                "case {case}"
+            );
+        }
+    }
+
+    #[test]
+    fn cidrs_parse_v4_v6_and_bare_addresses() {
+        for (text, want) in [
+            ("10.0.0.0/8", Ok("10.0.0.0/8")),
+            ("10.1.2.3/8", Ok("10.0.0.0/8")),
+            ("2001:db8::/32", Ok("2001:db8::/32")),
+            ("192.0.2.7", Ok("192.0.2.7/32")),
+            ("::1", Ok("::1/128")),
+            ("10.0.0.300/8", Err(())),
+            ("10.0.0.0/33", Err(())),
+            ("nonsense", Err(())),
+        ] {
+            let got = parse_cidr(text).map(|n| n.to_string()).map_err(|_| ());
+            assert_eq!(got, want.map(str::to_owned), "case {text}");
+        }
+    }
+
+    fn firewall(spec: api::Firewall) -> Firewall {
+        let mut errors = Vec::new();
+        let fw = Firewall::compile(&spec, "fw", &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        fw
+    }
+
+    #[test]
+    fn firewall_rules_each_refuse_their_requests() {
+        let fw = firewall(api::Firewall {
+            allow: vec!["10.0.0.0/8".into(), "2001:db8::/32".into()],
+            deny: vec!["10.192.0.0/16".into()],
+            deny_paths: vec!["/admin".into()],
+            deny_headers: vec![HeaderMatch {
+                kind: HeaderMatchType::RegularExpression,
+                name: "User-Agent".into(),
+                value: "BadBot.*".into(),
+            }],
+            methods: vec!["GET".into(), "HEAD".into()],
+        });
+        let mut bad_ua = HeaderMap::new();
+        bad_ua.insert("user-agent", HeaderValue::from_static("BadBot/2.0"));
+        let get = Method::GET;
+        let none = HeaderMap::new();
+        for (case, client, method, path, headers, want) in [
+            ("allowed v4", "10.1.1.1", &get, "/x", &none, Ok(())),
+            ("allowed v6", "2001:db8::9", &get, "/x", &none, Ok(())),
+            (
+                "outside allow",
+                "55.55.55.55",
+                &get,
+                "/x",
+                &none,
+                Err(Denied::NotAllowed),
+            ),
+            (
+                "outside allow v6",
+                "2001:db9::1",
+                &get,
+                "/x",
+                &none,
+                Err(Denied::NotAllowed),
+            ),
+            (
+                "deny beats allow",
+                "10.192.0.1",
+                &get,
+                "/x",
+                &none,
+                Err(Denied::DeniedAddress),
+            ),
+            (
+                "denied path",
+                "10.1.1.1",
+                &get,
+                "/admin/users",
+                &none,
+                Err(Denied::DeniedPath),
+            ),
+            (
+                "path prefix is segment-wise",
+                "10.1.1.1",
+                &get,
+                "/administrator",
+                &none,
+                Ok(()),
+            ),
+            (
+                "denied header",
+                "10.1.1.1",
+                &get,
+                "/x",
+                &bad_ua,
+                Err(Denied::DeniedHeader),
+            ),
+            (
+                "method",
+                "10.1.1.1",
+                &Method::POST,
+                "/x",
+                &none,
+                Err(Denied::Method),
+            ),
+        ] {
+            assert_eq!(
+                fw.check(ip(client), method, path, headers),
+                want,
+                "case {case}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_firewall_fields_are_each_named() {
+        let mut errors = Vec::new();
+        Firewall::compile(
+            &api::Firewall {
+                allow: vec!["10.0.0.0/8".into(), "10.0.0.300/8".into()],
+                deny: vec!["x".into()],
+                deny_paths: vec!["admin".into()],
+                deny_headers: vec![HeaderMatch {
+                    kind: HeaderMatchType::RegularExpression,
+                    name: "user-agent".into(),
+                    value: "(".into(),
+                }],
+                methods: vec!["G T".into()],
+            },
+            "spec.rules[0].firewall",
+            &mut errors,
+        );
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.rules[0].firewall.allow[1]",
+                "spec.rules[0].firewall.deny[0]",
+                "spec.rules[0].firewall.denyPaths[0]",
+                "spec.rules[0].firewall.denyHeaders[0].value",
+                "spec.rules[0].firewall.methods[0]",
+            ]
+        );
+        assert!(errors[0].message.contains("\"10.0.0.300/8\" is not a CIDR"));
+    }
+}
