@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::service::{handle, Connection, Shared};
+use crate::policy::firewall::TrustedProxies;
 use crate::table::SharedTable;
 
 /// How the proxy serves.
@@ -28,6 +29,10 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Time allowed to connect to a backend.
     pub connect_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed when deriving the client
+    /// address for firewalls and rate limits (`--trusted-proxies`).
+    /// Default: none, so the client is always the socket peer.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ServeOptions {
@@ -36,6 +41,7 @@ impl Default for ServeOptions {
             drain_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             connect_timeout: Duration::from_secs(5),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -56,7 +62,11 @@ pub async fn serve(
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .build(connector);
-    let shared = Arc::new(Shared { table, client });
+    let shared = Arc::new(Shared {
+        table,
+        client,
+        trusted_proxies: options.trusted_proxies.clone(),
+    });
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
@@ -95,6 +105,8 @@ pub async fn serve(
             shared: shared.clone(),
             peer_ip: HeaderValue::from_str(&peer.ip().to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            peer: peer.ip().to_canonical(),
+            peer_trusted: shared.trusted_proxies.contains(peer.ip()),
         });
         let service = service_fn(move |req| handle(conn.clone(), req));
         let connection = builder

@@ -1,12 +1,19 @@
-//! The per-request phases: match → pick → forward → response headers.
+//! The per-request phases, in this order: match → firewall → rate limit →
+//! body limit → rewrite and request headers (or redirect) → pick → forward
+//! → response headers.
 //!
 //! Each phase is a small step over the request; the route table is loaded
 //! once per request and only the matched `Arc<Rule>` is kept across awaits.
+//! Policies were compiled with the table: nothing is parsed here.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::request::Parts;
+use http::uri::PathAndQuery;
 use http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -18,13 +25,18 @@ use tracing::debug;
 use super::error::ProxyError;
 use super::forward::{is_upgrade, set_forwarded, strip_hop_by_hop, upstream_uri, Tracked};
 use crate::balance::InFlight;
+use crate::policy::body_limit::LimitedBody;
+use crate::policy::firewall::{client_ip, TrustedProxies};
+use crate::policy::rewrite::HostRewrite;
+use crate::policy::RulePolicy;
 use crate::table::SharedTable;
 
 /// What the proxy sends back: a backend's streamed body, or its own.
 pub type ProxyBody = Either<Tracked<Incoming>, Full<Bytes>>;
 
 /// The upstream client: one pool of keep-alive connections to every backend.
-pub type UpstreamClient = Client<HttpConnector, Incoming>;
+/// Request bodies are counted on the way (the rule's `maxBodySize`).
+pub type UpstreamClient = Client<HttpConnector, LimitedBody<Incoming>>;
 
 /// State shared by every connection of one proxy.
 pub struct Shared {
@@ -32,6 +44,8 @@ pub struct Shared {
     pub table: SharedTable,
     /// The pooled upstream client.
     pub client: UpstreamClient,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// State of one client connection, computed once when it is accepted.
@@ -40,6 +54,11 @@ pub struct Connection {
     pub shared: Arc<Shared>,
     /// The peer's IP, ready to append to `X-Forwarded-For`.
     pub peer_ip: HeaderValue,
+    /// The peer's IP (IPv4-mapped addresses as IPv4).
+    pub peer: IpAddr,
+    /// Whether the peer is a trusted proxy: only then is `X-Forwarded-For`
+    /// read to find the client.
+    pub peer_trusted: bool,
 }
 
 /// Serves one request; failures become their status response.
@@ -63,17 +82,74 @@ async fn proxy(
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     // Phase: match. One table load; only the rule's Arc outlives it.
-    let rule = {
+    let (prefix_len, rule) = {
         let table = conn.shared.table.load();
-        let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
+        let host = request_host(&req);
+        let (prefix_len, rule) = table
+            .lookup(host, req.method(), req.uri().path(), req.headers())
+            .ok_or(ProxyError::NoRoute)?;
+        (prefix_len.unwrap_or(0), rule.clone())
+    };
+    let policy = &rule.policy;
+
+    // Phase: firewall. The client is the peer, or behind trusted proxies
+    // the right-most untrusted X-Forwarded-For hop.
+    let client = if conn.peer_trusted {
+        client_ip(conn.peer, req.headers(), &conn.shared.trusted_proxies)
+    } else {
+        conn.peer
+    };
+    if let Some(firewall) = &policy.firewall {
+        firewall
+            .check(client, req.method(), req.uri().path(), req.headers())
+            .map_err(ProxyError::Forbidden)?;
+    }
+
+    // Phase: rate limit.
+    if let Some(limit) = &policy.rate_limit {
+        limit
+            .check(client, req.headers(), tokio::time::Instant::now())
+            .map_err(|limited| ProxyError::RateLimited {
+                retry_after_secs: limited.retry_after_secs(),
+            })?;
+    }
+
+    // Phase: body limit. A declared length over the limit is refused before
+    // any backend is contacted; otherwise the body is counted as it streams.
+    if let Some(max) = policy.max_body_size {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > max) {
+            return Err(ProxyError::BodyTooLarge);
+        }
+    }
+
+    // Phase: redirect, or rewrite and request headers.
+    if let Some(redirect) = &policy.redirect {
+        let location = redirect
+            .location(
+                request_host(&req),
+                req.uri().path(),
+                req.uri().query(),
+                prefix_len,
+            )
+            .ok_or(ProxyError::BadRequest)?;
+        return Err(ProxyError::Redirect {
+            status: redirect.status,
+            location,
         });
-        table
-            .find(host, req.method(), req.uri().path(), req.headers())
-            .cloned()
-            .ok_or(ProxyError::NoRoute)?
+    }
+    let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let path_and_query = rewrite(&mut parts, policy, prefix_len)?;
+    let tripped = Arc::new(AtomicBool::new(false));
+    let body = match policy.max_body_size {
+        Some(max) => LimitedBody::new(body, max, tripped.clone()),
+        None => LimitedBody::unlimited(body),
     };
 
     // Phase: pick.
@@ -84,27 +160,37 @@ async fn proxy(
     let in_flight = target.state.start_request();
 
     // Phase: forward.
-    let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         // HTTP/2 carries the host in :authority; HTTP/1.1 backends need Host.
         let authority = parts.uri.authority()?;
         HeaderValue::from_str(authority.as_str()).ok()
     });
     strip_hop_by_hop(&mut parts.headers, upgrade);
-    if let Some(host) = &host {
-        if !parts.headers.contains_key(header::HOST) {
-            parts.headers.insert(header::HOST, host.clone());
+    match &policy.host_rewrite {
+        Some(HostRewrite::Hostname(name)) => {
+            parts.headers.insert(header::HOST, name.clone());
+        }
+        Some(HostRewrite::BackendAddress) => {
+            if let Ok(address) = HeaderValue::from_str(target.authority.as_str()) {
+                parts.headers.insert(header::HOST, address);
+            }
+        }
+        None => {
+            if let Some(host) = &host {
+                if !parts.headers.contains_key(header::HOST) {
+                    parts.headers.insert(header::HOST, host.clone());
+                }
+            }
         }
     }
     set_forwarded(&mut parts.headers, &conn.peer_ip, host);
-    parts.uri = upstream_uri(&target.authority, parts.uri.into_parts().path_and_query)
-        .ok_or(ProxyError::BadRequest)?;
+    parts.uri = upstream_uri(&target.authority, path_and_query).ok_or(ProxyError::BadRequest)?;
     parts.version = Version::HTTP_11;
     let sent = conn.shared.client.request(Request::from_parts(parts, body));
+    let over_limit = || tripped.load(Ordering::Acquire);
     let mut response = match tokio::time::timeout(rule.timeouts.request, sent).await {
         Err(_) => return Err(ProxyError::Timeout),
+        Ok(Err(_)) if over_limit() => return Err(ProxyError::BodyTooLarge),
         Ok(Err(err)) if err.is_connect() => return Err(ProxyError::Connect(err)),
         Ok(Err(err)) => return Err(ProxyError::Upstream(err)),
         Ok(Ok(response)) => response,
@@ -120,7 +206,56 @@ async fn proxy(
         }
     }
     strip_hop_by_hop(response.headers_mut(), false);
+    if let Some(modifier) = &policy.response_headers {
+        modifier.apply(response.headers_mut());
+    }
     Ok(response.map(|body| Either::Left(Tracked::new(body, in_flight))))
+}
+
+/// The host the client asked for: the URI authority (HTTP/2, absolute
+/// form) or `Host`.
+fn request_host<B>(req: &Request<B>) -> Option<&str> {
+    req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
+}
+
+/// The rewrite phase: path and query rewrites (returning the new
+/// path-and-query; untouched when the rule has none) and request header
+/// changes.
+fn rewrite(
+    parts: &mut Parts,
+    policy: &RulePolicy,
+    prefix_len: usize,
+) -> Result<Option<PathAndQuery>, ProxyError> {
+    if let Some(modifier) = &policy.request_headers {
+        modifier.apply(&mut parts.headers);
+    }
+    let original = parts.uri.path_and_query().cloned();
+    if policy.path_rewrite.is_none() && policy.query.is_none() {
+        return Ok(original);
+    }
+    let path = parts.uri.path();
+    let query = parts.uri.query();
+    let path = match &policy.path_rewrite {
+        Some(rewrite) => rewrite.apply(path, prefix_len),
+        None => path.into(),
+    };
+    let query = match &policy.query {
+        Some(modifier) => modifier.apply(query).map(Into::into),
+        None => query.map(std::borrow::Cow::Borrowed),
+    };
+    let mut out = String::with_capacity(path.len() + query.as_ref().map_or(0, |q| q.len() + 1));
+    out.push_str(&path);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(&query);
+    }
+    PathAndQuery::from_maybe_shared(Bytes::from(out))
+        .map(Some)
+        .map_err(|_| ProxyError::BadRequest)
 }
 
 /// Copies bytes both ways between the upgraded client and backend
