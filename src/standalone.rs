@@ -5,6 +5,7 @@
 //! Must not: parse or compile anything itself — `source::file` reads,
 //! `table::compile` decides.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -128,6 +129,7 @@ async fn serve(
         Routes::Path(path) => Some(tokio::spawn(reload(
             path,
             files,
+            problems.iter().map(ToString::to_string).collect(),
             table.clone(),
             options.reload_interval,
             stopped(stop_rx.clone()),
@@ -152,11 +154,13 @@ async fn serve(
 }
 
 /// Polls `path`; when its contents change, recompiles and publishes the new
-/// table only if it is clean — an invalid edit keeps the last good table
-/// and logs every problem.
+/// table unless the edit introduced a problem: an invalid edit keeps the last
+/// good table and logs every problem. Problems the published table already
+/// had (say, a bad route left out at start-up) do not block other edits.
 async fn reload(
     path: PathBuf,
     mut last: Files,
+    mut published_problems: HashSet<String>,
     table: SharedTable,
     interval: Duration,
     shutdown: impl Future<Output = ()>,
@@ -192,19 +196,23 @@ async fn reload(
         }
         last = files.clone();
         match load(files, table.load_full()).await {
-            Ok((compiled, problems)) if problems.is_empty() => {
-                info!(
-                    routes = compiled.statuses.len(),
-                    "routes changed; new table published"
-                );
-                table.store(Arc::new(compiled.table));
-            }
-            Ok((_, problems)) => {
+            Ok((compiled, problems)) => {
+                let found: HashSet<String> = problems.iter().map(ToString::to_string).collect();
                 report(&problems);
-                warn!(
-                    problems = problems.len(),
-                    "routes changed but are invalid; keeping the last good table"
-                );
+                if found.is_subset(&published_problems) {
+                    info!(
+                        routes = compiled.statuses.iter().filter(|s| s.accepted()).count(),
+                        rejected = compiled.statuses.iter().filter(|s| !s.accepted()).count(),
+                        "routes changed; new table published"
+                    );
+                    table.store(Arc::new(compiled.table));
+                    published_problems = found;
+                } else {
+                    warn!(
+                        problems = problems.len(),
+                        "routes changed but the edit is invalid; keeping the last good table"
+                    );
+                }
             }
             Err(err) => error!(error = %err, "compiling routes failed"),
         }

@@ -502,7 +502,7 @@ async fn invalid_policies_are_reported_by_field_while_the_rest_of_the_table_serv
         "{errors:#?}"
     );
     assert!(
-        errors[1].1.contains("invalid regular expression"),
+        errors[1].1.contains("is not a valid regular expression"),
         "{errors:#?}"
     );
     assert!(

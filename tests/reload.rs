@@ -142,6 +142,47 @@ async fn yaml_syntax_error_edit_keeps_serving_the_last_good_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_already_bad_at_start_does_not_block_edits_but_a_new_problem_does() {
+    let first = Backend::echo("first").await;
+    let second = Backend::echo("second").await;
+    let third = Backend::echo("third").await;
+    let broken = route("broken")
+        .host("www.broken.com")
+        .rule(Rule::regex("/(unclosed").backend(&first));
+    let mango = |to: &Backend| {
+        route("mango")
+            .host("www.mango.com")
+            .rule(Rule::new().backend(to))
+    };
+    // Start-up serves the good route and leaves the bad one out.
+    let proxy = Proxy::start(&yaml(&[broken.clone(), mango(&first)])).await;
+    assert_eq!(
+        proxy.get("www.mango.com", "/").await.backend(),
+        Some("first")
+    );
+
+    // Editing the good route applies, though the old problem is still there.
+    proxy.write_routes(&yaml(&[broken.clone(), mango(&second)]));
+    wait_until("the edit of the good route to apply", DEADLINE, || async {
+        proxy.get("www.mango.com", "/").await.backend() == Some("second")
+    })
+    .await;
+
+    // An edit that adds a new problem is held back whole.
+    let newly_broken = route("apple")
+        .host("www.apple.com")
+        .rule(Rule::new().backend(&third).request_timeout("soon"));
+    proxy.write_routes(&yaml(&[broken, mango(&third), newly_broken]));
+    hold_for(
+        "the edit with a new problem to be held back",
+        RELOAD_INTERVAL * 20,
+        || async { proxy.get("www.mango.com", "/").await.backend() == Some("second") },
+    )
+    .await;
+    assert_eq!(third.requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_request_completes_during_shutdown() {
     let (slow, mut gate) = Backend::gated("slow").await;
     let mut proxy = Proxy::start(&mango_to(&slow)).await;

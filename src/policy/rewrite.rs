@@ -13,7 +13,7 @@ use http::{HeaderValue, StatusCode};
 use regex::Regex;
 
 use crate::api::{self, PathModifierType};
-use crate::table::matching::HostKey;
+use crate::table::matching::{compile_regex, HostKey};
 use crate::table::FieldError;
 
 /// A compiled path change.
@@ -81,7 +81,14 @@ impl PathRewrite {
             PathModifierType::RegularExpression => {
                 let pattern = match Regex::new(value) {
                     Ok(re) => re,
-                    Err(e) => return err(field, format!("invalid regular expression: {e}")),
+                    // compile_regex words the error on one line, as
+                    // everywhere else.
+                    Err(e) => {
+                        let message = compile_regex(value)
+                            .err()
+                            .unwrap_or_else(|| format!("invalid regular expression: {e}"));
+                        return err(field, message);
+                    }
                 };
                 let Some(substitution) = &spec.substitution else {
                     return err(

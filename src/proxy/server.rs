@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use super::service::{handle, Connection, Shared};
@@ -62,10 +62,14 @@ pub async fn serve(
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .build(connector);
+    // Flipped when the drain deadline passes: every connection and tunnel
+    // still open is closed, so nothing is served after `serve` returns.
+    let (close_tx, close_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         table,
         client,
         trusted_proxies: options.trusted_proxies.clone(),
+        closing: close_rx.clone(),
     });
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -113,9 +117,15 @@ pub async fn serve(
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
+        let mut closing = close_rx.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                debug!(%peer, error = %err, "connection ended with an error");
+            tokio::select! {
+                served = connection => if let Err(err) = served {
+                    debug!(%peer, error = %err, "connection ended with an error");
+                },
+                _ = closing.wait_for(|close| *close) => {
+                    debug!(%peer, "connection closed at the drain deadline");
+                }
             }
             drop(permit);
         });
@@ -128,5 +138,6 @@ pub async fn serve(
             warn!(timeout = ?options.drain_timeout, "drain timed out; closing remaining connections");
         }
     }
+    let _ = close_tx.send(true);
     Ok(())
 }

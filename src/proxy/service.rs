@@ -46,6 +46,8 @@ pub struct Shared {
     pub client: UpstreamClient,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
+    /// Becomes true at the drain deadline; open tunnels close then.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// State of one client connection, computed once when it is accepted.
@@ -201,7 +203,8 @@ async fn proxy(
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
-            tokio::spawn(tunnel(client_upgrade, upstream_upgrade, in_flight));
+            let closing = conn.shared.closing.clone();
+            tokio::spawn(tunnel(client_upgrade, upstream_upgrade, in_flight, closing));
             let (parts, _) = response.into_parts();
             return Ok(Response::from_parts(parts, Either::Right(Full::default())));
         }
@@ -260,17 +263,28 @@ fn rewrite(
 }
 
 /// Copies bytes both ways between the upgraded client and backend
-/// connections until either side closes.
-async fn tunnel(client: OnUpgrade, upstream: OnUpgrade, _in_flight: InFlight) {
-    let (client, upstream) = tokio::join!(client, upstream);
-    match (client, upstream) {
-        (Ok(client), Ok(upstream)) => {
-            let mut client = TokioIo::new(client);
-            let mut upstream = TokioIo::new(upstream);
-            if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                debug!(error = %err, "upgraded connection closed with an error");
+/// connections until either side closes, or the proxy's drain deadline passes.
+async fn tunnel(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    _in_flight: InFlight,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) {
+    let copy = async {
+        let (client, upstream) = tokio::join!(client, upstream);
+        match (client, upstream) {
+            (Ok(client), Ok(upstream)) => {
+                let mut client = TokioIo::new(client);
+                let mut upstream = TokioIo::new(upstream);
+                if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                    debug!(error = %err, "upgraded connection closed with an error");
+                }
             }
+            (Err(err), _) | (_, Err(err)) => debug!(error = %err, "protocol upgrade failed"),
         }
-        (Err(err), _) | (_, Err(err)) => debug!(error = %err, "protocol upgrade failed"),
+    };
+    tokio::select! {
+        () = copy => {}
+        _ = closing.wait_for(|close| *close) => debug!("upgraded connection closed at the drain deadline"),
     }
 }

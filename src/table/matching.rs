@@ -142,9 +142,22 @@ impl PathMatcher {
     }
 }
 
-/// Compiles `pattern` to match a whole string.
+/// Compiles `pattern` to match a whole string. The error is one line and
+/// speaks of the user's pattern, not the anchored form compiled here.
 pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("invalid regular expression: {e}"))
+    let invalid = |err: regex::Error| {
+        let text = err.to_string();
+        // Syntax errors are multi-line drawings ending in "error: <what>".
+        let what = text
+            .lines()
+            .rev()
+            .find_map(|line| line.trim().strip_prefix("error: "))
+            .unwrap_or(text.lines().next().unwrap_or("invalid"))
+            .to_owned();
+        format!("{pattern:?} is not a valid regular expression: {what}")
+    };
+    Regex::new(pattern).map_err(invalid)?;
+    Regex::new(&format!("^(?:{pattern})$")).map_err(invalid)
 }
 
 /// A compiled header condition.
@@ -332,6 +345,11 @@ mod tests {
         ] {
             assert!(PathMatcher::new(kind, value).is_err(), "case {value:?}");
         }
+        let message = compile_regex("/(unclosed").unwrap_err();
+        assert_eq!(
+            message,
+            "\"/(unclosed\" is not a valid regular expression: unclosed group"
+        );
     }
 
     #[test]
