@@ -129,7 +129,14 @@ async fn denied_path_is_refused_while_another_path_on_the_same_host_is_served() 
     )]))
     .await;
 
-    for path in ["/messages", "/messages/", "/messages/42"] {
+    for path in [
+        "/messages",
+        "/messages/",
+        "/messages/42",
+        "/pictures/../messages",
+        "//messages",
+        "/%6Dessages/1",
+    ] {
         let reply = proxy.get("www.mango.com", path).await;
         assert_refused(&reply, StatusCode::FORBIDDEN, path);
     }

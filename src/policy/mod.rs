@@ -223,3 +223,6 @@ fn compile_rate_limit(
         key,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -148,6 +148,13 @@ async fn proxy(
     let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    // The host the client asked for, before any rule changes it: it goes
+    // to X-Forwarded-Host.
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        // HTTP/2 carries the host in :authority; HTTP/1.1 backends need Host.
+        let authority = parts.uri.authority()?;
+        HeaderValue::from_str(authority.as_str()).ok()
+    });
     let path_and_query = rewrite(&mut parts, policy, prefix_len)?;
     let tripped = Arc::new(AtomicBool::new(false));
     let body = match policy.max_body_size {
@@ -163,11 +170,6 @@ async fn proxy(
     let in_flight = target.state.start_request();
 
     // Phase: forward.
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        // HTTP/2 carries the host in :authority; HTTP/1.1 backends need Host.
-        let authority = parts.uri.authority()?;
-        HeaderValue::from_str(authority.as_str()).ok()
-    });
     strip_hop_by_hop(&mut parts.headers, upgrade);
     match &policy.host_rewrite {
         Some(HostRewrite::Hostname(name)) => {
