@@ -156,10 +156,14 @@ async fn proxy(
         HeaderValue::from_str(authority.as_str()).ok()
     });
     let path_and_query = rewrite(&mut parts, policy, prefix_len)?;
-    let tripped = Arc::new(AtomicBool::new(false));
-    let body = match policy.max_body_size {
-        Some(max) => LimitedBody::new(body, max, tripped.clone()),
-        None => LimitedBody::unlimited(body),
+    // Raised by the body when it passes the limit, so that the upstream
+    // error it causes is answered 413, not 502.
+    let (body, tripped) = match policy.max_body_size {
+        Some(max) => {
+            let tripped = Arc::new(AtomicBool::new(false));
+            (LimitedBody::new(body, max, tripped.clone()), Some(tripped))
+        }
+        None => (LimitedBody::unlimited(body), None),
     };
 
     // Phase: pick.
@@ -192,7 +196,7 @@ async fn proxy(
     parts.uri = upstream_uri(&target.authority, path_and_query).ok_or(ProxyError::BadRequest)?;
     parts.version = Version::HTTP_11;
     let sent = conn.shared.client.request(Request::from_parts(parts, body));
-    let over_limit = || tripped.load(Ordering::Acquire);
+    let over_limit = || tripped.as_ref().is_some_and(|t| t.load(Ordering::Acquire));
     let mut response = match tokio::time::timeout(rule.timeouts.request, sent).await {
         Err(_) => return Err(ProxyError::Timeout),
         Ok(Err(_)) if over_limit() => return Err(ProxyError::BodyTooLarge),
