@@ -20,8 +20,10 @@ pub mod headers;
 pub mod rate_limit;
 pub mod rewrite;
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName};
 
@@ -60,8 +62,41 @@ pub struct RulePolicy {
 /// A compiled rate limit: the buckets and what they are keyed by.
 #[derive(Debug)]
 pub struct RateLimit {
-    limiter: RateLimiter,
+    limiter: Arc<RateLimiter>,
     key: RateKey,
+}
+
+/// Rate-limit buckets carried from one table to the next, so that a
+/// rebuild (any route edit; in a cluster, any endpoint change) does not
+/// hand every client a fresh burst. Keyed by route and rule index, and
+/// reused only while that rule's `rateLimit` is unchanged.
+#[derive(Debug, Default)]
+pub struct LimiterStates(HashMap<(Arc<str>, usize), (api::RateLimit, Arc<RateLimiter>)>);
+
+impl LimiterStates {
+    /// The buckets of rule `rule` of `route`, if its limit is still `spec`.
+    pub fn get(
+        &self,
+        route: &Arc<str>,
+        rule: usize,
+        spec: &api::RateLimit,
+    ) -> Option<Arc<RateLimiter>> {
+        self.0
+            .get(&(route.clone(), rule))
+            .filter(|(was, _)| was == spec)
+            .map(|(_, limiter)| limiter.clone())
+    }
+
+    /// Records the buckets of rule `rule` of `route`.
+    pub fn insert(
+        &mut self,
+        route: Arc<str>,
+        rule: usize,
+        spec: api::RateLimit,
+        limiter: Arc<RateLimiter>,
+    ) {
+        self.0.insert((route, rule), (spec, limiter));
+    }
 }
 
 #[derive(Debug)]
@@ -72,6 +107,11 @@ enum RateKey {
 }
 
 impl RateLimit {
+    /// The buckets, to carry into the next table.
+    pub fn limiter(&self) -> &Arc<RateLimiter> {
+        &self.limiter
+    }
+
     /// Counts a request from `client` with `headers` at `now`.
     pub fn check(
         &self,
@@ -101,12 +141,14 @@ impl Hash for HeaderKey<'_> {
 impl RulePolicy {
     /// Compiles the policy fields of `rule` (at field path `at`, e.g.
     /// `spec.rules[0]`). `prefix_matches` says whether every match of the
-    /// rule is a `Prefix` path match (`ReplacePrefixMatch` needs it).
-    /// Problems are pushed to `errors`, each naming its field.
+    /// rule is a `Prefix` path match (`ReplacePrefixMatch` needs it);
+    /// `limiter` is the previous table's buckets for this rule, reused when
+    /// given. Problems are pushed to `errors`, each naming its field.
     pub fn compile(
         rule: &api::RouteRule,
         at: &str,
         prefix_matches: bool,
+        limiter: Option<Arc<RateLimiter>>,
         errors: &mut Vec<FieldError>,
     ) -> Self {
         let mut policy = RulePolicy {
@@ -156,7 +198,8 @@ impl RulePolicy {
             policy.redirect = Redirect::compile(redirect, &field, prefix_matches, errors);
         }
         if let Some(limit) = &rule.rate_limit {
-            policy.rate_limit = compile_rate_limit(limit, &format!("{at}.rateLimit"), errors);
+            policy.rate_limit =
+                compile_rate_limit(limit, &format!("{at}.rateLimit"), limiter, errors);
         }
         if let Some(size) = &rule.max_body_size {
             match parse_quantity(size) {
@@ -174,6 +217,7 @@ impl RulePolicy {
 fn compile_rate_limit(
     spec: &api::RateLimit,
     at: &str,
+    previous: Option<Arc<RateLimiter>>,
     errors: &mut Vec<FieldError>,
 ) -> Option<RateLimit> {
     let before = errors.len();
@@ -213,15 +257,15 @@ fn compile_rate_limit(
     }
     let key = key?;
     let keyed = !matches!(key, RateKey::Route);
-    Some(RateLimit {
-        limiter: RateLimiter::new(
+    let limiter = previous.unwrap_or_else(|| {
+        Arc::new(RateLimiter::new(
             spec.requests_per_second,
             spec.burst.unwrap_or(spec.requests_per_second),
             keyed,
             DEFAULT_MAX_KEYS,
-        ),
-        key,
-    })
+        ))
+    });
+    Some(RateLimit { limiter, key })
 }
 
 #[cfg(test)]

@@ -11,6 +11,10 @@ use crate::source::{Age, BackendPolicy, Snapshot, SourcedRoute};
 use crate::table::{compile, Compiled, Reason, RouteTable};
 
 fn compile_rules(rules: Vec<RouteRule>) -> Compiled {
+    recompile_rules(rules, &RouteTable::default())
+}
+
+fn recompile_rules(rules: Vec<RouteRule>, previous: &RouteTable) -> Compiled {
     let route = SourcedRoute {
         namespace: "shop".into(),
         name: "mango".into(),
@@ -26,7 +30,7 @@ fn compile_rules(rules: Vec<RouteRule>) -> Compiled {
             routes: vec![route],
             backends: BackendPolicy::StaticOnly,
         },
-        &RouteTable::default(),
+        previous,
     )
 }
 
@@ -222,5 +226,36 @@ fn rate_limit_keys_are_validated() {
             "spec.rules[2].rateLimit.burst",
             "spec.rules[2].rateLimit.key.header",
         ]
+    );
+}
+
+#[test]
+fn rate_limit_buckets_survive_a_recompile_unless_the_limit_changes() {
+    let rule = |rps| RouteRule {
+        backends: vec![backend()],
+        rate_limit: Some(api::RateLimit {
+            requests_per_second: rps,
+            burst: None,
+            key: api::RateLimitKey::default(),
+        }),
+        ..RouteRule::default()
+    };
+    let limiter = |compiled: &Compiled| {
+        let (_, rule) = compiled
+            .table
+            .lookup(Some("www.mango.com"), &Method::GET, "/", &HeaderMap::new())
+            .unwrap();
+        rule.policy.rate_limit.as_ref().unwrap().limiter().clone()
+    };
+    let first = compile_rules(vec![rule(5)]);
+    let same = recompile_rules(vec![rule(5)], &first.table);
+    assert!(
+        Arc::ptr_eq(&limiter(&first), &limiter(&same)),
+        "unchanged: kept"
+    );
+    let changed = recompile_rules(vec![rule(6)], &same.table);
+    assert!(
+        !Arc::ptr_eq(&limiter(&same), &limiter(&changed)),
+        "changed: fresh"
     );
 }

@@ -23,7 +23,7 @@ pub use status::{FieldError, Reason, RouteStatus};
 
 use crate::api::LoadBalancerRouteSpec;
 use crate::balance::{Balancer, EndpointState};
-use crate::policy::RulePolicy;
+use crate::policy::{LimiterStates, RulePolicy};
 use matching::{request_host, RequestMatch};
 
 /// The published table, swapped whole on every compile. Requests `load()`
@@ -41,6 +41,8 @@ pub struct RouteTable {
     any_host: Option<HostRules>,
     /// Endpoint state by address, handed to the next compile.
     endpoints: HashMap<Arc<str>, Arc<EndpointState>>,
+    /// Rate-limit buckets by route and rule, handed to the next compile.
+    limiters: LimiterStates,
     /// What `/routes` shows.
     summary: Vec<RouteSummary>,
 }
