@@ -527,3 +527,102 @@ async fn invalid_policies_are_reported_by_field_while_the_rest_of_the_table_serv
         "policies appear in /routes"
     );
 }
+
+// === phase order ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phases_run_firewall_then_rate_limit_then_body_limit_then_redirect() {
+    let backend = Backend::echo("app").await;
+    let proxy = Proxy::start(&yaml(&[
+        route("limited").host("limited.test").rule(
+            Rule::new()
+                .backend(&backend)
+                .field("firewall", "{denyPaths: [/blocked]}")
+                .field(
+                    "rateLimit",
+                    "{requestsPerSecond: 1, burst: 1, key: {type: Route}}",
+                )
+                .field("maxBodySize", "16"),
+        ),
+        route("moved").host("moved.test").rule(
+            Rule::new()
+                .field("firewall", "{denyPaths: [/blocked]}")
+                .field("redirect", "{scheme: https}"),
+        ),
+    ]))
+    .await;
+    let post = |path: &str, len: u64| {
+        request(&proxy, Method::POST, "limited.test", path)
+            .body(RepeatBody::boxed(len))
+            .unwrap()
+    };
+
+    // Refused by the firewall: no rate budget is spent.
+    for _ in 0..3 {
+        let reply = proxy.send(post("/blocked", 64)).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    }
+    // The one token is spent on a request the body limit then refuses...
+    assert_eq!(
+        proxy.send(post("/", 64)).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    // ...so the next is rate limited before its body is looked at.
+    assert_eq!(
+        proxy.send(post("/", 64)).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(backend.requests(), 0);
+
+    // The firewall runs before a redirect.
+    assert_eq!(
+        proxy.get("moved.test", "/blocked").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        proxy.get("moved.test", "/open").await.status,
+        StatusCode::FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_clients_get_the_same_policies() {
+    let backend = Backend::echo("app").await;
+    let proxy = Proxy::start(&yaml(&[
+        route("app").host("www.mango.com").rule(
+            Rule::prefix("/v1")
+                .backend(&backend)
+                .field(
+                    "rewrite",
+                    "{path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}",
+                )
+                .field("requestHeaders", "{add: {MyCustomHeader: Test}}")
+                .field("maxBodySize", "1Ki"),
+        ),
+        route("moved")
+            .host("old.mango.com")
+            .rule(Rule::new().field("redirect", "{hostname: www.mango.com, statusCode: 308}")),
+    ]))
+    .await;
+    let mut h2 = H2Conn::connect(proxy.addr).await;
+
+    let echo = h2.get("www.mango.com", "/v1/x").await.echo();
+    assert_eq!(echo.uri, "/v2/x");
+    assert_eq!(echo.header("mycustomheader"), Some("Test"));
+
+    let reply = h2.get("old.mango.com:8080", "/a").await;
+    assert_eq!(reply.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        reply.header("location"),
+        Some("http://www.mango.com:8080/a")
+    );
+
+    let (tx, body) = body_channel();
+    tx.send(Bytes::from_static(&[b'a'; 2048])).await.unwrap();
+    let req = http::Request::post("http://www.mango.com/v1/upload")
+        .body(body)
+        .unwrap();
+    let reply = h2.send(req).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    drop(tx);
+}
