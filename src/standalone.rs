@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState};
-use crate::policy::firewall::TrustedProxies;
+use crate::policy::client::TrustedProxies;
 use crate::proxy::{self, ServeOptions};
 use crate::source::file::{self, Files};
 use crate::source::Diagnostic;

@@ -7,17 +7,20 @@
 //! configuration per request, do I/O, or read a clock (time is passed in).
 //!
 //! Layout:
-//! - [`firewall`]: allow/deny CIDRs, denied paths and headers, methods, and
-//!   the client address behind trusted proxies.
+//! - [`client`]: the client address, behind trusted proxies.
+//! - [`firewall`]: allow/deny CIDRs, denied paths and headers, methods.
 //! - [`rate_limit`]: GCRA buckets per key, bounded memory.
 //! - [`body_limit`]: `maxBodySize` quantities and the counting body.
 //! - [`headers`]: request/response header and query parameter changes.
-//! - [`rewrite`]: path and host rewrites, redirects.
+//! - [`rewrite`]: path and host rewrites.
+//! - [`redirect`]: redirect answers.
 
 pub mod body_limit;
+pub mod client;
 pub mod firewall;
 pub mod headers;
 pub mod rate_limit;
+pub mod redirect;
 pub mod rewrite;
 
 use std::collections::HashMap;
@@ -33,7 +36,8 @@ use body_limit::parse_quantity;
 use firewall::Firewall;
 use headers::{HeaderModifier, QueryModifier};
 use rate_limit::{Limited, RateLimiter, DEFAULT_MAX_KEYS};
-use rewrite::{HostRewrite, PathRewrite, Redirect};
+use redirect::Redirect;
+use rewrite::{HostRewrite, PathRewrite};
 
 /// Every policy of one rule, compiled. Absent fields cost nothing per
 /// request.

@@ -16,7 +16,7 @@ use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use super::service::{handle, Connection, Shared};
-use crate::policy::firewall::TrustedProxies;
+use crate::policy::client::TrustedProxies;
 use crate::table::SharedTable;
 
 /// How the proxy serves.

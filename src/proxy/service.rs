@@ -26,7 +26,7 @@ use super::error::ProxyError;
 use super::forward::{is_upgrade, set_forwarded, strip_hop_by_hop, upstream_uri, Tracked};
 use crate::balance::InFlight;
 use crate::policy::body_limit::LimitedBody;
-use crate::policy::firewall::{client_ip, TrustedProxies};
+use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::rewrite::HostRewrite;
 use crate::policy::RulePolicy;
 use crate::table::SharedTable;
