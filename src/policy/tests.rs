@@ -259,3 +259,38 @@ fn rate_limit_buckets_survive_a_recompile_unless_the_limit_changes() {
         "changed: fresh"
     );
 }
+
+#[test]
+fn every_policy_field_is_described_in_the_crd_schema() {
+    use kube::CustomResourceExt;
+    let crd = serde_json::to_value(api::LoadBalancerRoute::crd()).unwrap();
+    let rule = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["properties"]["rules"]["items"]["properties"];
+    for field in [
+        "requestHeaders",
+        "responseHeaders",
+        "queryParams",
+        "rewrite",
+        "redirect",
+        "firewall",
+        "rateLimit",
+        "maxBodySize",
+    ] {
+        let description = rule[field]["description"].as_str().unwrap_or("");
+        assert!(
+            description.len() > 20,
+            "{field} has no description in the CRD: {:#}",
+            rule[field]
+        );
+    }
+    let firewall = &rule["firewall"]["properties"];
+    for field in ["allow", "deny", "denyPaths", "denyHeaders", "methods"] {
+        assert!(
+            firewall[field]["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "firewall.{field} has no description: {:#}",
+            firewall[field]
+        );
+    }
+}
