@@ -239,6 +239,19 @@ mod tests {
     }
 
     #[test]
+    fn millions_of_distinct_keys_stay_under_the_default_cap() {
+        let t0 = Instant::now();
+        let limiter = RateLimiter::new(100, 200, true, DEFAULT_MAX_KEYS);
+        // Two million clients over four seconds: never more than the cap
+        // tracked, and every one admitted (none has used its burst).
+        for key in 0..2_000_000u32 {
+            let now = at(t0, u64::from(key / 500_000) * 1_000);
+            assert_eq!(limiter.check(key, now), Ok(()));
+        }
+        assert!(limiter.tracked_keys() <= DEFAULT_MAX_KEYS);
+    }
+
+    #[test]
     fn memory_stays_bounded_under_a_flood_of_distinct_keys() {
         let t0 = Instant::now();
         let cap = 1_600;
