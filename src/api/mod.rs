@@ -96,7 +96,10 @@ pub struct RouteRule {
 }
 
 /// Header changes: `remove` first, then `set`, then `add`. Names are
-/// case-insensitive; values must be valid header values.
+/// case-insensitive; values must be valid header values. `Host` (see
+/// `rewrite.host`) and framing/connection headers (`Content-Length`,
+/// `Transfer-Encoding`, `Connection`, `Keep-Alive`, `TE`, `Trailer`,
+/// `Upgrade`, `Proxy-Connection`) cannot be changed.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeaderModifier {

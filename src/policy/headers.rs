@@ -27,18 +27,17 @@ impl HeaderModifier {
             let mut out = Vec::with_capacity(map.len());
             for (name, value) in map {
                 let field = format!("{at}.{list}.{name}");
-                let n = HeaderName::from_bytes(name.as_bytes());
-                let v = HeaderValue::from_str(value);
-                match (n, v) {
-                    (Ok(n), Ok(v)) => out.push((n, v)),
-                    (Err(_), _) => errors.push(FieldError {
-                        field,
-                        message: format!("{name:?} is not a valid header name"),
-                    }),
-                    (_, Err(_)) => errors.push(FieldError {
-                        field,
-                        message: format!("{value:?} is not a valid header value"),
-                    }),
+                let checked = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("{name:?} is not a valid header name"))
+                    .and_then(|n| managed(&n).map_or(Ok(n), Err))
+                    .and_then(|n| {
+                        HeaderValue::from_str(value)
+                            .map(|v| (n, v))
+                            .map_err(|_| format!("{value:?} is not a valid header value"))
+                    });
+                match checked {
+                    Ok(pair) => out.push(pair),
+                    Err(message) => errors.push(FieldError { field, message }),
                 }
             }
             out.into_boxed_slice()
@@ -47,11 +46,14 @@ impl HeaderModifier {
         let add = pairs(&spec.add, "add");
         let mut remove = Vec::with_capacity(spec.remove.len());
         for (i, name) in spec.remove.iter().enumerate() {
-            match HeaderName::from_bytes(name.as_bytes()) {
+            let checked = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{name:?} is not a valid header name"))
+                .and_then(|n| managed(&n).map_or(Ok(n), Err));
+            match checked {
                 Ok(n) => remove.push(n),
-                Err(_) => errors.push(FieldError {
+                Err(message) => errors.push(FieldError {
                     field: format!("{at}.remove[{i}]"),
-                    message: format!("{name:?} is not a valid header name"),
+                    message,
                 }),
             }
         }
@@ -78,6 +80,32 @@ impl HeaderModifier {
         for (name, value) in &*self.add {
             headers.append(name.clone(), value.clone());
         }
+    }
+}
+
+/// Why `name` may not be changed by a header rule, if it may not: the
+/// proxy owns message framing and connection headers (a wrong
+/// `Content-Length` or `Transfer-Encoding` would desynchronise the
+/// backend connection), and `Host` has its own rule.
+fn managed(name: &HeaderName) -> Option<String> {
+    const FRAMING: [&str; 8] = [
+        "connection",
+        "content-length",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ];
+    if name == http::header::HOST {
+        Some("Host cannot be changed here; use rewrite.host".to_owned())
+    } else if FRAMING.contains(&name.as_str()) {
+        Some(format!(
+            "{name} is managed by the proxy (framing and connection headers cannot be changed)"
+        ))
+    } else {
+        None
     }
 }
 
@@ -218,9 +246,9 @@ mod tests {
         let mut errors = Vec::new();
         HeaderModifier::compile(
             &api::HeaderModifier {
-                set: map(&[("Bad Name", "x")]),
+                set: map(&[("Bad Name", "x"), ("Content-Length", "0"), ("Host", "x")]),
                 add: map(&[("X-Ok", "line\nbreak")]),
-                remove: vec!["ok".into(), "(bad)".into()],
+                remove: vec!["ok".into(), "(bad)".into(), "Transfer-Encoding".into()],
             },
             "spec.rules[0].requestHeaders",
             &mut errors,
@@ -230,8 +258,11 @@ mod tests {
             fields,
             [
                 "spec.rules[0].requestHeaders.set.Bad Name",
+                "spec.rules[0].requestHeaders.set.Content-Length",
+                "spec.rules[0].requestHeaders.set.Host",
                 "spec.rules[0].requestHeaders.add.X-Ok",
                 "spec.rules[0].requestHeaders.remove[1]",
+                "spec.rules[0].requestHeaders.remove[2]",
             ]
         );
     }
