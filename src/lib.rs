@@ -11,6 +11,8 @@
 //! - [`source`]: where documents come from (files today); no routing.
 //! - [`table`]: compile, matching, conflicts; no sockets or clocks.
 //! - [`balance`]: picking an endpoint, endpoint state; no HTTP.
+//! - [`policy`]: per-rule firewall, rate limits, body limits, rewrites,
+//!   header changes and redirects, compiled once; no parsing per request.
 //! - [`proxy`]: serving and forwarding; no locks or parsing per request.
 //! - [`admin`]: `/healthz`, `/readyz`, `/routes`.
 //! - [`standalone`]: standalone mode's reload loop and wiring.
@@ -20,6 +22,7 @@ pub mod admin;
 pub mod api;
 pub mod balance;
 pub mod demo;
+pub mod policy;
 pub mod proxy;
 pub mod source;
 pub mod standalone;

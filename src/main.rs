@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+use ipnet::IpNet;
+use switchyard::policy::firewall::parse_cidr;
 use switchyard::standalone::{self, Options};
 use switchyard::table::parse_duration;
 
@@ -43,6 +45,12 @@ enum Command {
         /// How often the routes are checked for changes.
         #[arg(long, default_value = "500ms", value_parser = parse_duration)]
         reload_interval: Duration,
+        /// Peers whose X-Forwarded-For is believed (CIDR[,CIDR...]): the
+        /// client address used by firewalls and rate limits is then the
+        /// right-most X-Forwarded-For entry that is not itself trusted.
+        /// Default: none (the client is the socket peer).
+        #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
+        trusted_proxies: Vec<IpNet>,
     },
     /// Validate route files: exits non-zero listing every error, each
     /// naming the file, the resource and the field.
@@ -67,6 +75,7 @@ fn main() -> ExitCode {
             admin,
             drain_timeout,
             reload_interval,
+            trusted_proxies,
         } => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(runtime) => runtime,
@@ -79,6 +88,7 @@ fn main() -> ExitCode {
                 routes: routes.clone().unwrap_or_default(),
                 drain_timeout,
                 reload_interval,
+                trusted_proxies,
             };
             match runtime.block_on(run(options, routes.is_none(), listen, admin)) {
                 Ok(()) => ExitCode::SUCCESS,

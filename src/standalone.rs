@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState};
+use crate::policy::client::TrustedProxies;
 use crate::proxy::{self, ServeOptions};
 use crate::source::file::{self, Files};
 use crate::source::Diagnostic;
@@ -32,6 +33,10 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// How often PATH is checked for changes.
     pub reload_interval: Duration,
+    /// Peers whose `X-Forwarded-For` is believed when deriving the client
+    /// address for firewalls and rate limits. Empty: the client is always
+    /// the socket peer.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Why standalone mode could not run.
@@ -133,6 +138,7 @@ async fn serve(
     };
     let serve_options = ServeOptions {
         drain_timeout: options.drain_timeout,
+        trusted_proxies: TrustedProxies::new(options.trusted_proxies.iter().copied()),
         ..ServeOptions::default()
     };
     let served = proxy::serve(listener, table, serve_options, stopped(stop_rx)).await;

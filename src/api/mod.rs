@@ -6,6 +6,8 @@
 //! validate anything that needs more than the type system — values are
 //! checked and parsed once, in `table::compile`.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -56,6 +58,253 @@ pub struct RouteRule {
     /// Time limits for requests of this rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
+    /// Headers changed on the request before it is sent to the backend,
+    /// e.g. `{set: {X-Env: prod}, add: {MyCustomHeader: Test}, remove: [Cookie]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderModifier>,
+    /// Headers changed on the backend's response before it goes back to
+    /// the client, e.g. `{set: {Cache-Control: no-store}, remove: [Server]}`.
+    /// Responses the proxy makes itself (403, 429, 502, ...) are not changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderModifier>,
+    /// Query parameters changed on the request before it is sent, e.g.
+    /// `{add: {MyCustomParam: Test}, remove: [RemoveMe]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_params: Option<QueryModifier>,
+    /// Path and Host rewrites applied before the request is sent, e.g.
+    /// `{path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Rewrite>,
+    /// Answer matching requests with a redirect instead of forwarding them,
+    /// e.g. `{scheme: https, statusCode: 301}`. A rule with a redirect must
+    /// have no backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<Redirect>,
+    /// Who may use this rule, checked before anything is sent upstream; a
+    /// refused request gets 403.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<Firewall>,
+    /// At most this many requests per second per key; past it, 429 with
+    /// `Retry-After`, e.g. `{requestsPerSecond: 100, burst: 200}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// The largest request body accepted, in bytes or as a quantity
+    /// (`512`, `64Ki`, `10Mi`, `1Gi`, `10k`, `5M`); past it, 413. The body
+    /// is streamed and counted, never buffered. Absent means no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_size: Option<IntOrString>,
+}
+
+/// Header changes: `remove` first, then `set`, then `add`. Names are
+/// case-insensitive; values must be valid header values. `Host` (see
+/// `rewrite.host`) and framing/connection headers (`Content-Length`,
+/// `Transfer-Encoding`, `Connection`, `Keep-Alive`, `TE`, `Trailer`,
+/// `Upgrade`, `Proxy-Connection`) cannot be changed.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderModifier {
+    /// Headers to set, replacing every value already present:
+    /// `{X-Env: prod}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    /// Headers to add, keeping values already present (the header is then
+    /// sent twice): `{MyCustomHeader: Test}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
+    /// Header names to remove: `[Cookie, X-Internal]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// Query parameter changes: `remove` first, then `set`, then `add`. Names
+/// are case-sensitive and compared as sent (not percent-decoded); values are
+/// percent-encoded by switchyard.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryModifier {
+    /// Parameters to set, replacing every occurrence already present:
+    /// `{lang: en}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    /// Parameters to append, keeping those already present:
+    /// `{MyCustomParam: Test}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
+    /// Parameter names to remove, every occurrence: `[RemoveMe]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// Rewrites of the request sent to the backend. The client never sees
+/// them; `X-Forwarded-Host` keeps the host the client asked for.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rewrite {
+    /// How the path changes; the query string is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathModifier>,
+    /// What the backend gets as `Host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostRewrite>,
+}
+
+/// A path change (Gateway API `HTTPPathModifier`, plus regular expressions).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PathModifier {
+    /// `ReplacePrefixMatch`, `ReplaceFullPath` or `RegularExpression`.
+    #[serde(rename = "type")]
+    pub kind: PathModifierType,
+    /// With `ReplacePrefixMatch`: what replaces the part of the path the
+    /// rule's `Prefix` match matched (`/v1` matched, `/v2` given:
+    /// `/v1/users` becomes `/v2/users`). Every match of the rule must be a
+    /// `Prefix` match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_prefix_match: Option<String>,
+    /// With `ReplaceFullPath`: the new path, e.g. `/maintenance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_full_path: Option<String>,
+    /// With `RegularExpression`: the pattern searched for in the path
+    /// (Rust `regex` syntax; not anchored unless you write `^`/`$`), e.g.
+    /// `^/v1/(.*)`. The first match is replaced; no match leaves the path
+    /// unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// With `RegularExpression`: the replacement, with `$1`/`${name}` for
+    /// capture groups, e.g. `/v2/$1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substitution: Option<String>,
+}
+
+/// The kinds of path change.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PathModifierType {
+    /// Replace the matched prefix, keep the rest of the path.
+    ReplacePrefixMatch,
+    /// Replace the whole path.
+    ReplaceFullPath,
+    /// Regular expression substitution.
+    RegularExpression,
+}
+
+/// What `Host` the backend receives.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostRewrite {
+    /// `Hostname` (send `hostname`) or `BackendAddress` (send the chosen
+    /// endpoint's own `host:port`, for backends that only answer to it).
+    #[serde(rename = "type")]
+    pub kind: HostRewriteType,
+    /// With `Hostname`: the host to send, e.g. `api.internal` or
+    /// `api.internal:8443`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+/// The kinds of host rewrite.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum HostRewriteType {
+    /// A fixed hostname.
+    Hostname,
+    /// The address of the endpoint the request is sent to.
+    BackendAddress,
+}
+
+/// A redirect answer (Gateway API `HTTPRequestRedirectFilter`). Parts not
+/// given are kept from the request; the query string is always kept.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Redirect {
+    /// `http` or `https`. Default: the request's scheme.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// The host to redirect to. Default: the request's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The port. Default: the scheme's well-known port when `scheme` is
+    /// given (80, 443), else the request's port. Well-known ports are left
+    /// out of `Location`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// How the path changes (`ReplaceFullPath`, `ReplacePrefixMatch` or
+    /// `RegularExpression`, as in `rewrite.path`). Default: unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathModifier>,
+    /// 301, 302 (the default), 303, 307 or 308.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+}
+
+/// Per-rule firewall. A request is refused (403) when its client address is
+/// not in a non-empty `allow`, is in `deny`, its path is under a `denyPaths`
+/// prefix, a `denyHeaders` entry matches, or its method is not in a
+/// non-empty `methods`. The client address is the socket peer, or, when the
+/// peer is one of `--trusted-proxies`, the right-most `X-Forwarded-For`
+/// entry that is not itself trusted.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Firewall {
+    /// CIDRs (IPv4 or IPv6; a bare address means just it) allowed to use
+    /// the rule: `[10.0.0.0/8, "2001:db8::/32"]`. Empty means everyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// CIDRs refused, even when `allow` contains them: `[10.192.0.0/16]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    /// Path prefixes refused, compared segment-wise like `Prefix` matches:
+    /// `/admin` refuses `/admin` and `/admin/x`, not `/administrator`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny_paths: Vec<String>,
+    /// Header conditions that refuse a request when one matches:
+    /// `[{name: user-agent, type: RegularExpression, value: "BadBot.*"}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny_headers: Vec<HeaderMatch>,
+    /// Methods allowed (`GET`, `HEAD`, ...); any other is refused. Empty
+    /// means every method.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+}
+
+/// A rate limit: a token bucket refilled at `requestsPerSecond`, holding
+/// `burst` requests, one bucket per key. Past it, 429 with `Retry-After`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// The sustained rate, at least 1.
+    pub requests_per_second: u32,
+    /// How many requests may arrive at once after a quiet period. Default:
+    /// `requestsPerSecond`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// What the limit is counted per. Default `{type: ClientIP}`.
+    #[serde(default)]
+    pub key: RateLimitKey,
+}
+
+/// What a rate limit is counted per.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitKey {
+    /// `ClientIP` (default), `Header` or `Route`.
+    #[serde(rename = "type", default)]
+    pub kind: RateLimitKeyType,
+    /// With `Header`: the header whose value is the key, e.g. `x-api-key`.
+    /// Requests without it share one bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+}
+
+/// The kinds of rate-limit key.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RateLimitKeyType {
+    /// Per client address (see `firewall` for how it is derived).
+    #[default]
+    #[serde(rename = "ClientIP")]
+    ClientIp,
+    /// Per value of a request header.
+    Header,
+    /// One bucket for the whole rule.
+    Route,
 }
 
 /// A request condition: every field given must match.

@@ -5,6 +5,8 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::policy::firewall::Denied;
+
 /// Why the proxy answered instead of a backend.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -29,6 +31,27 @@ pub enum ProxyError {
     /// The backend did not start its response in time.
     #[error("the backend did not answer in time")]
     Timeout,
+    /// The rule's firewall refused the request.
+    #[error("refused by the firewall ({})", .0.reason())]
+    Forbidden(Denied),
+    /// The rule's rate limit is exhausted for this key.
+    #[error("rate limited; retry after {retry_after_secs}s")]
+    RateLimited {
+        /// Whole seconds until a request would be admitted.
+        retry_after_secs: u64,
+    },
+    /// The request body is larger than the rule's `maxBodySize`.
+    #[error("request body over the limit")]
+    BodyTooLarge,
+    /// The rule answers with a redirect (not a failure, but answered by the
+    /// proxy like one).
+    #[error("redirect to {location:?}")]
+    Redirect {
+        /// 301, 302, 303, 307 or 308.
+        status: StatusCode,
+        /// Where to.
+        location: HeaderValue,
+    },
 }
 
 impl ProxyError {
@@ -41,6 +64,10 @@ impl ProxyError {
             ProxyError::NoEndpoint(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Redirect { status, .. } => *status,
         }
     }
 
@@ -54,6 +81,10 @@ impl ProxyError {
             ProxyError::Connect(_) => "connect_failed",
             ProxyError::Upstream(_) => "upstream_failed",
             ProxyError::Timeout => "timeout",
+            ProxyError::Forbidden(_) => "forbidden",
+            ProxyError::RateLimited { .. } => "rate_limited",
+            ProxyError::BodyTooLarge => "body_too_large",
+            ProxyError::Redirect { .. } => "redirect",
         }
     }
 
@@ -67,6 +98,10 @@ impl ProxyError {
             ProxyError::Connect(_) => "bad gateway: could not connect to the backend\n",
             ProxyError::Upstream(_) => "bad gateway: the backend failed\n",
             ProxyError::Timeout => "gateway timeout: the backend did not answer in time\n",
+            ProxyError::Forbidden(_) => "forbidden\n",
+            ProxyError::RateLimited { .. } => "too many requests\n",
+            ProxyError::BodyTooLarge => "request body too large\n",
+            ProxyError::Redirect { .. } => "redirecting\n",
         };
         let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
         *response.status_mut() = self.status();
@@ -74,6 +109,17 @@ impl ProxyError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
+        match self {
+            ProxyError::RateLimited { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            ProxyError::Redirect { location, .. } => {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            _ => {}
+        }
         response
     }
 }

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
 use crate::balance::InFlight;
@@ -126,17 +125,17 @@ pub fn upstream_uri(authority: &Authority, path_and_query: Option<PathAndQuery>)
 pin_project_lite::pin_project! {
     /// A request body on its way upstream that says when it has been sent
     /// whole (or failed), so the response timeout can start then.
-    pub struct Outgoing {
+    pub struct Outgoing<B> {
         #[pin]
-        inner: Incoming,
+        inner: B,
         done: Option<oneshot::Sender<()>>,
     }
 }
 
-impl Outgoing {
+impl<B: Body> Outgoing<B> {
     /// Wraps `inner`; the receiver resolves once it has ended. Bodiless
     /// requests (most GETs) get no channel: they are sent with the head.
-    pub fn new(inner: Incoming) -> (Self, Option<oneshot::Receiver<()>>) {
+    pub fn new(inner: B) -> (Self, Option<oneshot::Receiver<()>>) {
         if inner.is_end_stream() {
             return (Outgoing { inner, done: None }, None);
         }
@@ -151,14 +150,14 @@ impl Outgoing {
     }
 }
 
-impl Body for Outgoing {
-    type Data = Bytes;
-    type Error = hyper::Error;
+impl<B: Body> Body for Outgoing<B> {
+    type Data = B::Data;
+    type Error = B::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::service::{handle, Connection, Shared};
+use crate::policy::client::TrustedProxies;
 use crate::table::SharedTable;
 
 /// How the proxy serves.
@@ -29,6 +30,10 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Time allowed to connect to a backend.
     pub connect_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed when deriving the client
+    /// address for firewalls and rate limits (`--trusted-proxies`).
+    /// Default: none, so the client is always the socket peer.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ServeOptions {
@@ -37,6 +42,7 @@ impl Default for ServeOptions {
             drain_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             connect_timeout: Duration::from_secs(5),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -67,6 +73,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         table,
         client,
+        trusted_proxies: options.trusted_proxies.clone(),
         closing: close_rx.clone(),
         tunnels: tunnels.clone(),
     });
@@ -115,6 +122,8 @@ pub async fn serve(
             // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
             peer_ip: HeaderValue::from_str(&peer.ip().to_canonical().to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            peer: peer.ip().to_canonical(),
+            peer_trusted: shared.trusted_proxies.contains(peer.ip()),
             _permit: permit,
         });
         let service = service_fn(move |req| handle(conn.clone(), req));

@@ -1,12 +1,19 @@
-//! The per-request phases: match → pick → forward → response headers.
+//! The per-request phases, in this order: match → firewall → rate limit →
+//! body limit → rewrite and request headers (or redirect) → pick → forward
+//! → response headers.
 //!
 //! Each phase is a small step over the request; the route table is loaded
 //! once per request and only the matched `Arc<Rule>` is kept across awaits.
+//! Policies were compiled with the table: nothing is parsed here.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::request::Parts;
+use http::uri::PathAndQuery;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -22,13 +29,18 @@ use super::forward::{
     is_upgrade, set_forwarded, strip_hop_by_hop, upstream_uri, Outgoing, Tracked,
 };
 use crate::balance::InFlight;
+use crate::policy::body_limit::LimitedBody;
+use crate::policy::client::{client_ip, TrustedProxies};
+use crate::policy::rewrite::HostRewrite;
+use crate::policy::RulePolicy;
 use crate::table::SharedTable;
 
 /// What the proxy sends back: a backend's streamed body, or its own.
 pub type ProxyBody = Either<Tracked<Incoming>, Full<Bytes>>;
 
 /// The upstream client: one pool of keep-alive connections to every backend.
-pub type UpstreamClient = Client<HttpConnector, Outgoing>;
+/// Request bodies are counted on the way (the rule's `maxBodySize`).
+pub type UpstreamClient = Client<HttpConnector, Outgoing<LimitedBody<Incoming>>>;
 
 /// State shared by every connection of one proxy.
 pub struct Shared {
@@ -36,6 +48,8 @@ pub struct Shared {
     pub table: SharedTable,
     /// The pooled upstream client.
     pub client: UpstreamClient,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
     /// Becomes true at the drain deadline; open tunnels close then.
     pub closing: tokio::sync::watch::Receiver<bool>,
     /// Open upgraded tunnels, which the drain waits for.
@@ -48,6 +62,11 @@ pub struct Connection {
     pub shared: Arc<Shared>,
     /// The peer's IP, ready to append to `X-Forwarded-For`.
     pub peer_ip: HeaderValue,
+    /// The peer's IP (IPv4-mapped addresses as IPv4).
+    pub peer: IpAddr,
+    /// Whether the peer is a trusted proxy: only then is `X-Forwarded-For`
+    /// read to find the client.
+    pub peer_trusted: bool,
     /// The connection's place under the connection cap, held until the
     /// connection and any tunnel upgraded from it have ended.
     pub _permit: OwnedSemaphorePermit,
@@ -78,19 +97,79 @@ async fn proxy(
         // A forward-proxy tunnel, not a request for a route.
         return Err(ProxyError::MethodNotAllowed);
     }
-    // One host per request, used for matching, Host and X-Forwarded-Host:
-    // an absolute-form or HTTP/2 authority wins over the Host header
-    // (RFC 9112 §3.2.2).
+    // One host per request, used for matching, redirects, Host and
+    // X-Forwarded-Host: an absolute-form or HTTP/2 authority wins over the
+    // Host header (RFC 9112 §3.2.2).
     let host = request_host(&req);
+    let host_str = host.as_ref().and_then(|h| h.to_str().ok());
 
     // Phase: match. One table load; only the rule's Arc outlives it.
-    let rule = {
+    let (prefix_len, rule) = {
         let table = conn.shared.table.load();
-        let host = host.as_ref().and_then(|h| h.to_str().ok());
-        table
-            .find(host, req.method(), req.uri().path(), req.headers())
-            .cloned()
-            .ok_or(ProxyError::NoRoute)?
+        let (prefix_len, rule) = table
+            .lookup(host_str, req.method(), req.uri().path(), req.headers())
+            .ok_or(ProxyError::NoRoute)?;
+        (prefix_len.unwrap_or(0), rule.clone())
+    };
+    let policy = &rule.policy;
+
+    // Phase: firewall. The client is the peer, or behind trusted proxies
+    // the right-most untrusted X-Forwarded-For hop.
+    let client = if conn.peer_trusted {
+        client_ip(conn.peer, req.headers(), &conn.shared.trusted_proxies)
+    } else {
+        conn.peer
+    };
+    if let Some(firewall) = &policy.firewall {
+        firewall
+            .check(client, req.method(), req.uri().path(), req.headers())
+            .map_err(ProxyError::Forbidden)?;
+    }
+
+    // Phase: rate limit.
+    if let Some(limit) = &policy.rate_limit {
+        limit
+            .check(client, req.headers(), tokio::time::Instant::now())
+            .map_err(|limited| ProxyError::RateLimited {
+                retry_after_secs: limited.retry_after_secs(),
+            })?;
+    }
+
+    // Phase: body limit. A declared length over the limit is refused before
+    // any backend is contacted; otherwise the body is counted as it streams.
+    if let Some(max) = policy.max_body_size {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > max) {
+            return Err(ProxyError::BodyTooLarge);
+        }
+    }
+
+    // Phase: redirect, or rewrite and request headers.
+    if let Some(redirect) = &policy.redirect {
+        let location = redirect
+            .location(host_str, req.uri().path(), req.uri().query(), prefix_len)
+            .ok_or(ProxyError::BadRequest)?;
+        return Err(ProxyError::Redirect {
+            status: redirect.status,
+            location,
+        });
+    }
+    let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let path_and_query = rewrite(&mut parts, policy, prefix_len)?;
+    // Raised by the body when it passes the limit, so that the upstream
+    // error it causes is answered 413, not 502.
+    let (body, tripped) = match policy.max_body_size {
+        Some(max) => {
+            let tripped = Arc::new(AtomicBool::new(false));
+            (LimitedBody::new(body, max, tripped.clone()), Some(tripped))
+        }
+        None => (LimitedBody::unlimited(body), None),
     };
 
     // Phase: pick.
@@ -101,21 +180,32 @@ async fn proxy(
     let in_flight = target.state.start_request();
 
     // Phase: forward.
-    let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrade);
-    if let Some(host) = &host {
-        parts.headers.insert(header::HOST, host.clone());
+    match &policy.host_rewrite {
+        Some(HostRewrite::Hostname(name)) => {
+            parts.headers.insert(header::HOST, name.clone());
+        }
+        Some(HostRewrite::BackendAddress) => {
+            if let Ok(address) = HeaderValue::from_str(target.authority.as_str()) {
+                parts.headers.insert(header::HOST, address);
+            }
+        }
+        None => {
+            if let Some(host) = &host {
+                parts.headers.insert(header::HOST, host.clone());
+            }
+        }
     }
+    // X-Forwarded-Host: the host the client asked for, before any rewrite.
     set_forwarded(&mut parts.headers, &conn.peer_ip, host);
-    parts.uri = upstream_uri(&target.authority, parts.uri.into_parts().path_and_query)
-        .ok_or(ProxyError::BadRequest)?;
+    parts.uri = upstream_uri(&target.authority, path_and_query).ok_or(ProxyError::BadRequest)?;
     parts.version = Version::HTTP_11;
     let (body, body_sent) = Outgoing::new(body);
     let sent = conn.shared.client.request(Request::from_parts(parts, body));
+    let over_limit = || tripped.as_ref().is_some_and(|t| t.load(Ordering::Acquire));
     let mut response = match await_response(sent, body_sent, rule.timeouts.request).await {
         Err(_) => return Err(ProxyError::Timeout),
+        Ok(Err(_)) if over_limit() => return Err(ProxyError::BodyTooLarge),
         Ok(Err(err)) if err.is_connect() => return Err(ProxyError::Connect(err)),
         Ok(Err(err)) => return Err(ProxyError::Upstream(err)),
         Ok(Ok(response)) => response,
@@ -136,12 +226,15 @@ async fn proxy(
         }
     }
     strip_hop_by_hop(response.headers_mut(), false);
+    if let Some(modifier) = &policy.response_headers {
+        modifier.apply(response.headers_mut());
+    }
     Ok(response.map(|body| Either::Left(Tracked::new(body, in_flight))))
 }
 
-/// The request's host: the URI authority (absolute-form, or HTTP/2's
-/// `:authority`) without userinfo, else the `Host` header.
-fn request_host(req: &Request<Incoming>) -> Option<HeaderValue> {
+/// The host the client asked for: the URI authority (absolute form, or
+/// HTTP/2's `:authority`) without userinfo, else the `Host` header.
+fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
     match req.uri().authority() {
         Some(authority) => {
             let text = authority.as_str();
@@ -167,6 +260,42 @@ async fn await_response<F: std::future::Future>(
         out = &mut response => Ok(out),
         _ = body_sent => tokio::time::timeout(timeout, response).await,
     }
+}
+
+/// The rewrite phase: path and query rewrites (returning the new
+/// path-and-query; untouched when the rule has none) and request header
+/// changes.
+fn rewrite(
+    parts: &mut Parts,
+    policy: &RulePolicy,
+    prefix_len: usize,
+) -> Result<Option<PathAndQuery>, ProxyError> {
+    if let Some(modifier) = &policy.request_headers {
+        modifier.apply(&mut parts.headers);
+    }
+    let original = parts.uri.path_and_query().cloned();
+    if policy.path_rewrite.is_none() && policy.query.is_none() {
+        return Ok(original);
+    }
+    let path = parts.uri.path();
+    let query = parts.uri.query();
+    let path = match &policy.path_rewrite {
+        Some(rewrite) => rewrite.apply(path, prefix_len),
+        None => path.into(),
+    };
+    let query = match &policy.query {
+        Some(modifier) => modifier.apply(query).map(Into::into),
+        None => query.map(std::borrow::Cow::Borrowed),
+    };
+    let mut out = String::with_capacity(path.len() + query.as_ref().map_or(0, |q| q.len() + 1));
+    out.push_str(&path);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(&query);
+    }
+    PathAndQuery::from_maybe_shared(Bytes::from(out))
+        .map(Some)
+        .map_err(|_| ProxyError::BadRequest)
 }
 
 /// Copies bytes both ways between the upgraded client and backend

@@ -20,6 +20,8 @@ use super::{
 };
 use crate::api::{self, HeaderMatchType, PathMatchType};
 use crate::balance::{Balancer, EndpointState};
+use crate::policy::rate_limit::RateLimiter;
+use crate::policy::{LimiterStates, RulePolicy};
 use crate::source::{BackendPolicy, Snapshot, SourcedRoute};
 
 /// Response-head timeout when a rule sets none (nginx's `proxy_read_timeout`).
@@ -54,6 +56,7 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
     routes.sort_by(|a, b| (a.age, &a.namespace, &a.name).cmp(&(b.age, &b.namespace, &b.name)));
 
     let mut endpoints: HashMap<Arc<str>, Arc<EndpointState>> = HashMap::new();
+    let mut limiters = LimiterStates::default();
     let mut claims: HashMap<(HostKey, MatchKey), Arc<str>> = HashMap::new();
     let mut names: HashMap<(&str, &str), &str> = HashMap::new();
     let mut buckets: HashMap<HostKey, Vec<(Rank, RequestMatch, Arc<Rule>)>> = HashMap::new();
@@ -72,13 +75,19 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
             }]),
             Entry::Vacant(slot) => {
                 slot.insert(&route.origin);
-                compile_route(route, &resource, snapshot.backends, |addr| {
-                    endpoints
-                        .get(addr)
-                        .or_else(|| previous.endpoints.get(addr))
-                        .cloned()
-                        .unwrap_or_default()
-                })
+                compile_route(
+                    route,
+                    &resource,
+                    snapshot.backends,
+                    &previous.limiters,
+                    |addr| {
+                        endpoints
+                            .get(addr)
+                            .or_else(|| previous.endpoints.get(addr))
+                            .cloned()
+                            .unwrap_or_default()
+                    },
+                )
             }
         };
         let (reason, errors) = match result {
@@ -109,6 +118,9 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
                     for (addr, state) in compiled.endpoints {
                         endpoints.entry(addr).or_insert(state);
                     }
+                    for (rule, spec, limiter) in compiled.limiters {
+                        limiters.insert(resource.clone(), rule, spec, limiter);
+                    }
                     (Reason::Accepted, Vec::new())
                 } else {
                     (Reason::Conflicted, conflicts)
@@ -134,6 +146,7 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
 
     let mut table = RouteTable {
         endpoints,
+        limiters,
         summary,
         ..RouteTable::default()
     };
@@ -161,6 +174,8 @@ struct CompiledRoute {
     matches: Vec<CompiledMatch>,
     /// The endpoints its rules use.
     endpoints: Vec<(Arc<str>, Arc<EndpointState>)>,
+    /// The rate-limit buckets of its rules, by rule index.
+    limiters: Vec<(usize, api::RateLimit, Arc<RateLimiter>)>,
 }
 
 struct CompiledMatch {
@@ -186,6 +201,7 @@ fn compile_route(
     route: &SourcedRoute,
     resource: &Arc<str>,
     policy: BackendPolicy,
+    previous_limiters: &LimiterStates,
     mut endpoint: impl FnMut(&str) -> Arc<EndpointState>,
 ) -> Result<CompiledRoute, Vec<FieldError>> {
     let spec = &route.spec;
@@ -213,6 +229,7 @@ fn compile_route(
     let mut compiled = Vec::new(); // (field, key, matcher, rule index, match index)
     let mut rules = Vec::new();
     let mut used_endpoints = Vec::new();
+    let mut used_limiters = Vec::new();
     for (r, rule) in spec.rules.iter().enumerate() {
         let at = format!("spec.rules[{r}]");
         let default_match = [api::RouteMatch::default()];
@@ -300,10 +317,32 @@ fn compile_route(
                 Err(message) => err(format!("{at}.timeouts.request"), message),
             }
         }
+        let prefix_matches = matches.iter().all(|m| {
+            m.path
+                .as_ref()
+                .is_none_or(|p| p.kind == PathMatchType::Prefix)
+        });
+        let mut policy_errors = Vec::new();
+        let previous_limiter = rule
+            .rate_limit
+            .as_ref()
+            .and_then(|spec| previous_limiters.get(resource, r, spec));
+        let policy = RulePolicy::compile(
+            rule,
+            &at,
+            prefix_matches,
+            previous_limiter,
+            &mut policy_errors,
+        );
+        if let (Some(spec), Some(limit)) = (&rule.rate_limit, &policy.rate_limit) {
+            used_limiters.push((r, spec.clone(), limit.limiter().clone()));
+        }
+        errors_append(&mut err, &mut policy_errors);
         rules.push(Arc::new(Rule {
             route: resource.clone(),
             backends,
             timeouts,
+            policy,
         }));
     }
 
@@ -326,6 +365,7 @@ fn compile_route(
     Ok(CompiledRoute {
         matches,
         endpoints: used_endpoints,
+        limiters: used_limiters,
     })
 }
 

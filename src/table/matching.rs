@@ -129,7 +129,8 @@ impl PathMatcher {
         }
     }
 
-    fn matches(&self, path: &str) -> bool {
+    /// Whether `path` satisfies the condition.
+    pub fn matches(&self, path: &str) -> bool {
         match self {
             PathMatcher::Exact(p) => path == &**p,
             PathMatcher::Prefix(p) => {
@@ -194,7 +195,8 @@ impl HeaderMatcher {
         Ok(HeaderMatcher { name, value })
     }
 
-    fn matches(&self, headers: &HeaderMap) -> bool {
+    /// Whether any value of the header satisfies the condition.
+    pub fn matches(&self, headers: &HeaderMap) -> bool {
         headers
             .get_all(&self.name)
             .iter()
@@ -222,6 +224,15 @@ impl RequestMatch {
         (self.methods.is_empty() || self.methods.contains(method))
             && self.path.matches(path)
             && self.headers.iter().all(|h| h.matches(headers))
+    }
+
+    /// With a `Prefix` path condition, the length of the prefix a matching
+    /// path starts with (without its trailing `/`; 0 for `/`).
+    pub fn prefix_len(&self) -> Option<usize> {
+        match &self.path {
+            PathMatcher::Prefix(p) => Some(p.len()),
+            _ => None,
+        }
     }
 
     /// This match's precedence; lower sorts first and wins.

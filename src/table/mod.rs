@@ -23,6 +23,7 @@ pub use status::{FieldError, Reason, RouteStatus};
 
 use crate::api::LoadBalancerRouteSpec;
 use crate::balance::{Balancer, EndpointState};
+use crate::policy::{LimiterStates, RulePolicy};
 use matching::{request_host, RequestMatch};
 
 /// The published table, swapped whole on every compile. Requests `load()`
@@ -40,6 +41,8 @@ pub struct RouteTable {
     any_host: Option<HostRules>,
     /// Endpoint state by address, handed to the next compile.
     endpoints: HashMap<Arc<str>, Arc<EndpointState>>,
+    /// Rate-limit buckets by route and rule, handed to the next compile.
+    limiters: LimiterStates,
     /// What `/routes` shows.
     summary: Vec<RouteSummary>,
 }
@@ -59,6 +62,8 @@ pub struct Rule {
     pub backends: Backends,
     /// The rule's time limits.
     pub timeouts: RuleTimeouts,
+    /// The rule's firewall, limits, rewrites, header changes or redirect.
+    pub policy: RulePolicy,
 }
 
 /// A rule's time limits, parsed.
@@ -131,6 +136,20 @@ impl RouteTable {
         path: &str,
         headers: &HeaderMap,
     ) -> Option<&Arc<Rule>> {
+        self.lookup(host, method, path, headers)
+            .map(|(_, rule)| rule)
+    }
+
+    /// Like [`find`](Self::find), also returning, when the winning match is
+    /// a `Prefix` match, the length of the path prefix it matched (what
+    /// `ReplacePrefixMatch` replaces).
+    pub fn lookup(
+        &self,
+        host: Option<&str>,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Option<(Option<usize>, &Arc<Rule>)> {
         let mut buf = [0u8; 253];
         let host = host.and_then(|h| request_host(h, &mut buf));
         let rules = host
@@ -140,7 +159,7 @@ impl RouteTable {
             .entries
             .iter()
             .find(|(m, _)| m.matches(method, path, headers))
-            .map(|(_, rule)| rule)
+            .map(|(m, rule)| (m.prefix_len(), rule))
     }
 
     fn host_rules(&self, host: &str) -> Option<&HostRules> {

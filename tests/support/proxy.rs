@@ -57,7 +57,31 @@ impl Proxy {
 
     /// Starts the proxy with an explicit routes layout and drain timeout.
     pub async fn start_with(layout: RoutesLayout<'_>, drain_timeout: Duration) -> Proxy {
+        Proxy::start_full(layout, drain_timeout, &[]).await
+    }
+
+    /// Starts the proxy on `yaml` trusting these proxies' `X-Forwarded-For`
+    /// (`--trusted-proxies`), e.g. `&["127.0.0.1/32"]`.
+    pub async fn start_trusting(yaml: &str, trusted_proxies: &[&str]) -> Proxy {
+        Proxy::start_full(
+            RoutesLayout::File(yaml),
+            Duration::from_secs(5),
+            trusted_proxies,
+        )
+        .await
+    }
+
+    /// Starts the proxy with every option explicit.
+    pub async fn start_full(
+        layout: RoutesLayout<'_>,
+        drain_timeout: Duration,
+        trusted_proxies: &[&str],
+    ) -> Proxy {
         init_tracing();
+        let trusted_proxies = trusted_proxies
+            .iter()
+            .map(|c| switchyard::policy::firewall::parse_cidr(c).expect("trusted proxy CIDR"))
+            .collect();
         let dir = tempfile::tempdir().expect("tempdir");
         let routes = match layout {
             RoutesLayout::File(yaml) => {
@@ -88,6 +112,7 @@ impl Proxy {
             routes: routes.clone(),
             drain_timeout,
             reload_interval: RELOAD_INTERVAL,
+            trusted_proxies,
         };
         let task = tokio::spawn(switchyard::standalone::run(
             opts,

@@ -51,6 +51,8 @@ pub struct Rule {
     backends: Option<Vec<(String, Option<u32>)>>,
     algorithm: Option<String>,
     request_timeout: Option<String>,
+    /// Extra rule fields (policies) as `key: flow-YAML` pairs, in order.
+    extra: Vec<(String, String)>,
 }
 
 impl Rule {
@@ -107,6 +109,13 @@ impl Rule {
     /// Sets `loadBalancing.algorithm`.
     pub fn algorithm(mut self, algorithm: &str) -> Self {
         self.algorithm = Some(algorithm.to_string());
+        self
+    }
+
+    /// Adds a rule field written as flow YAML, for policies:
+    /// `.field("firewall", "{deny: [10.0.0.0/8]}")`.
+    pub fn field(mut self, key: &str, flow_yaml: &str) -> Self {
+        self.extra.push((key.to_string(), flow_yaml.to_string()));
         self
     }
 
@@ -261,6 +270,10 @@ impl fmt::Display for Rule {
         }
         if let Some(timeout) = &self.request_timeout {
             writeln!(f, "{lead}timeouts: {{request: {}}}", q(timeout))?;
+            lead = REST;
+        }
+        for (key, value) in &self.extra {
+            writeln!(f, "{lead}{key}: {value}")?;
             lead = REST;
         }
         if lead == FIRST {

@@ -1,0 +1,384 @@
+//! The per-rule firewall.
+//!
+//! Owns: the compiled [`Firewall`] (CIDRs parsed, path prefixes checked,
+//! header regexes compiled, methods parsed — all at compile), judging a
+//! request against it, and [`parse_cidr`]. Must not: parse configuration
+//! per request, or decide who the client is (that is `policy::client`).
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use http::{HeaderMap, Method};
+use ipnet::IpNet;
+
+use crate::api::{self, PathMatchType};
+use crate::table::matching::{HeaderMatcher, PathMatcher};
+use crate::table::FieldError;
+
+/// A compiled firewall; see [`api::Firewall`] for the rules.
+#[derive(Debug, Clone, Default)]
+pub struct Firewall {
+    allow: Box<[IpNet]>,
+    deny: Box<[IpNet]>,
+    deny_paths: Box<[PathMatcher]>,
+    deny_headers: Box<[HeaderMatcher]>,
+    methods: Box<[Method]>,
+}
+
+/// Why the firewall refused a request, for logs (the client only sees 403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// `allow` is set and the client is not in it.
+    NotAllowed,
+    /// The client is in `deny`.
+    DeniedAddress,
+    /// The path is under a `denyPaths` prefix.
+    DeniedPath,
+    /// A `denyHeaders` condition matched.
+    DeniedHeader,
+    /// The method is not in `methods`.
+    Method,
+}
+
+impl Denied {
+    /// A short, stable label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Denied::NotAllowed => "not_allowed",
+            Denied::DeniedAddress => "denied_address",
+            Denied::DeniedPath => "denied_path",
+            Denied::DeniedHeader => "denied_header",
+            Denied::Method => "method_not_allowed",
+        }
+    }
+}
+
+impl Firewall {
+    /// Compiles `spec`; problems are pushed to `errors`, each naming its
+    /// field under `at` (e.g. `spec.rules[0].firewall`).
+    pub fn compile(spec: &api::Firewall, at: &str, errors: &mut Vec<FieldError>) -> Self {
+        let mut err = |field: String, message: String| errors.push(FieldError { field, message });
+        let mut cidrs = |list: &[String], name: &str| -> Box<[IpNet]> {
+            let mut out = Vec::with_capacity(list.len());
+            for (i, text) in list.iter().enumerate() {
+                match parse_cidr(text) {
+                    Ok(net) => out.push(net),
+                    Err(message) => err(format!("{at}.{name}[{i}]"), message),
+                }
+            }
+            out.into()
+        };
+        let allow = cidrs(&spec.allow, "allow");
+        let deny = cidrs(&spec.deny, "deny");
+        let mut deny_paths = Vec::with_capacity(spec.deny_paths.len());
+        for (i, path) in spec.deny_paths.iter().enumerate() {
+            match PathMatcher::new(PathMatchType::Prefix, path) {
+                Ok(m) => deny_paths.push(m),
+                Err(message) => err(format!("{at}.denyPaths[{i}]"), message),
+            }
+        }
+        let mut deny_headers = Vec::with_capacity(spec.deny_headers.len());
+        for (i, h) in spec.deny_headers.iter().enumerate() {
+            match HeaderMatcher::new(h.kind, &h.name, &h.value) {
+                Ok(m) => deny_headers.push(m),
+                Err((sub, message)) => err(format!("{at}.denyHeaders[{i}].{sub}"), message),
+            }
+        }
+        let mut methods = Vec::with_capacity(spec.methods.len());
+        for (i, method) in spec.methods.iter().enumerate() {
+            match Method::from_bytes(method.as_bytes()) {
+                Ok(m) if !methods.contains(&m) => methods.push(m),
+                Ok(_) => {}
+                Err(_) => err(
+                    format!("{at}.methods[{i}]"),
+                    format!("{method:?} is not an HTTP method"),
+                ),
+            }
+        }
+        Firewall {
+            allow,
+            deny,
+            deny_paths: deny_paths.into(),
+            deny_headers: deny_headers.into(),
+            methods: methods.into(),
+        }
+    }
+
+    /// Judges a request: `Ok` to let it through, else why not.
+    pub fn check(
+        &self,
+        client: IpAddr,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<(), Denied> {
+        if !self.allow.is_empty() && !self.allow.iter().any(|n| n.contains(&client)) {
+            return Err(Denied::NotAllowed);
+        }
+        if self.deny.iter().any(|n| n.contains(&client)) {
+            return Err(Denied::DeniedAddress);
+        }
+        if !self.deny_paths.is_empty() {
+            // Judge the path the backend will understand: `/a/../admin`,
+            // `//admin` and `/%61dmin` must not slip past `/admin`.
+            let path = normalize_path(path);
+            if self.deny_paths.iter().any(|p| p.matches(&path)) {
+                return Err(Denied::DeniedPath);
+            }
+        }
+        if self.deny_headers.iter().any(|h| h.matches(headers)) {
+            return Err(Denied::DeniedHeader);
+        }
+        if !self.methods.is_empty() && !self.methods.contains(method) {
+            return Err(Denied::Method);
+        }
+        Ok(())
+    }
+}
+
+/// The path as a backend resolves it, for deny checks: percent-encoded
+/// unreserved characters decoded (RFC 3986 §6.2.2.2), empty segments
+/// merged, `.` and `..` segments removed (§5.2.4). Encoded `/` (`%2F`)
+/// stays encoded, as most servers keep it. Borrowed, with no work beyond a
+/// scan, when the path is already normal.
+pub fn normalize_path(path: &str) -> Cow<'_, str> {
+    let bytes = path.as_bytes();
+    let suspicious = bytes.contains(&b'%')
+        || path.contains("//")
+        || path.contains("/./")
+        || path.contains("/../")
+        || path.ends_with("/.")
+        || path.ends_with("/..");
+    if !suspicious {
+        return Cow::Borrowed(path);
+    }
+    // Decode %XX of unreserved characters only.
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| char::from(b).to_digit(16);
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                let b = (hi * 16 + lo) as u8;
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    decoded.push(b);
+                    i += 3;
+                    continue;
+                }
+            }
+        }
+        decoded.push(bytes[i]);
+        i += 1;
+    }
+    let decoded = String::from_utf8_lossy(&decoded);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/').skip(1) {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    if out.is_empty() || trailing {
+        out.push('/');
+    }
+    Cow::Owned(out)
+}
+
+/// Parses a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (which
+/// means just it). Host bits are cleared: `10.1.2.3/8` is `10.0.0.0/8`.
+pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let trimmed = text.trim();
+    let net = match trimmed.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => match trimmed.parse::<IpAddr>() {
+            Ok(ip) => IpNet::from(ip),
+            Err(_) => {
+                return Err(format!(
+                    "{text:?} is not a CIDR (for example 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7)"
+                ))
+            }
+        },
+    };
+    Ok(net.trunc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{HeaderMatch, HeaderMatchType};
+    use http::HeaderValue;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn paths_are_normalised_before_deny_checks() {
+        for (path, want) in [
+            ("/admin", "/admin"),
+            ("/admin/x", "/admin/x"),
+            ("//admin", "/admin"),
+            ("/a/../admin", "/admin"),
+            ("/./admin/.", "/admin/"),
+            ("/../../admin", "/admin"),
+            ("/%61dmin", "/admin"),
+            ("/%2e%2e/admin", "/admin"),
+            ("/admin%2Fx", "/admin%2Fx"),
+            ("/bad%zz", "/bad%zz"),
+            ("/trailing%", "/trailing%"),
+            ("/", "/"),
+        ] {
+            assert_eq!(normalize_path(path), want, "case {path}");
+        }
+    }
+
+    #[test]
+    fn cidrs_parse_v4_v6_and_bare_addresses() {
+        for (text, want) in [
+            ("10.0.0.0/8", Ok("10.0.0.0/8")),
+            ("10.1.2.3/8", Ok("10.0.0.0/8")),
+            ("2001:db8::/32", Ok("2001:db8::/32")),
+            ("192.0.2.7", Ok("192.0.2.7/32")),
+            ("::1", Ok("::1/128")),
+            ("10.0.0.300/8", Err(())),
+            ("10.0.0.0/33", Err(())),
+            ("nonsense", Err(())),
+        ] {
+            let got = parse_cidr(text).map(|n| n.to_string()).map_err(|_| ());
+            assert_eq!(got, want.map(str::to_owned), "case {text}");
+        }
+    }
+
+    fn firewall(spec: api::Firewall) -> Firewall {
+        let mut errors = Vec::new();
+        let fw = Firewall::compile(&spec, "fw", &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        fw
+    }
+
+    #[test]
+    fn firewall_rules_each_refuse_their_requests() {
+        let fw = firewall(api::Firewall {
+            allow: vec!["10.0.0.0/8".into(), "2001:db8::/32".into()],
+            deny: vec!["10.192.0.0/16".into()],
+            deny_paths: vec!["/admin".into()],
+            deny_headers: vec![HeaderMatch {
+                kind: HeaderMatchType::RegularExpression,
+                name: "User-Agent".into(),
+                value: "BadBot.*".into(),
+            }],
+            methods: vec!["GET".into(), "HEAD".into()],
+        });
+        let mut bad_ua = HeaderMap::new();
+        bad_ua.insert("user-agent", HeaderValue::from_static("BadBot/2.0"));
+        let get = Method::GET;
+        let none = HeaderMap::new();
+        for (case, client, method, path, headers, want) in [
+            ("allowed v4", "10.1.1.1", &get, "/x", &none, Ok(())),
+            ("allowed v6", "2001:db8::9", &get, "/x", &none, Ok(())),
+            (
+                "outside allow",
+                "55.55.55.55",
+                &get,
+                "/x",
+                &none,
+                Err(Denied::NotAllowed),
+            ),
+            (
+                "outside allow v6",
+                "2001:db9::1",
+                &get,
+                "/x",
+                &none,
+                Err(Denied::NotAllowed),
+            ),
+            (
+                "deny beats allow",
+                "10.192.0.1",
+                &get,
+                "/x",
+                &none,
+                Err(Denied::DeniedAddress),
+            ),
+            (
+                "denied path",
+                "10.1.1.1",
+                &get,
+                "/admin/users",
+                &none,
+                Err(Denied::DeniedPath),
+            ),
+            (
+                "path prefix is segment-wise",
+                "10.1.1.1",
+                &get,
+                "/administrator",
+                &none,
+                Ok(()),
+            ),
+            (
+                "denied header",
+                "10.1.1.1",
+                &get,
+                "/x",
+                &bad_ua,
+                Err(Denied::DeniedHeader),
+            ),
+            (
+                "method",
+                "10.1.1.1",
+                &Method::POST,
+                "/x",
+                &none,
+                Err(Denied::Method),
+            ),
+        ] {
+            assert_eq!(
+                fw.check(ip(client), method, path, headers),
+                want,
+                "case {case}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_firewall_fields_are_each_named() {
+        let mut errors = Vec::new();
+        Firewall::compile(
+            &api::Firewall {
+                allow: vec!["10.0.0.0/8".into(), "10.0.0.300/8".into()],
+                deny: vec!["x".into()],
+                deny_paths: vec!["admin".into()],
+                deny_headers: vec![HeaderMatch {
+                    kind: HeaderMatchType::RegularExpression,
+                    name: "user-agent".into(),
+                    value: "(".into(),
+                }],
+                methods: vec!["G T".into()],
+            },
+            "spec.rules[0].firewall",
+            &mut errors,
+        );
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.rules[0].firewall.allow[1]",
+                "spec.rules[0].firewall.deny[0]",
+                "spec.rules[0].firewall.denyPaths[0]",
+                "spec.rules[0].firewall.denyHeaders[0].value",
+                "spec.rules[0].firewall.methods[0]",
+            ]
+        );
+        assert!(errors[0].message.contains("\"10.0.0.300/8\" is not a CIDR"));
+    }
+}
