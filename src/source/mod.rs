@@ -7,6 +7,7 @@
 
 pub mod file;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -19,6 +20,11 @@ pub struct Snapshot {
     pub routes: Vec<SourcedRoute>,
     /// Which kinds of backend the source may use.
     pub backends: BackendPolicy,
+    /// Services by namespace and name (cluster mode; empty standalone).
+    pub services: BTreeMap<ObjectKey, ServiceInfo>,
+    /// EndpointSlices by the namespace and name of the Service they belong
+    /// to (their `kubernetes.io/service-name` label).
+    pub endpoints: BTreeMap<ObjectKey, Vec<EndpointSliceInfo>>,
 }
 
 /// Which backend references a source's routes may use.
@@ -27,6 +33,51 @@ pub enum BackendPolicy {
     /// Standalone mode: only static `address` backends exist.
     #[default]
     StaticOnly,
+    /// Cluster mode: Service backends; static addresses only when the
+    /// operator allowed them (`--allow-static-backends`).
+    Cluster {
+        /// Whether `address` backends are accepted.
+        allow_static: bool,
+    },
+}
+
+/// `(namespace, name)` of an object.
+pub type ObjectKey = (String, String);
+
+/// The parts of a Service that routing needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// The Service's ports.
+    pub ports: Vec<ServicePortInfo>,
+}
+
+/// One port of a Service.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServicePortInfo {
+    /// The port's name; EndpointSlice ports carry the same name.
+    pub name: Option<String>,
+    /// The Service port number, which routes may name.
+    pub port: i32,
+}
+
+/// The parts of an EndpointSlice that routing needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointSliceInfo {
+    /// Ports by name (`None` for the unnamed port) and number.
+    pub ports: Vec<(Option<String>, i32)>,
+    /// The endpoints.
+    pub endpoints: Vec<EndpointInfo>,
+}
+
+/// One endpoint of an EndpointSlice.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// Its IP addresses (one for IPv4/IPv6 slices).
+    pub addresses: Vec<String>,
+    /// `conditions.ready` (absent counts as ready, as Kubernetes says).
+    pub ready: bool,
+    /// `conditions.terminating`: it takes no new requests.
+    pub terminating: bool,
 }
 
 /// One route as a source saw it.

@@ -475,6 +475,8 @@ fn backend_address(
                      a backend is a static `address: host:port`"
                 ),
             )),
+            // Replaced by Service resolution in the controller work.
+            BackendPolicy::Cluster { .. } => Err((".service", "TODO".to_owned())),
         },
         (None, Some(address)) => {
             let authority = parse_address(address).map_err(|m| (".address", m))?;
