@@ -58,6 +58,9 @@ enum Command {
         /// A YAML file or a directory of them.
         path: PathBuf,
     },
+    /// Print the LoadBalancerRoute CustomResourceDefinition (what crds/
+    /// holds): `switchyard crd | kubectl apply -f -`.
+    Crd,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,16 @@ fn main() -> ExitCode {
         .init();
     match Cli::parse().command {
         Command::Check { path } => check(&path),
+        Command::Crd => match switchyard::api::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("switchyard: cannot render the CRD: {err}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run {
             routes,
             listen,

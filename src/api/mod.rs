@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +25,37 @@ use serde::{Deserialize, Serialize};
     kind = "LoadBalancerRoute",
     namespaced,
     shortname = "lbr",
-    status = "LoadBalancerRouteStatus"
+    category = "switchyard",
+    status = "LoadBalancerRouteStatus",
+    printcolumn(
+        name = "Hosts",
+        type_ = "string",
+        json_path = ".spec.hosts",
+        description = "Hostnames served"
+    ),
+    printcolumn(
+        name = "Accepted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status",
+        description = "Whether the route is served"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether every rule has a ready endpoint"
+    ),
+    printcolumn(
+        name = "Endpoints",
+        type_ = "integer",
+        json_path = ".status.readyEndpoints",
+        description = "Ready endpoints across the route's rules"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancerRouteSpec {
@@ -399,9 +429,14 @@ pub enum HeaderMatchType {
 }
 
 /// A destination for a rule's traffic: a Service (in a cluster) or a
-/// static address (standalone mode).
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+/// static address (standalone mode). Exactly one of `service` and
+/// `address`; a `service` needs a `port`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.service) != has(self.address)").message("set exactly one of service or address"),
+    validation = Rule::new("!has(self.service) || has(self.port)").message("a service backend needs a port")
+)]
 pub struct Backend {
     /// A Service in the route's namespace (cluster mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -416,6 +451,7 @@ pub struct Backend {
     /// This backend's share of the rule's traffic, relative to the other
     /// backends' weights (0 to 1000). 0 sends it nothing.
     #[serde(default = "default_weight")]
+    #[schemars(range(min = 0, max = 1000))]
     pub weight: u32,
 }
 
@@ -463,6 +499,16 @@ pub struct LoadBalancerRouteStatus {
     /// message a person can act on.
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// Ready endpoints across the route's rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_endpoints: Option<i64>,
+}
+
+/// The CustomResourceDefinition as YAML: what `switchyard crd` prints and
+/// `crds/` holds.
+pub fn crd_yaml() -> Result<String, serde_yaml_ng::Error> {
+    use kube::CustomResourceExt;
+    serde_yaml_ng::to_string(&LoadBalancerRoute::crd())
 }
 
 /// One status condition (the Kubernetes condition shape).
