@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 /// The spec of the `LoadBalancerRoute` custom resource. Matching follows
 /// Gateway API HTTPRoute semantics: the most specific host wins, then the
 /// most specific rule match.
+// Each `printcolumn(...)` has its own `type_`; clippy reads them as one list.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "switchyard.dev",

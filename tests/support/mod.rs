@@ -17,6 +17,7 @@
 
 mod backend;
 mod client;
+pub mod kube_api;
 mod proxy;
 mod routes;
 
