@@ -6,23 +6,23 @@
 //! bad route is left out alone; conflicts go to the older route.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::uri::Authority;
 use http::Method;
 
 use super::matching::{HeaderMatcher, HostKey, PathMatcher, Rank, RequestMatch};
+use super::resolve::{resolve_backend, Resolved};
 use super::{
-    Backends, FieldError, HostRules, Reason, RouteStatus, RouteSummary, RouteTable, Rule,
-    RuleTimeouts, Target,
+    Backends, ConditionState, FieldError, HostRules, Reason, RouteStatus, RouteSummary, RouteTable,
+    Rule, RuleTimeouts, Target,
 };
 use crate::api::{self, HeaderMatchType, PathMatchType};
 use crate::balance::{Balancer, EndpointState};
 use crate::policy::rate_limit::RateLimiter;
 use crate::policy::{LimiterStates, RulePolicy};
-use crate::source::{BackendPolicy, Snapshot, SourcedRoute};
+use crate::source::{Snapshot, SourcedRoute};
 
 /// Response-head timeout when a rule sets none (nginx's `proxy_read_timeout`).
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,8 +49,10 @@ impl Compiled {
     }
 }
 
-/// Compiles `snapshot`. Endpoint state is carried over from `previous` by
-/// address, so in-flight counts (and later health) survive route edits.
+/// Compiles `snapshot`. Service backends resolve to the ready endpoints of
+/// their EndpointSlices (cluster mode). Endpoint state is carried over from
+/// `previous` by address, so in-flight counts (and later health) survive
+/// route edits and endpoint churn.
 pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
     let mut routes: Vec<&SourcedRoute> = snapshot.routes.iter().collect();
     routes.sort_by(|a, b| (a.age, &a.namespace, &a.name).cmp(&(b.age, &b.namespace, &b.name)));
@@ -75,23 +77,17 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
             }]),
             Entry::Vacant(slot) => {
                 slot.insert(&route.origin);
-                compile_route(
-                    route,
-                    &resource,
-                    snapshot.backends,
-                    &previous.limiters,
-                    |addr| {
-                        endpoints
-                            .get(addr)
-                            .or_else(|| previous.endpoints.get(addr))
-                            .cloned()
-                            .unwrap_or_default()
-                    },
-                )
+                compile_route(route, &resource, snapshot, &previous.limiters, |addr| {
+                    endpoints
+                        .get(addr)
+                        .or_else(|| previous.endpoints.get(addr))
+                        .cloned()
+                        .unwrap_or_default()
+                })
             }
         };
-        let (reason, errors) = match result {
-            Err(errors) => (Reason::Invalid, errors),
+        let (reason, errors, conditions) = match result {
+            Err(errors) => (Reason::Invalid, errors, None),
             Ok(compiled) => {
                 let conflicts: Vec<FieldError> = compiled
                     .matches
@@ -121,18 +117,33 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
                     for (rule, spec, limiter) in compiled.limiters {
                         limiters.insert(resource.clone(), rule, spec, limiter);
                     }
-                    (Reason::Accepted, Vec::new())
+                    let conditions = (
+                        compiled.resolved_refs,
+                        compiled.ready,
+                        compiled.ready_endpoints,
+                    );
+                    (Reason::Accepted, Vec::new(), Some(conditions))
                 } else {
-                    (Reason::Conflicted, conflicts)
+                    (Reason::Conflicted, conflicts, None)
                 }
             }
         };
+        let (resolved_refs, ready, ready_endpoints) = conditions.unwrap_or_else(|| {
+            (
+                ConditionState::not_accepted(reason),
+                ConditionState::not_accepted(reason),
+                0,
+            )
+        });
         let status = RouteStatus {
             namespace: route.namespace.clone(),
             name: route.name.clone(),
             origin: route.origin.clone(),
             reason,
             errors,
+            resolved_refs,
+            ready,
+            ready_endpoints,
         };
         summary.push(RouteSummary {
             namespace: route.namespace.clone(),
@@ -176,6 +187,12 @@ struct CompiledRoute {
     endpoints: Vec<(Arc<str>, Arc<EndpointState>)>,
     /// The rate-limit buckets of its rules, by rule index.
     limiters: Vec<(usize, api::RateLimit, Arc<RateLimiter>)>,
+    /// Its `ResolvedRefs` condition.
+    resolved_refs: ConditionState,
+    /// Its `Ready` condition.
+    ready: ConditionState,
+    /// Distinct endpoints its rules serve from.
+    ready_endpoints: usize,
 }
 
 struct CompiledMatch {
@@ -200,7 +217,7 @@ struct MatchKey {
 fn compile_route(
     route: &SourcedRoute,
     resource: &Arc<str>,
-    policy: BackendPolicy,
+    snapshot: &Snapshot,
     previous_limiters: &LimiterStates,
     mut endpoint: impl FnMut(&str) -> Arc<EndpointState>,
 ) -> Result<CompiledRoute, Vec<FieldError>> {
@@ -228,8 +245,18 @@ fn compile_route(
 
     let mut compiled = Vec::new(); // (field, key, matcher, rule index, match index)
     let mut rules = Vec::new();
-    let mut used_endpoints = Vec::new();
+    // One state per address, also within this route (a map: a Service
+    // can have many endpoints).
+    let mut used_endpoints: HashMap<Arc<str>, Arc<EndpointState>> = HashMap::new();
     let mut used_limiters = Vec::new();
+    // `field: message` of each reference that does not resolve, with its
+    // ResolvedRefs reason.
+    let mut unresolved: Vec<(&'static str, String)> = Vec::new();
+    // Rules that cannot answer: `spec.rules[i]: why`, and whether that is
+    // by design (no backends, or every weight 0) rather than for want of
+    // endpoints.
+    let mut not_ready: Vec<(String, bool)> = Vec::new();
+    let mut served: HashSet<Arc<str>> = HashSet::new();
     for (r, rule) in spec.rules.iter().enumerate() {
         let at = format!("spec.rules[{r}]");
         let default_match = [api::RouteMatch::default()];
@@ -262,6 +289,8 @@ fn compile_route(
 
         let mut weights = Vec::with_capacity(rule.backends.len());
         let mut targets = Vec::with_capacity(rule.backends.len());
+        // Why a backend that should get traffic contributes no endpoint.
+        let mut empty = Vec::new();
         for (b, backend) in rule.backends.iter().enumerate() {
             let field = format!("{at}.backends[{b}]");
             if backend.weight > MAX_WEIGHT {
@@ -273,18 +302,40 @@ fn compile_route(
                     ),
                 );
             }
-            match backend_address(backend, policy) {
-                Ok((key, authority)) => {
-                    // One state per address, also within this route.
-                    let state = match used_endpoints.iter().find(|(k, _)| *k == key) {
-                        Some((_, state)) => Arc::clone(state),
-                        None => endpoint(&key),
-                    };
-                    used_endpoints.push((key, state.clone()));
-                    targets.push(Target { authority, state });
-                    weights.push(backend.weight);
+            let found = match resolve_backend(backend, &route.namespace, snapshot) {
+                Ok(Resolved::Static(endpoint)) => vec![endpoint],
+                Ok(Resolved::Service { service, endpoints }) => {
+                    if endpoints.is_empty() && backend.weight > 0 {
+                        empty.push(format!("no ready endpoints for service {service}"));
+                    }
+                    endpoints
                 }
-                Err((sub, message)) => err(format!("{field}{sub}"), message),
+                Ok(Resolved::Unresolved { reason, message }) => {
+                    if backend.weight > 0 {
+                        empty.push(message.clone());
+                    }
+                    unresolved.push((reason, format!("{field}: {message}")));
+                    Vec::new()
+                }
+                Err((sub, message)) => {
+                    err(format!("{field}{sub}"), message);
+                    Vec::new()
+                }
+            };
+            // Every endpoint gets its backend's weight, so a Service with
+            // more endpoints draws a larger share of the rule's traffic.
+            // True two-level splitting (by backend weight, then among the
+            // backend's endpoints) comes with a later issue.
+            for (key, authority) in found {
+                let state = match used_endpoints.entry(key) {
+                    Entry::Occupied(known) => Arc::clone(known.get()),
+                    Entry::Vacant(new) => {
+                        let state = endpoint(new.key());
+                        Arc::clone(new.insert(state))
+                    }
+                };
+                targets.push(Target { authority, state });
+                weights.push(backend.weight);
             }
         }
         let algorithm = rule
@@ -302,11 +353,27 @@ fn compile_route(
                     balancer,
                     targets: targets.into_boxed_slice(),
                 },
-                None => Backends::Unavailable {
+                None if empty.is_empty() => Backends::Unavailable {
                     reason: "every backend of the rule has weight 0".into(),
+                },
+                None => Backends::Unavailable {
+                    reason: empty.join("; ").into(),
                 },
             }
         };
+        match &backends {
+            Backends::Ready { targets, .. } => {
+                served.extend(targets.iter().map(|t| Arc::from(t.authority.as_str())));
+            }
+            // A redirect answers without backends.
+            Backends::Unavailable { .. } if rule.redirect.is_some() => {}
+            Backends::Unavailable { reason } => {
+                // No backends, or every weight 0, is what the author wrote;
+                // anything else wants endpoints.
+                let by_design = empty.is_empty();
+                not_ready.push((format!("{at}: {reason}"), by_design));
+            }
+        }
 
         let mut timeouts = RuleTimeouts {
             request: DEFAULT_REQUEST_TIMEOUT,
@@ -362,11 +429,50 @@ fn compile_route(
             });
         }
     }
+    let ready_endpoints = served.len();
     Ok(CompiledRoute {
         matches,
-        endpoints: used_endpoints,
+        endpoints: used_endpoints.into_iter().collect(),
         limiters: used_limiters,
+        resolved_refs: resolved_refs(&unresolved),
+        ready: ready(&not_ready, ready_endpoints),
+        ready_endpoints,
     })
+}
+
+/// `ResolvedRefs`: the first unresolved reference's reason (in declaration
+/// order), and every one of them in the message.
+fn resolved_refs(unresolved: &[(&'static str, String)]) -> ConditionState {
+    match unresolved.first() {
+        None => ConditionState::met("ResolvedRefs", "every backend reference resolved"),
+        Some((reason, _)) => {
+            let list: Vec<&str> = unresolved.iter().map(|(_, m)| m.as_str()).collect();
+            ConditionState::unmet(reason, list.join("; "))
+        }
+    }
+}
+
+/// `Ready`: every rule can answer. `NoReadyEndpoints` when a rule waits for
+/// endpoints, else `NoBackends` when a rule has none by design (no
+/// backends, or every weight 0); the message names each such rule.
+fn ready(not_ready: &[(String, bool)], endpoints: usize) -> ConditionState {
+    if not_ready.is_empty() {
+        let plural = if endpoints == 1 { "" } else { "s" };
+        return ConditionState::met(
+            "Ready",
+            format!("every rule can answer; {endpoints} ready endpoint{plural}"),
+        );
+    }
+    let reason = if not_ready.iter().all(|(_, by_design)| *by_design) {
+        "NoBackends"
+    } else {
+        "NoReadyEndpoints"
+    };
+    let list: Vec<&str> = not_ready.iter().map(|(m, _)| m.as_str()).collect();
+    ConditionState::unmet(
+        reason,
+        format!("requests to these rules get 503: {}", list.join("; ")),
+    )
 }
 
 fn errors_append(err: &mut impl FnMut(String, String), found: &mut Vec<FieldError>) {
@@ -457,42 +563,6 @@ fn compile_match(
             headers: headers.into(),
         },
     ))
-}
-
-/// The endpoint key and parsed authority of a backend; the error names the
-/// sub-field (`.address`, `.service`, or `""` for the backend itself).
-fn backend_address(
-    backend: &api::Backend,
-    policy: BackendPolicy,
-) -> Result<(Arc<str>, Authority), (&'static str, String)> {
-    match (&backend.service, &backend.address) {
-        (Some(_), Some(_)) => Err(("", "set either `service` or `address`, not both".to_owned())),
-        (Some(service), None) => match policy {
-            BackendPolicy::StaticOnly => Err((
-                ".service",
-                format!(
-                    "service backend {service:?} needs a cluster; in standalone mode \
-                     a backend is a static `address: host:port`"
-                ),
-            )),
-            // Replaced by Service resolution in the controller work.
-            BackendPolicy::Cluster { .. } => Err((".service", "TODO".to_owned())),
-        },
-        (None, Some(address)) => {
-            let authority = parse_address(address).map_err(|m| (".address", m))?;
-            Ok((Arc::from(authority.as_str()), authority))
-        }
-        (None, None) => Err(("", "a backend needs an `address: host:port`".to_owned())),
-    }
-}
-
-fn parse_address(address: &str) -> Result<Authority, String> {
-    let bad = || format!("{address:?} is not host:port (for example 127.0.0.1:8080)");
-    let authority: Authority = address.parse().map_err(|_| bad())?;
-    if address.contains('@') || authority.host().is_empty() || authority.port_u16().is_none() {
-        return Err(bad());
-    }
-    Ok(authority)
 }
 
 /// Parses a duration like `250ms`, `30s`, `5m`, `1h` or `1m30s`.

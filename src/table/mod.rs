@@ -2,11 +2,13 @@
 //! builds it.
 //!
 //! Owns: [`RouteTable`] (immutable once built), [`compile`] (pure: snapshot
-//! in, table and statuses out), matching and conflict rules. Must not: touch
-//! sockets, files or clocks.
+//! in, table and statuses out), backend resolution (Services and
+//! EndpointSlices to endpoints), matching and conflict rules, and the status
+//! conditions of each route. Must not: touch sockets, files or clocks.
 
 mod compile;
 pub mod matching;
+mod resolve;
 mod status;
 
 use std::collections::HashMap;
@@ -19,7 +21,7 @@ use http::{HeaderMap, Method};
 use serde::Serialize;
 
 pub use compile::{compile, parse_duration, Compiled};
-pub use status::{FieldError, Reason, RouteStatus};
+pub use status::{ConditionState, FieldError, Reason, RouteStatus};
 
 use crate::api::LoadBalancerRouteSpec;
 use crate::balance::{Balancer, EndpointState};

@@ -1,10 +1,13 @@
-//! What compile says about each route.
+//! What compile says about each route: whether it is served, and the three
+//! conditions the controller writes on its status (`Accepted`,
+//! `ResolvedRefs`, `Ready`).
 
 use std::fmt;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::api::Condition;
 use crate::source::Diagnostic;
 
 /// The outcome of compiling one route.
@@ -21,6 +24,30 @@ pub struct RouteStatus {
     pub reason: Reason,
     /// Every problem found, each naming its field.
     pub errors: Vec<FieldError>,
+    /// The `ResolvedRefs` condition: whether every backend reference names
+    /// something that exists. A Service that is missing (or lacks the port)
+    /// does not reject the route; its backend just has no endpoints. For a
+    /// route that is not accepted this mirrors `Accepted`'s reason, since
+    /// nothing of it is served.
+    pub resolved_refs: ConditionState,
+    /// The `Ready` condition: whether every rule can answer (has a ready
+    /// endpoint, or redirects). For a route that is not accepted this
+    /// mirrors `Accepted`'s reason.
+    pub ready: ConditionState,
+    /// Distinct ready endpoints across the route's rules (0 when the route
+    /// is not accepted).
+    pub ready_endpoints: usize,
+}
+
+/// One condition's state, before it becomes an [`api::Condition`](Condition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConditionState {
+    /// Whether the condition holds (`True`).
+    pub status: bool,
+    /// The CamelCase reason, e.g. `BackendNotFound`.
+    pub reason: &'static str,
+    /// What happened, for a person: what to fix when `status` is false.
+    pub message: String,
 }
 
 /// Why a route was or was not accepted (the `Accepted` condition's reason).
@@ -44,10 +71,54 @@ pub struct FieldError {
     pub message: String,
 }
 
+// === impl RouteStatus ===
+
 impl RouteStatus {
     /// Whether the route is served.
     pub fn accepted(&self) -> bool {
         self.reason == Reason::Accepted
+    }
+
+    /// The status conditions the controller writes, exactly three and in
+    /// this order: `Accepted`, `ResolvedRefs`, `Ready`.
+    ///
+    /// `Accepted` is `True`/`Accepted`, or `False` with `Invalid` (the
+    /// message lists every `field: problem`) or `Conflicted` (it names the
+    /// older route). `ResolvedRefs` is `True`/`ResolvedRefs`, or `False` with
+    /// `BackendNotFound` or `InvalidBackend`. `Ready` is `True`/`Ready`, or
+    /// `False` with `NoReadyEndpoints` or `NoBackends`. When the route is not
+    /// accepted, `ResolvedRefs` and `Ready` are `False` with `Accepted`'s
+    /// reason.
+    pub fn conditions(&self) -> Vec<Condition> {
+        let accepted = match self.reason {
+            Reason::Accepted => {
+                ConditionState::met(Reason::Accepted.as_str(), "the route is served")
+            }
+            reason => ConditionState::unmet(reason.as_str(), self.error_list()),
+        };
+        [
+            ("Accepted", &accepted),
+            ("ResolvedRefs", &self.resolved_refs),
+            ("Ready", &self.ready),
+        ]
+        .into_iter()
+        .map(|(kind, state)| Condition {
+            kind: kind.to_owned(),
+            status: if state.status { "True" } else { "False" }.to_owned(),
+            reason: state.reason.to_owned(),
+            message: state.message.clone(),
+        })
+        .collect()
+    }
+
+    /// `field: problem; field: problem`.
+    fn error_list(&self) -> String {
+        let list: Vec<String> = self
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
+        list.join("; ")
     }
 
     /// The problems as located diagnostics.
@@ -61,12 +132,52 @@ impl RouteStatus {
     }
 }
 
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+// === impl ConditionState ===
+
+impl ConditionState {
+    /// A condition that holds.
+    pub fn met(reason: &'static str, message: impl Into<String>) -> Self {
+        ConditionState {
+            status: true,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// A condition that does not hold.
+    pub fn unmet(reason: &'static str, message: impl Into<String>) -> Self {
+        ConditionState {
+            status: false,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// `ResolvedRefs` or `Ready` of a route that is not served: `False`
+    /// with the reason it is not.
+    pub(super) fn not_accepted(reason: Reason) -> Self {
+        ConditionState::unmet(
+            reason.as_str(),
+            "not evaluated: the route is not served; fix the problems in the Accepted condition",
+        )
+    }
+}
+
+// === impl Reason ===
+
+impl Reason {
+    /// The condition reason, CamelCase.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Reason::Accepted => "Accepted",
             Reason::Invalid => "Invalid",
             Reason::Conflicted => "Conflicted",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }

@@ -3,8 +3,11 @@
 
 use super::*;
 use crate::api::{Backend, HeaderMatch, LoadBalancerRouteSpec, PathMatch, RouteMatch, RouteRule};
-use crate::source::Age;
+use crate::source::{
+    Age, BackendPolicy, EndpointInfo, EndpointSliceInfo, ServiceInfo, ServicePortInfo,
+};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 // === fixtures ===
 
@@ -93,7 +96,139 @@ fn snapshot(routes: Vec<RouteBuilder>) -> Snapshot {
     Snapshot {
         routes: routes.into_iter().map(RouteBuilder::build).collect(),
         backends: BackendPolicy::StaticOnly,
+        ..Snapshot::default()
     }
+}
+
+/// A cluster-mode snapshot, built up with Services and EndpointSlices.
+struct ClusterBuilder(Snapshot);
+
+fn cluster(routes: Vec<RouteBuilder>) -> ClusterBuilder {
+    ClusterBuilder(Snapshot {
+        routes: routes.into_iter().map(RouteBuilder::build).collect(),
+        backends: BackendPolicy::Cluster {
+            allow_static: false,
+        },
+        ..Snapshot::default()
+    })
+}
+
+impl ClusterBuilder {
+    fn allow_static(mut self) -> Self {
+        self.0.backends = BackendPolicy::Cluster { allow_static: true };
+        self
+    }
+
+    /// A Service with these `(name, port)` ports.
+    fn service(mut self, namespace: &str, name: &str, ports: &[(Option<&str>, i32)]) -> Self {
+        let ports = ports
+            .iter()
+            .map(|(name, port)| ServicePortInfo {
+                name: name.map(str::to_owned),
+                port: *port,
+            })
+            .collect();
+        self.0.services.insert(
+            (namespace.to_owned(), name.to_owned()),
+            ServiceInfo { ports },
+        );
+        self
+    }
+
+    /// An EndpointSlice of Service `namespace/service`.
+    fn slice(
+        mut self,
+        namespace: &str,
+        service: &str,
+        ports: &[(Option<&str>, i32)],
+        endpoints: Vec<EndpointInfo>,
+    ) -> Self {
+        let ports = ports
+            .iter()
+            .map(|(name, port)| (name.map(str::to_owned), *port))
+            .collect();
+        self.0
+            .endpoints
+            .entry((namespace.to_owned(), service.to_owned()))
+            .or_default()
+            .push(EndpointSliceInfo { ports, endpoints });
+        self
+    }
+
+    fn build(self) -> Snapshot {
+        self.0
+    }
+}
+
+fn ready(address: &str) -> EndpointInfo {
+    EndpointInfo {
+        addresses: vec![address.to_owned()],
+        ready: true,
+        terminating: false,
+    }
+}
+
+fn not_ready(address: &str) -> EndpointInfo {
+    EndpointInfo {
+        ready: false,
+        ..ready(address)
+    }
+}
+
+/// Still ready (serving its last requests) but on its way out.
+fn terminating(address: &str) -> EndpointInfo {
+    EndpointInfo {
+        terminating: true,
+        ..ready(address)
+    }
+}
+
+fn service_backend(name: &str, port: IntOrString) -> Backend {
+    Backend {
+        service: Some(name.to_owned()),
+        port: Some(port),
+        address: None,
+        weight: 1,
+    }
+}
+
+/// A route `shop/{name}` for host `{name}.com` with one rule sending to
+/// these backends.
+fn service_route(name: &str, position: u64, backends: Vec<Backend>) -> RouteBuilder {
+    route("shop", name, position)
+        .hosts(&[&format!("{name}.com")])
+        .raw_rule(RouteRule {
+            backends,
+            ..RouteRule::default()
+        })
+}
+
+/// The endpoints serving `GET host/`, or the 503 reason.
+fn served(table: &RouteTable, host: &str) -> Result<Vec<String>, String> {
+    let rule = table
+        .find(Some(host), &Method::GET, "/", &HeaderMap::new())
+        .expect("a rule matches");
+    match &rule.backends {
+        Backends::Ready { targets, .. } => {
+            Ok(targets.iter().map(|t| t.authority.to_string()).collect())
+        }
+        Backends::Unavailable { reason } => Err(reason.to_string()),
+    }
+}
+
+/// The conditions as `(type, status, reason)`.
+fn conditions(status: &RouteStatus) -> Vec<(String, String, String)> {
+    status
+        .conditions()
+        .into_iter()
+        .map(|c| (c.kind, c.status, c.reason))
+        .collect()
+}
+
+fn triples(want: [(&str, &str, &str); 3]) -> Vec<(String, String, String)> {
+    want.iter()
+        .map(|(k, s, r)| ((*k).to_owned(), (*s).to_owned(), (*r).to_owned()))
+        .collect()
 }
 
 /// The backend port of the rule a request lands on, or `None` for 404.
@@ -558,4 +693,589 @@ fn durations_parse_in_go_style() {
     for bad in ["", "10", "s", "1d", "0s", "-1s", "1.5s"] {
         assert!(parse_duration(bad).is_err(), "case {bad:?}");
     }
+}
+
+// === service backends (cluster mode) ===
+
+#[test]
+fn service_backends_resolve_to_ready_endpoints() {
+    let num = IntOrString::Int;
+    let name = |n: &str| IntOrString::String(n.to_owned());
+    // (case, backend, served endpoints)
+    let cases = [
+        (
+            "by port number; not-ready and terminating left out; deduplicated across slices",
+            service_backend("mango", num(80)),
+            vec!["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.5:8080"],
+        ),
+        (
+            "by port name selects the slice port of that name",
+            service_backend("mango", name("admin")),
+            vec!["10.0.0.1:9090", "10.0.0.2:9090", "10.0.0.5:9090"],
+        ),
+        (
+            "a quoted number is a number",
+            service_backend("mango", name("9000")),
+            vec!["10.0.0.1:9090", "10.0.0.2:9090", "10.0.0.5:9090"],
+        ),
+        (
+            "an unnamed port matches the unnamed (or empty-named) slice port",
+            service_backend("plain", num(80)),
+            vec!["10.0.1.1:3000", "10.0.1.2:3000"],
+        ),
+        (
+            "IPv6 endpoints are bracketed, in canonical spelling",
+            service_backend("six", num(80)),
+            vec!["[fd00::1]:8080", "[fd00::2]:8080"],
+        ),
+    ];
+    let mango_ports = [(Some("http"), 8080), (Some("admin"), 9090)];
+    for reversed in [false, true] {
+        let mut slices = vec![
+            vec![
+                ready("10.0.0.2"),
+                ready("10.0.0.1"),
+                not_ready("10.0.0.3"),
+                terminating("10.0.0.4"),
+            ],
+            vec![ready("10.0.0.1"), ready("10.0.0.5")],
+        ];
+        if reversed {
+            slices.reverse();
+        }
+        for (case, backend, want) in &cases {
+            let mut c = cluster(vec![service_route("r", 1, vec![backend.clone()])])
+                .service(
+                    "shop",
+                    "mango",
+                    &[(Some("http"), 80), (Some("admin"), 9000)],
+                )
+                .service("shop", "plain", &[(None, 80)])
+                .service("shop", "six", &[(None, 80)])
+                .slice("shop", "plain", &[(None, 3000)], vec![ready("10.0.1.2")])
+                .slice(
+                    "shop",
+                    "plain",
+                    &[(Some(""), 3000)],
+                    vec![ready("10.0.1.1")],
+                )
+                .slice(
+                    "shop",
+                    "six",
+                    &[(None, 8080)],
+                    vec![ready("FD00:0::2"), ready("fd00::1")],
+                );
+            for endpoints in &slices {
+                c = c.slice("shop", "mango", &mango_ports, endpoints.clone());
+            }
+            let compiled = compile(&c.build(), &RouteTable::default());
+            assert!(compiled.is_clean(), "case {case}: {:?}", compiled.statuses);
+            assert_eq!(
+                served(&compiled.table, "r.com"),
+                Ok(want.iter().map(|s| (*s).to_owned()).collect()),
+                "case {case} (slices reversed: {reversed})"
+            );
+            let status = &compiled.statuses[0];
+            assert_eq!(status.ready_endpoints, want.len(), "case {case}");
+            assert_eq!(
+                conditions(status),
+                triples([
+                    ("Accepted", "True", "Accepted"),
+                    ("ResolvedRefs", "True", "ResolvedRefs"),
+                    ("Ready", "True", "Ready"),
+                ]),
+                "case {case}"
+            );
+        }
+    }
+}
+
+#[test]
+fn route_leaves_unavailable_when_its_service_appears() {
+    let routes = || {
+        vec![service_route(
+            "mango",
+            1,
+            vec![service_backend("mango", IntOrString::Int(80))],
+        )]
+    };
+    let first = compile(&cluster(routes()).build(), &RouteTable::default());
+    let status = &first.statuses[0];
+    assert!(
+        status.accepted(),
+        "a missing Service does not reject the route"
+    );
+    assert_eq!(
+        served(&first.table, "mango.com"),
+        Err("service shop/mango not found".to_owned())
+    );
+    assert_eq!(
+        conditions(status),
+        triples([
+            ("Accepted", "True", "Accepted"),
+            ("ResolvedRefs", "False", "BackendNotFound"),
+            ("Ready", "False", "NoReadyEndpoints"),
+        ])
+    );
+    assert_eq!(
+        status.resolved_refs.message,
+        "spec.rules[0].backends[0]: service shop/mango not found"
+    );
+    assert!(
+        status
+            .ready
+            .message
+            .contains("spec.rules[0]: service shop/mango not found"),
+        "{}",
+        status.ready.message
+    );
+
+    let second = compile(
+        &cluster(routes())
+            .service("shop", "mango", &[(None, 80)])
+            .slice(
+                "shop",
+                "mango",
+                &[(None, 8080)],
+                vec![ready("10.0.0.1"), ready("10.0.0.2")],
+            )
+            .build(),
+        &first.table,
+    );
+    assert_eq!(
+        served(&second.table, "mango.com"),
+        Ok(vec!["10.0.0.1:8080".to_owned(), "10.0.0.2:8080".to_owned()])
+    );
+    let status = &second.statuses[0];
+    assert_eq!(
+        conditions(status),
+        triples([
+            ("Accepted", "True", "Accepted"),
+            ("ResolvedRefs", "True", "ResolvedRefs"),
+            ("Ready", "True", "Ready"),
+        ])
+    );
+    assert_eq!(status.ready_endpoints, 2);
+    assert_eq!(
+        status.ready.message,
+        "every rule can answer; 2 ready endpoints"
+    );
+}
+
+#[test]
+fn service_without_ready_endpoints_is_unavailable_and_not_ready() {
+    let compiled = compile(
+        &cluster(vec![service_route(
+            "mango",
+            1,
+            vec![service_backend("mango", IntOrString::Int(80))],
+        )])
+        .service("shop", "mango", &[(None, 80)])
+        .slice(
+            "shop",
+            "mango",
+            &[(None, 8080)],
+            vec![not_ready("10.0.0.1"), terminating("10.0.0.2")],
+        )
+        .build(),
+        &RouteTable::default(),
+    );
+    assert_eq!(
+        served(&compiled.table, "mango.com"),
+        Err("no ready endpoints for service shop/mango".to_owned())
+    );
+    let status = &compiled.statuses[0];
+    assert_eq!(
+        conditions(status),
+        triples([
+            ("Accepted", "True", "Accepted"),
+            ("ResolvedRefs", "True", "ResolvedRefs"),
+            ("Ready", "False", "NoReadyEndpoints"),
+        ])
+    );
+    assert_eq!(status.ready_endpoints, 0);
+    assert!(
+        status
+            .ready
+            .message
+            .contains("spec.rules[0]: no ready endpoints for service shop/mango"),
+        "{}",
+        status.ready.message
+    );
+}
+
+#[test]
+fn service_without_the_port_is_an_invalid_backend() {
+    for (case, port) in [
+        ("number", IntOrString::Int(81)),
+        ("name", IntOrString::String("grpc".to_owned())),
+    ] {
+        let compiled = compile(
+            &cluster(vec![service_route(
+                "mango",
+                1,
+                vec![service_backend("mango", port)],
+            )])
+            .service("shop", "mango", &[(Some("http"), 80), (None, 443)])
+            .slice(
+                "shop",
+                "mango",
+                &[(Some("http"), 8080)],
+                vec![ready("10.0.0.1")],
+            )
+            .build(),
+            &RouteTable::default(),
+        );
+        let status = &compiled.statuses[0];
+        assert!(status.accepted(), "case {case}");
+        assert_eq!(
+            conditions(status),
+            triples([
+                ("Accepted", "True", "Accepted"),
+                ("ResolvedRefs", "False", "InvalidBackend"),
+                ("Ready", "False", "NoReadyEndpoints"),
+            ]),
+            "case {case}"
+        );
+        assert!(
+            status
+                .resolved_refs
+                .message
+                .contains("its ports are 80 (http), 443"),
+            "case {case}: {}",
+            status.resolved_refs.message
+        );
+        assert!(served(&compiled.table, "mango.com").is_err(), "case {case}");
+    }
+}
+
+#[test]
+fn backend_references_are_checked_against_the_mode() {
+    let cluster_only = BackendPolicy::Cluster {
+        allow_static: false,
+    };
+    let with_static = BackendPolicy::Cluster { allow_static: true };
+    let no_port = Backend {
+        port: None,
+        ..service_backend("mango", IntOrString::Int(80))
+    };
+    // (case, mode, backend, the field error, or None when accepted)
+    let cases = [
+        (
+            "static refused in a cluster",
+            cluster_only,
+            address("10.9.9.9:80"),
+            Some((
+                "spec.rules[0].backends[0].address",
+                "--allow-static-backends",
+            )),
+        ),
+        (
+            "static allowed by the flag",
+            with_static,
+            address("10.9.9.9:80"),
+            None,
+        ),
+        (
+            "service in standalone",
+            BackendPolicy::StaticOnly,
+            service_backend("mango", IntOrString::Int(80)),
+            Some(("spec.rules[0].backends[0].service", "standalone mode")),
+        ),
+        (
+            "service without a port",
+            cluster_only,
+            no_port,
+            Some(("spec.rules[0].backends[0].port", "needs a `port`")),
+        ),
+        (
+            "port out of range",
+            cluster_only,
+            service_backend("mango", IntOrString::Int(70000)),
+            Some(("spec.rules[0].backends[0].port", "not a port number")),
+        ),
+        (
+            "neither service nor address",
+            cluster_only,
+            Backend {
+                service: None,
+                port: None,
+                address: None,
+                weight: 1,
+            },
+            Some(("spec.rules[0].backends[0]", "`service` and a `port`")),
+        ),
+        (
+            "service resolves in a cluster",
+            cluster_only,
+            service_backend("mango", IntOrString::Int(80)),
+            None,
+        ),
+    ];
+    for (case, mode, backend, want) in cases {
+        let mut snapshot = cluster(vec![service_route("r", 1, vec![backend])])
+            .service("shop", "mango", &[(None, 80)])
+            .slice("shop", "mango", &[(None, 8080)], vec![ready("10.0.0.1")])
+            .build();
+        snapshot.backends = mode;
+        let compiled = compile(&snapshot, &RouteTable::default());
+        let status = &compiled.statuses[0];
+        match want {
+            None => {
+                assert!(status.accepted(), "case {case}: {:?}", status.errors);
+                assert!(served(&compiled.table, "r.com").is_ok(), "case {case}");
+            }
+            Some((field, message)) => {
+                assert_eq!(status.reason, Reason::Invalid, "case {case}");
+                assert_eq!(status.errors.len(), 1, "case {case}: {:?}", status.errors);
+                assert_eq!(status.errors[0].field, field, "case {case}");
+                assert!(
+                    status.errors[0].message.contains(message),
+                    "case {case}: {}",
+                    status.errors[0].message
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn endpoint_state_is_reused_by_address_across_endpoint_churn() {
+    let snapshot = |endpoints: Vec<EndpointInfo>| {
+        cluster(vec![service_route(
+            "mango",
+            1,
+            vec![service_backend("mango", IntOrString::Int(80))],
+        )])
+        .service("shop", "mango", &[(None, 80)])
+        .slice("shop", "mango", &[(None, 8080)], endpoints)
+        .build()
+    };
+    let first = compile(
+        &snapshot(vec![ready("10.0.0.1"), ready("10.0.0.2")]),
+        &RouteTable::default(),
+    );
+    let second = compile(
+        &snapshot(vec![ready("10.0.0.2"), ready("10.0.0.3")]),
+        &first.table,
+    );
+    let state = |t: &RouteTable, key: &str| t.endpoints.get(key).cloned();
+    assert!(Arc::ptr_eq(
+        &state(&first.table, "10.0.0.2:8080").unwrap(),
+        &state(&second.table, "10.0.0.2:8080").unwrap()
+    ));
+    assert!(
+        state(&second.table, "10.0.0.1:8080").is_none(),
+        "gone endpoints are dropped"
+    );
+    assert!(state(&second.table, "10.0.0.3:8080").is_some());
+}
+
+#[test]
+fn a_missing_service_affects_only_its_own_route() {
+    let compiled = compile(
+        &cluster(vec![
+            service_route(
+                "mango",
+                1,
+                vec![service_backend("mango", IntOrString::Int(80))],
+            ),
+            service_route(
+                "nosuch",
+                2,
+                vec![service_backend("nosuch", IntOrString::Int(80))],
+            ),
+        ])
+        .service("shop", "mango", &[(None, 80)])
+        .slice("shop", "mango", &[(None, 8080)], vec![ready("10.0.0.1")])
+        .build(),
+        &RouteTable::default(),
+    );
+    assert!(compiled.is_clean(), "{:?}", compiled.statuses);
+    assert_eq!(
+        served(&compiled.table, "mango.com"),
+        Ok(vec!["10.0.0.1:8080".to_owned()])
+    );
+    assert_eq!(
+        served(&compiled.table, "nosuch.com"),
+        Err("service shop/nosuch not found".to_owned())
+    );
+    assert!(compiled.statuses[0].resolved_refs.status);
+    assert!(compiled.statuses[0].ready.status);
+    assert_eq!(compiled.statuses[1].resolved_refs.reason, "BackendNotFound");
+}
+
+#[test]
+fn a_rule_with_one_missing_backend_still_serves_from_the_others() {
+    let compiled = compile(
+        &cluster(vec![service_route(
+            "mango",
+            1,
+            vec![
+                service_backend("nosuch", IntOrString::Int(80)),
+                service_backend("mango", IntOrString::Int(80)),
+            ],
+        )])
+        .service("shop", "mango", &[(None, 80)])
+        .slice("shop", "mango", &[(None, 8080)], vec![ready("10.0.0.1")])
+        .build(),
+        &RouteTable::default(),
+    );
+    assert_eq!(
+        served(&compiled.table, "mango.com"),
+        Ok(vec!["10.0.0.1:8080".to_owned()])
+    );
+    assert_eq!(
+        conditions(&compiled.statuses[0]),
+        triples([
+            ("Accepted", "True", "Accepted"),
+            ("ResolvedRefs", "False", "BackendNotFound"),
+            ("Ready", "True", "Ready"),
+        ])
+    );
+}
+
+// === conditions ===
+
+#[test]
+fn conditions_for_accepted_invalid_and_conflicted_routes() {
+    let redirect = RouteRule {
+        matches: vec![prefix("/old")],
+        redirect: Some(api::Redirect {
+            scheme: Some("https".to_owned()),
+            ..api::Redirect::default()
+        }),
+        ..RouteRule::default()
+    };
+    let compiled = compile(
+        &snapshot(vec![
+            route("a", "served", 1)
+                .hosts(&["a.com"])
+                .rule(vec![], 1)
+                .raw_rule(redirect),
+            route("a", "empty", 2)
+                .hosts(&["empty.com"])
+                .raw_rule(RouteRule::default()),
+            route("a", "invalid", 3)
+                .hosts(&["bad host"])
+                .raw_rule(RouteRule {
+                    backends: vec![address("nohost")],
+                    ..RouteRule::default()
+                }),
+            route("b", "conflicted", 4)
+                .hosts(&["a.com"])
+                .rule(vec![], 2),
+        ]),
+        &RouteTable::default(),
+    );
+    let by_name = |name: &str| {
+        compiled
+            .statuses
+            .iter()
+            .find(|s| s.name == name)
+            .expect("status")
+    };
+    // (route, conditions)
+    let cases = [
+        (
+            "served",
+            [
+                ("Accepted", "True", "Accepted"),
+                ("ResolvedRefs", "True", "ResolvedRefs"),
+                ("Ready", "True", "Ready"),
+            ],
+        ),
+        (
+            "empty",
+            [
+                ("Accepted", "True", "Accepted"),
+                ("ResolvedRefs", "True", "ResolvedRefs"),
+                ("Ready", "False", "NoBackends"),
+            ],
+        ),
+        (
+            "invalid",
+            [
+                ("Accepted", "False", "Invalid"),
+                ("ResolvedRefs", "False", "Invalid"),
+                ("Ready", "False", "Invalid"),
+            ],
+        ),
+        (
+            "conflicted",
+            [
+                ("Accepted", "False", "Conflicted"),
+                ("ResolvedRefs", "False", "Conflicted"),
+                ("Ready", "False", "Conflicted"),
+            ],
+        ),
+    ];
+    for (name, want) in cases {
+        assert_eq!(conditions(by_name(name)), triples(want), "case {name}");
+    }
+    let messages = |name: &str| -> Vec<String> {
+        by_name(name)
+            .conditions()
+            .into_iter()
+            .map(|c| c.message)
+            .collect()
+    };
+    assert_eq!(messages("served")[0], "the route is served");
+    assert_eq!(by_name("served").ready_endpoints, 1);
+    let invalid = &messages("invalid")[0];
+    assert!(
+        invalid.starts_with("spec.hosts[0]: ")
+            && invalid.contains("; spec.rules[0].backends[0].address: "),
+        "{invalid}"
+    );
+    assert!(
+        messages("conflicted")[0].contains("older route a/served"),
+        "{:?}",
+        messages("conflicted")
+    );
+    assert!(
+        messages("empty")[2].contains("spec.rules[0]: the rule has no backends"),
+        "{:?}",
+        messages("empty")
+    );
+    assert_eq!(by_name("conflicted").ready_endpoints, 0);
+}
+
+#[test]
+fn status_serializes_for_the_routes_page() {
+    let compiled = compile(
+        &snapshot(vec![route("a", "r", 1).rule(vec![], 1)]),
+        &RouteTable::default(),
+    );
+    let json = serde_json::to_value(&compiled.statuses[0]).expect("serializes");
+    assert_eq!(json["reason"], "Accepted");
+    assert_eq!(json["ready"]["reason"], "Ready");
+    assert_eq!(json["resolved_refs"]["status"], true);
+    assert_eq!(json["ready_endpoints"], 1);
+    assert!(json.get("origin").is_none());
+}
+
+#[test]
+fn static_and_service_backends_mix_when_static_is_allowed() {
+    let compiled = compile(
+        &cluster(vec![service_route(
+            "mango",
+            1,
+            vec![
+                address("192.0.2.7:80"),
+                service_backend("mango", IntOrString::Int(80)),
+            ],
+        )])
+        .allow_static()
+        .service("shop", "mango", &[(None, 80)])
+        .slice("shop", "mango", &[(None, 8080)], vec![ready("10.0.0.1")])
+        .build(),
+        &RouteTable::default(),
+    );
+    assert!(compiled.is_clean(), "{:?}", compiled.statuses);
+    assert_eq!(
+        served(&compiled.table, "mango.com"),
+        Ok(vec!["192.0.2.7:80".to_owned(), "10.0.0.1:8080".to_owned()])
+    );
+    assert_eq!(compiled.statuses[0].ready_endpoints, 2);
 }
