@@ -44,16 +44,29 @@ pub async fn run(
         let addr = backend.local_addr().map_err(Error::Listener)?;
         info!(%addr, app, "demo backend listening");
         routes = routes.replace(placeholder, &addr.to_string());
-        tokio::spawn(backend_loop(backend, app));
+        tokio::spawn(serve_backend(backend, app, std::future::pending()));
     }
     let files = Files(vec![(PathBuf::from("(built-in demo)"), Ok(routes))]);
     standalone::run_fixed(files, options, listener, admin, shutdown).await
 }
 
-async fn backend_loop(listener: TcpListener, app: &'static str) {
+/// Serves `This is the {app} application.` on every path until `shutdown`
+/// resolves (`switchyard demo-backend`, and the demo's backends).
+pub async fn serve_backend(listener: TcpListener, app: &str, shutdown: impl Future<Output = ()>) {
     let body = Bytes::from(format!("This is the {app} application.\n"));
     let builder = auto::Builder::new(TokioExecutor::new());
-    while let Ok((stream, _)) = listener.accept().await {
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    debug!(error = %err, "demo accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
         let body = body.clone();
         let service = service_fn(move |_req| {
             let body = body.clone();

@@ -16,14 +16,18 @@
 //! - [`proxy`]: serving and forwarding; no locks or parsing per request.
 //! - [`admin`]: `/healthz`, `/readyz`, `/routes`.
 //! - [`standalone`]: standalone mode's reload loop and wiring.
+//! - [`controller`]: cluster mode's wiring (the Kubernetes source).
+//! - [`shutdown`]: one shutdown signal fanned out to every task.
 //! - [`demo`]: the built-in demo backends and routes.
 
 pub mod admin;
 pub mod api;
 pub mod balance;
+pub mod controller;
 pub mod demo;
 pub mod policy;
 pub mod proxy;
+pub mod shutdown;
 pub mod source;
 pub mod standalone;
 pub mod table;

@@ -12,7 +12,9 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use ipnet::IpNet;
+use switchyard::controller;
 use switchyard::policy::firewall::parse_cidr;
+use switchyard::source::kube::LeaseOptions;
 use switchyard::standalone::{self, Options};
 use switchyard::table::parse_duration;
 
@@ -61,6 +63,48 @@ enum Command {
     /// Print the LoadBalancerRoute CustomResourceDefinition (what crds/
     /// holds): `switchyard crd | kubectl apply -f -`.
     Crd,
+    /// Run in a cluster (or against any kubeconfig): watch LoadBalancerRoute,
+    /// Service and EndpointSlice and serve them.
+    Controller {
+        /// Where the proxy listens.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+        /// Where /healthz, /readyz and /routes are served.
+        #[arg(long, default_value = "0.0.0.0:9901")]
+        admin: SocketAddr,
+        /// Namespaces to watch (NS[,NS...]); default: all.
+        #[arg(long, value_delimiter = ',')]
+        namespaces: Vec<String>,
+        /// Let routes use static `address` backends. Routing a namespace's
+        /// traffic to arbitrary addresses is a privilege: off by default.
+        #[arg(long)]
+        allow_static_backends: bool,
+        /// The Lease whose holder writes route status.
+        #[arg(long, default_value = "switchyard")]
+        lease_name: String,
+        /// The Lease's namespace (the controller's own).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "switchyard-system")]
+        lease_namespace: String,
+        /// This replica's identity in the Lease (its pod name).
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// How long in-flight requests may take to finish on shutdown.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        drain_timeout: Duration,
+        /// Peers whose X-Forwarded-For is believed (CIDR[,CIDR...]).
+        #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
+        trusted_proxies: Vec<IpNet>,
+    },
+    /// A tiny demo backend answering `This is the NAME application.` on
+    /// every path (the kind e2e's mango and apple).
+    DemoBackend {
+        /// Where it listens.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+        /// The application's name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -90,28 +134,89 @@ fn main() -> ExitCode {
             reload_interval,
             trusted_proxies,
         } => {
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(runtime) => runtime,
-                Err(err) => {
-                    eprintln!("switchyard: cannot start the runtime: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
             let options = Options {
                 routes: routes.clone().unwrap_or_default(),
                 drain_timeout,
                 reload_interval,
                 trusted_proxies,
             };
-            match runtime.block_on(run(options, routes.is_none(), listen, admin)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("switchyard: {err:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            block_on(run(options, routes.is_none(), listen, admin))
+        }
+        Command::Controller {
+            listen,
+            admin,
+            namespaces,
+            allow_static_backends,
+            lease_name,
+            lease_namespace,
+            identity,
+            drain_timeout,
+            trusted_proxies,
+        } => {
+            let identity = identity
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| format!("switchyard-{}", std::process::id()));
+            let options = controller::Options {
+                source: switchyard::source::kube::Options {
+                    namespaces,
+                    allow_static_backends,
+                    lease: LeaseOptions {
+                        name: lease_name,
+                        namespace: lease_namespace,
+                        identity,
+                        duration: Duration::from_secs(15),
+                        renew_every: Duration::from_secs(5),
+                    },
+                },
+                drain_timeout,
+                trusted_proxies,
+            };
+            block_on(run_controller(options, listen, admin))
+        }
+        Command::DemoBackend { listen, name } => block_on(async move {
+            let listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            switchyard::demo::serve_backend(listener, &name, signal()).await;
+            Ok(())
+        }),
+    }
+}
+
+/// Runs `main` on a multi-threaded runtime; errors become exit status 1.
+fn block_on(main: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("switchyard: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("switchyard: {err:#}");
+            ExitCode::FAILURE
         }
     }
+}
+
+async fn run_controller(
+    options: controller::Options,
+    listen: SocketAddr,
+    admin: SocketAddr,
+) -> anyhow::Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot reach the Kubernetes API (in-cluster config or kubeconfig)")?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let admin = TcpListener::bind(admin)
+        .await
+        .with_context(|| format!("cannot serve admin on {admin}"))?;
+    controller::run(client, options, listener, admin, signal()).await?;
+    Ok(())
 }
 
 fn check(path: &std::path::Path) -> ExitCode {

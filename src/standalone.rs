@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState};
 use crate::policy::client::TrustedProxies;
 use crate::proxy::{self, ServeOptions};
+use crate::shutdown::Shutdown;
 use crate::source::file::{self, Files};
 use crate::source::Diagnostic;
 use crate::table::{compile, Compiled, RouteTable, SharedTable};
@@ -107,15 +107,7 @@ async fn serve(
     table.store(Arc::new(compiled.table));
     let ready = Arc::new(AtomicBool::new(true));
 
-    // One shutdown signal, fanned out to every task.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
+    let shutdown = Shutdown::new(shutdown);
 
     let admin_task = tokio::spawn(admin::serve(
         admin,
@@ -123,7 +115,7 @@ async fn serve(
             table: table.clone(),
             ready: ready.clone(),
         },
-        stopped(stop_rx.clone()),
+        shutdown.stopped(),
     ));
     let reload_task = match routes {
         Routes::Path(path) => Some(tokio::spawn(reload(
@@ -132,7 +124,7 @@ async fn serve(
             problems.iter().map(Diagnostic::key).collect(),
             table.clone(),
             options.reload_interval,
-            stopped(stop_rx.clone()),
+            shutdown.stopped(),
         ))),
         Routes::Fixed(_) => None,
     };
@@ -141,7 +133,7 @@ async fn serve(
         trusted_proxies: TrustedProxies::new(options.trusted_proxies.iter().copied()),
         ..ServeOptions::default()
     };
-    let served = proxy::serve(listener, table, serve_options, stopped(stop_rx)).await;
+    let served = proxy::serve(listener, table, serve_options, shutdown.stopped()).await;
     ready.store(false, Ordering::Release);
     if let Some(task) = reload_task {
         task.await.map_err(Error::Task)?;

@@ -29,6 +29,7 @@ fn recompile_rules(rules: Vec<RouteRule>, previous: &RouteTable) -> Compiled {
         &Snapshot {
             routes: vec![route],
             backends: BackendPolicy::StaticOnly,
+            ..Snapshot::default()
         },
         previous,
     )

@@ -6,6 +6,7 @@
 //! gathers objects; `table::compile` decides what they mean.
 
 pub mod file;
+pub mod kube;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use crate::api::LoadBalancerRouteSpec;
 
 /// Everything a compile needs, gathered by one source at one moment.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     /// The routes, in no particular order (compile sorts them by age).
     pub routes: Vec<SourcedRoute>,
@@ -81,7 +82,7 @@ pub struct EndpointInfo {
 }
 
 /// One route as a source saw it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SourcedRoute {
     /// `metadata.namespace`, `default` when absent.
     pub namespace: String,

@@ -1,0 +1,94 @@
+//! Cluster mode: routes from the Kubernetes API.
+//!
+//! Owns: wiring the Kubernetes source, the proxy and the admin listener to
+//! one shutdown. Must not: watch, compile or serve itself — `source::kube`,
+//! `table` and `proxy` do.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tracing::error;
+
+use crate::admin::{self, AdminState};
+use crate::policy::client::TrustedProxies;
+use crate::proxy::{self, ServeOptions};
+use crate::shutdown::Shutdown;
+use crate::source::kube as source;
+use crate::table::{RouteTable, SharedTable};
+
+/// How cluster mode runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// What to watch, and the Lease.
+    pub source: source::Options,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub drain_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Why cluster mode stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes source failed.
+    #[error(transparent)]
+    Source(#[from] source::Error),
+    /// A listener failed.
+    #[error("listener failed: {0}")]
+    Listener(#[source] std::io::Error),
+    /// A background task panicked.
+    #[error("internal task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Serves the proxy on `listener` and the admin API on `admin` from the
+/// routes in the cluster `client` talks to, until `shutdown` resolves; then
+/// drains and returns. `/readyz` is 503 until every cache has synced and
+/// the first table is published.
+pub async fn run(
+    client: kube::Client,
+    options: Options,
+    listener: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
+    let ready = Arc::new(AtomicBool::new(false));
+    let shutdown = Shutdown::new(shutdown);
+    let admin_task = tokio::spawn(admin::serve(
+        admin,
+        AdminState {
+            table: table.clone(),
+            ready: ready.clone(),
+        },
+        shutdown.stopped(),
+    ));
+    let source_task = tokio::spawn(source::run(
+        client,
+        options.source,
+        table.clone(),
+        ready.clone(),
+        shutdown.stopped(),
+    ));
+    let serve_options = ServeOptions {
+        drain_timeout: options.drain_timeout,
+        trusted_proxies: TrustedProxies::new(options.trusted_proxies.iter().copied()),
+        ..ServeOptions::default()
+    };
+    let served = proxy::serve(listener, table, serve_options, shutdown.stopped()).await;
+    ready.store(false, Ordering::Release);
+    let sourced = source_task.await.map_err(Error::Task)?;
+    if let Err(err) = &sourced {
+        error!(error = %err, "kubernetes source failed");
+    }
+    admin_task
+        .await
+        .map_err(Error::Task)?
+        .map_err(Error::Listener)?;
+    served.map_err(Error::Listener)?;
+    sourced.map_err(Error::from)
+}

@@ -1,0 +1,136 @@
+//! Reading the reflector caches into a [`Snapshot`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use super::Stores;
+use crate::source::{
+    Age, BackendPolicy, EndpointInfo, EndpointSliceInfo, ObjectKey, ServiceInfo, ServicePortInfo,
+    Snapshot, SourcedRoute,
+};
+
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The snapshot of the caches, sorted so equal caches give equal snapshots,
+/// and each route's `metadata.generation` (for `observedGeneration`).
+pub(super) fn build(stores: &Stores, policy: BackendPolicy) -> (Snapshot, HashMap<ObjectKey, i64>) {
+    let origin: Arc<str> = Arc::from("kube");
+    let mut generations = HashMap::new();
+    let mut routes: Vec<SourcedRoute> = stores
+        .routes
+        .iter()
+        .flat_map(|store| store.state())
+        .filter_map(|route| {
+            let namespace = route.metadata.namespace.clone()?;
+            let name = route.metadata.name.clone()?;
+            if let Some(generation) = route.metadata.generation {
+                generations.insert((namespace.clone(), name.clone()), generation);
+            }
+            Some(SourcedRoute {
+                age: Age {
+                    created: route
+                        .metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map(|t| t.0.as_second()),
+                    position: 0,
+                },
+                namespace,
+                name,
+                origin: origin.clone(),
+                spec: route.spec.clone(),
+            })
+        })
+        .collect();
+    routes.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+
+    let services = stores
+        .services
+        .iter()
+        .flat_map(|store| store.state())
+        .filter_map(|service| {
+            let key = (
+                service.metadata.namespace.clone()?,
+                service.metadata.name.clone()?,
+            );
+            let ports = service
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.ports.as_ref())
+                .map(|ports| {
+                    ports
+                        .iter()
+                        .map(|p| ServicePortInfo {
+                            name: p.name.clone().filter(|n| !n.is_empty()),
+                            port: p.port,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((key, ServiceInfo { ports }))
+        })
+        .collect();
+
+    let mut slices: Vec<(ObjectKey, String, EndpointSliceInfo)> = stores
+        .slices
+        .iter()
+        .flat_map(|store| store.state())
+        .filter_map(|slice| {
+            let namespace = slice.metadata.namespace.clone()?;
+            let service = slice
+                .metadata
+                .labels
+                .as_ref()?
+                .get(SERVICE_NAME_LABEL)?
+                .clone();
+            let name = slice.metadata.name.clone().unwrap_or_default();
+            Some(((namespace, service), name, slice_info(&slice)))
+        })
+        .collect();
+    slices.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut endpoints: BTreeMap<ObjectKey, Vec<EndpointSliceInfo>> = BTreeMap::new();
+    for (key, _, info) in slices {
+        endpoints.entry(key).or_default().push(info);
+    }
+
+    (
+        Snapshot {
+            routes,
+            backends: policy,
+            services,
+            endpoints,
+        },
+        generations,
+    )
+}
+
+fn slice_info(slice: &EndpointSlice) -> EndpointSliceInfo {
+    let ports = slice
+        .ports
+        .as_ref()
+        .map(|ports| {
+            ports
+                .iter()
+                .filter_map(|p| Some((p.name.clone().filter(|n| !n.is_empty()), p.port?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let endpoints = slice
+        .endpoints
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let conditions = e.conditions.as_ref();
+            EndpointInfo {
+                addresses: e.addresses.clone(),
+                // "nil should be interpreted as ready" (EndpointConditions).
+                ready: conditions.and_then(|c| c.ready).unwrap_or(true),
+                terminating: conditions.and_then(|c| c.terminating).unwrap_or(false),
+            }
+        })
+        .collect();
+    EndpointSliceInfo { ports, endpoints }
+}
