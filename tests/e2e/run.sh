@@ -7,8 +7,9 @@
 # image, installs crds/ and deploy/, applies tests/e2e/manifests/ (demo
 # backends and routes in namespace `shop`) and checks, through the NodePort
 # mapped to the host, that traffic is routed as the routes say, and that the
-# routes' status says why. Needs docker, kind, kubectl and curl; it is not
-# part of .ci/run (CI has no Docker).
+# routes' status says why (the condition reasons are the ones
+# src/table/status.rs and src/table/compile.rs produce). Needs docker, kind,
+# kubectl and curl; it is not part of .ci/run (CI has no Docker).
 #
 # Environment:
 #   CLUSTER_NAME=switchyard-e2e  the kind cluster's name
@@ -287,6 +288,7 @@ expect_http "hostless route by path" e2e.example /apple/x 200 "apple"
 expect_http "no prefix match" e2e.example /notmango 404
 expect_http "prefix matches whole segments" e2e.example /mangosteen 404
 expect_http "service that does not exist" www.missing.com / 503
+expect_http "rejected route (static address) not served" www.static.com / 404
 
 # ---- checks: status ----------------------------------------------------------------
 log "checking route status"
@@ -300,16 +302,34 @@ expect_jsonpath "by-path Accepted" True "$(condition Accepted status)" -n shop l
 expect_jsonpath "missing Accepted" True "$(condition Accepted status)" -n shop lbr missing
 expect_jsonpath "missing ResolvedRefs" False "$(condition ResolvedRefs status)" -n shop lbr missing
 expect_jsonpath "missing ResolvedRefs reason" BackendNotFound "$(condition ResolvedRefs reason)" -n shop lbr missing
+expect_jsonpath "missing Ready reason" NoReadyEndpoints "$(condition Ready reason)" -n shop lbr missing
+# readyEndpoints (the Endpoints column): distinct ready pod addresses.
+expect_jsonpath "mango readyEndpoints" 2 '{.status.readyEndpoints}' -n shop lbr mango
+expect_jsonpath "by-path readyEndpoints (mango + apple)" 4 '{.status.readyEndpoints}' -n shop lbr by-path
+expect_jsonpath "missing readyEndpoints" 0 '{.status.readyEndpoints}' -n shop lbr missing
+# Without --allow-static-backends an `address` backend is a field error: the
+# route is rejected, and ResolvedRefs and Ready carry Accepted's reason.
+expect_jsonpath "static Accepted" False "$(condition Accepted status)" -n shop lbr static
+expect_jsonpath "static Accepted reason" Invalid "$(condition Accepted reason)" -n shop lbr static
+expect_jsonpath "static ResolvedRefs reason" Invalid "$(condition ResolvedRefs reason)" -n shop lbr static
+expect_jsonpath "static Ready reason" Invalid "$(condition Ready reason)" -n shop lbr static
 
 # Only the Lease holder writes status: the Lease exists and names one of the
-# controller's pods.
-holder="$(k -n switchyard-system get lease switchyard -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)"
-pods="$(k -n switchyard-system get pods -l app.kubernetes.io/name=switchyard \
-  -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')"
-if [[ -n "$holder" ]] && grep -qx -- "$holder" <<<"$pods"; then
-  pass "lease switchyard held by controller pod $holder"
+# controller's running pods. Polled: after a rollout restart (REUSE_CLUSTER)
+# the old holder's Lease must expire (15s) before a new pod takes it over.
+lease_holder_is_a_pod() {
+  local holder pods
+  holder="$(k -n switchyard-system get lease switchyard -o jsonpath='{.spec.holderIdentity}' 2>/dev/null)" || return 1
+  pods="$(k -n switchyard-system get pods -l app.kubernetes.io/name=switchyard \
+    --field-selector=status.phase=Running \
+    -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')" || return 1
+  [[ -n "$holder" ]] && grep -qx -- "$holder" <<<"$pods"
+}
+if wait_for "lease switchyard held by a controller pod" lease_holder_is_a_pod; then
+  pass "lease switchyard held by controller pod $(k -n switchyard-system get lease switchyard -o jsonpath='{.spec.holderIdentity}')"
 else
-  fail "lease switchyard held by a controller pod" "holder \"${holder}\", pods: ${pods//$'\n'/ }"
+  fail "lease switchyard held by a controller pod" \
+    "holder \"$(k -n switchyard-system get lease switchyard -o jsonpath='{.spec.holderIdentity}' 2>&1)\""
 fi
 
 log "kubectl get lbr -A"
@@ -333,6 +353,8 @@ expect_http "no ready endpoints (by path)" e2e.example /mango 503
 expect_http "other services unaffected" www.apple.com / 200 "apple"
 expect_jsonpath "mango Ready with no endpoints" False "$(condition Ready status)" -n shop lbr mango
 expect_jsonpath "mango Ready reason" NoReadyEndpoints "$(condition Ready reason)" -n shop lbr mango
+expect_jsonpath "mango readyEndpoints with no endpoints" 0 '{.status.readyEndpoints}' -n shop lbr mango
+expect_jsonpath "mango still Accepted" True "$(condition Accepted status)" -n shop lbr mango
 
 log "scaling shop/mango back to 2"
 k -n shop scale deploy/mango --replicas=2
@@ -340,6 +362,7 @@ k -n shop rollout status deploy/mango --timeout=120s
 expect_http "recovered" www.mango.com / 200 "mango"
 expect_http "recovered (by path)" e2e.example /mango 200 "mango"
 expect_jsonpath "mango Ready again" True "$(condition Ready status)" -n shop lbr mango
+expect_jsonpath "mango readyEndpoints again" 2 '{.status.readyEndpoints}' -n shop lbr mango
 
 log "kubectl get lbr -A"
 k get lbr -A
