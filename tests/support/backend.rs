@@ -68,6 +68,16 @@ impl Backend {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind backend");
+        Backend::raw_on(listener, name, on_conn)
+    }
+
+    /// Like [`Backend::raw`], on a listener the caller bound (e.g. inside a
+    /// test host's network namespace).
+    pub fn raw_on<F, Fut>(listener: TcpListener, name: &str, on_conn: F) -> Backend
+    where
+        F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let addr = listener.local_addr().unwrap();
         let stats = Arc::new(Stats::default());
         let task = tokio::spawn({
@@ -101,12 +111,24 @@ impl Backend {
         F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Response<TestBody>> + Send + 'static,
     {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
+        Backend::http_on(listener, name, handler)
+    }
+
+    /// Like [`Backend::http`], on a listener the caller bound.
+    pub fn http_on<F, Fut>(listener: TcpListener, name: &str, handler: F) -> Backend
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<TestBody>> + Send + 'static,
+    {
         let handler: Arc<dyn Fn(Request<Incoming>) -> BoxFut<Response<TestBody>> + Send + Sync> =
             Arc::new(move |req| Box::pin(handler(req)));
         let stats_slot: Arc<std::sync::OnceLock<Arc<Stats>>> = Arc::new(std::sync::OnceLock::new());
         let backend_name: Arc<str> = Arc::from(name);
         let slot = stats_slot.clone();
-        let backend = Backend::raw(name, move |stream| {
+        let backend = Backend::raw_on(listener, name, move |stream| {
             let handler = handler.clone();
             let stats = slot.get().cloned();
             let backend_name = backend_name.clone();
@@ -131,8 +153,7 @@ impl Backend {
                     .with_upgrades()
                     .await;
             }
-        })
-        .await;
+        });
         let _ = stats_slot.set(backend.stats.clone());
         backend
     }
@@ -140,12 +161,19 @@ impl Backend {
     /// Answers 200 with a JSON [`Echo`] of what it received, plus headers
     /// `x-backend` and `x-echo-method` (readable on HEAD).
     pub async fn echo(name: &str) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
+        Backend::echo_on(listener, name)
+    }
+
+    /// Like [`Backend::echo`], on a listener the caller bound.
+    pub fn echo_on(listener: TcpListener, name: &str) -> Backend {
         let name_owned = name.to_string();
-        Backend::http(name, move |req| {
+        Backend::http_on(listener, name, move |req| {
             let name = name_owned.clone();
             async move { echo_response(&name, req).await }
         })
-        .await
     }
 
     /// Answers every request with `status` and `body`.

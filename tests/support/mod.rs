@@ -17,13 +17,17 @@
 
 mod backend;
 mod client;
+pub mod cluster;
 pub mod kube_api;
+pub mod netns;
 mod proxy;
 mod routes;
 
 pub use backend::*;
 pub use client::*;
 pub use proxy::*;
+// Each test binary uses its own part of the harness.
+#[allow(unused_imports)]
 pub use routes::*;
 
 use std::fmt;
