@@ -33,6 +33,13 @@ impl EndpointState {
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
     }
+
+    /// Whether the endpoint may take new requests. Balancers skip
+    /// endpoints that are not. Every endpoint is available until health
+    /// checking marks it otherwise.
+    pub fn is_available(&self) -> bool {
+        true
+    }
 }
 
 /// Marks one request in flight on an endpoint; dropping it ends the request.
