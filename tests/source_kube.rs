@@ -525,3 +525,84 @@ async fn endpoints_on_a_test_host_outside_loopback_are_reached() {
         .await;
     wait_backend(&controller, "www.mango.com", Some("mango")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_across_namespaces_goes_to_the_older_route() {
+    let cluster = Cluster::start("conflict-ns").await;
+    let (ns, ns2) = (cluster.ns().to_owned(), cluster.ns2());
+    let a = cluster.echo("team-a").await;
+    let b = cluster.echo("team-b").await;
+    service_with(&cluster, "web", &[(&a, true, false)]).await;
+    // The same Service name in the other namespace, with its own endpoint.
+    let mut other = service(&ns2, "web", &[("http", 80, 8080)]);
+    other["metadata"]["namespace"] = json!(ns2);
+    cluster.apply(other).await;
+    let ip = b.addr.ip().to_string();
+    cluster
+        .apply(endpoint_slice(
+            &ns2,
+            "web-0",
+            "web",
+            "http",
+            b.addr.port(),
+            &[(&ip, true, false)],
+        ))
+        .await;
+    let controller = Controller::start(&cluster, "a", |_| {}).await;
+
+    cluster
+        .apply(host_route(&cluster, "web", "www.mango.com", "web"))
+        .await;
+    wait_backend(&controller, "www.mango.com", Some("team-a")).await;
+    let mut younger = host_route(&cluster, "web", "www.mango.com", "web");
+    younger["metadata"]["namespace"] = json!(ns2);
+    cluster.apply(younger).await;
+
+    let status = cluster
+        .wait_condition_in(&ns2, "web", "Accepted", "False", "Conflicted")
+        .await;
+    let message = status["conditions"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!("{ns}/web")),
+        "names the older route: {message}"
+    );
+    hold_for(
+        "the older route to keep the host",
+        std::time::Duration::from_millis(500),
+        || async { get(&controller, "www.mango.com", "/").await.backend() == Some("team-a") },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observed_generation_follows_an_edit_that_parses_the_same() {
+    let cluster = Cluster::start("generation").await;
+    let mango = cluster.echo("mango").await;
+    service_with(&cluster, "mango", &[(&mango, true, false)]).await;
+    let controller = Controller::start(&cluster, "a", |_| {}).await;
+    cluster
+        .apply(host_route(&cluster, "mango", "www.mango.com", "mango"))
+        .await;
+    cluster
+        .wait_condition("mango", "Ready", "True", "Ready")
+        .await;
+
+    // The default weight written out: a new generation, the same route.
+    cluster
+        .apply(route_obj(
+            cluster.ns(),
+            "mango",
+            json!({"hosts": ["www.mango.com"], "rules": [{"backends": [{"service": "mango", "port": 80, "weight": 1}]}]}),
+        ))
+        .await;
+    wait_until("observedGeneration 2", CLUSTER_DEADLINE, || async {
+        cluster
+            .route_status("mango")
+            .await
+            .is_some_and(|s| s["observedGeneration"] == 2)
+    })
+    .await;
+    drop(controller);
+}

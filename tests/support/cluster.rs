@@ -78,6 +78,9 @@ impl Cluster {
         cluster.server_apply(crd).await;
         cluster.server_apply(kube_api::namespace(&namespace)).await;
         cluster
+            .server_apply(kube_api::namespace(&format!("{namespace}-b")))
+            .await;
+        cluster
     }
 
     /// The client the controller under test uses.
@@ -93,6 +96,11 @@ impl Cluster {
         match self {
             Cluster::Double { namespace, .. } | Cluster::Real { namespace, .. } => namespace,
         }
+    }
+
+    /// A second namespace of the test's own (cross-namespace cases).
+    pub fn ns2(&self) -> String {
+        format!("{}-b", self.ns())
     }
 
     /// The double, for tests that inject faults; `None` against a real
@@ -118,9 +126,12 @@ impl Cluster {
         Backend::echo_on(self.backend_listener().await, name)
     }
 
-    /// Creates or replaces `obj` (namespace filled in).
+    /// Creates or replaces `obj` (in the test's namespace unless it names
+    /// one).
     pub async fn apply(&self, mut obj: Value) {
-        obj["metadata"]["namespace"] = Value::from(self.ns());
+        if obj["metadata"]["namespace"].is_null() {
+            obj["metadata"]["namespace"] = Value::from(self.ns());
+        }
         match self {
             Cluster::Double { api, .. } => {
                 api.apply(obj);
@@ -162,8 +173,13 @@ impl Cluster {
 
     /// A route's `.status`, if any.
     pub async fn route_status(&self, name: &str) -> Option<Value> {
+        self.route_status_in(self.ns(), name).await
+    }
+
+    /// A route's `.status` in `namespace`.
+    pub async fn route_status_in(&self, namespace: &str, name: &str) -> Option<Value> {
         match self {
-            Cluster::Double { api, namespace } => api
+            Cluster::Double { api, .. } => api
                 .get(
                     "switchyard.dev/v1alpha1",
                     "LoadBalancerRoute",
@@ -171,9 +187,7 @@ impl Cluster {
                     name,
                 )
                 .and_then(|o| o.get("status").cloned()),
-            Cluster::Real {
-                client, namespace, ..
-            } => {
+            Cluster::Real { client, .. } => {
                 let api: Api<DynamicObject> = Api::namespaced_with(
                     client.clone(),
                     namespace,
@@ -194,14 +208,29 @@ impl Cluster {
         status: &str,
         reason: &str,
     ) -> Value {
-        let what = format!("{route}: condition {kind}={status} ({reason})");
+        self.wait_condition_in(self.ns(), route, kind, status, reason)
+            .await
+    }
+
+    /// Like [`Cluster::wait_condition`], for a route in `namespace`.
+    pub async fn wait_condition_in(
+        &self,
+        namespace: &str,
+        route: &str,
+        kind: &str,
+        status: &str,
+        reason: &str,
+    ) -> Value {
+        let what = format!("{namespace}/{route}: condition {kind}={status} ({reason})");
         wait_until(&what, CLUSTER_DEADLINE, || async {
-            self.route_status(route)
+            self.route_status_in(namespace, route)
                 .await
                 .is_some_and(|s| has_condition(&s, kind, status, reason))
         })
         .await;
-        self.route_status(route).await.expect("status")
+        self.route_status_in(namespace, route)
+            .await
+            .expect("status")
     }
 
     async fn server_apply(&self, obj: Value) {
@@ -243,7 +272,9 @@ impl Drop for Cluster {
             if let Ok(runtime) = runtime {
                 runtime.block_on(async {
                     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
-                    let _ = api.delete(&namespace, &DeleteParams::default()).await;
+                    for ns in [namespace.clone(), format!("{namespace}-b")] {
+                        let _ = api.delete(&ns, &DeleteParams::default()).await;
+                    }
                 });
             }
         })
@@ -297,7 +328,7 @@ impl Controller {
         let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
         let mut options = switchyard::controller::Options {
             source: switchyard::source::kube::Options {
-                namespaces: vec![cluster.ns().to_owned()],
+                namespaces: vec![cluster.ns().to_owned(), cluster.ns2()],
                 allow_static_backends: false,
                 lease: switchyard::source::kube::LeaseOptions {
                     name: "switchyard".to_owned(),

@@ -11,6 +11,7 @@ pub mod lease;
 mod snapshot;
 mod status;
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
@@ -29,8 +30,8 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::api::LoadBalancerRoute;
-use crate::source::{BackendPolicy, Snapshot};
-use crate::table::{compile, SharedTable};
+use crate::source::{BackendPolicy, ObjectKey, Snapshot};
+use crate::table::{compile, RouteStatus, SharedTable};
 
 pub use lease::LeaseOptions;
 
@@ -136,29 +137,41 @@ pub async fn run(
     let policy = BackendPolicy::Cluster {
         allow_static: options.allow_static_backends,
     };
-    let mut last: Option<Snapshot> = None;
+    // What was last compiled, its statuses, and the generations they were
+    // reported for.
+    let mut last: Option<(Snapshot, Vec<RouteStatus>, HashMap<ObjectKey, i64>)> = None;
     loop {
         let (snapshot, generations) = snapshot::build(&stores, policy);
-        // Our own status writes come back as route events; they change no
-        // spec, so the snapshot is equal and nothing is recompiled.
-        if last.as_ref() != Some(&snapshot) {
-            let previous = table.load_full();
-            let input = snapshot.clone();
-            let compiled = tokio::task::spawn_blocking(move || compile(&input, &previous))
-                .await
-                .map_err(Error::Task)?;
-            for problem in compiled.statuses.iter().flat_map(|s| s.diagnostics()) {
-                warn!("{problem}");
+        match &mut last {
+            // Our own status writes come back as route events; they change
+            // no spec and no generation: nothing to do.
+            Some((seen, _, reported)) if *seen == snapshot && *reported == generations => {}
+            // A new generation whose spec reads the same (say, a default
+            // written out): no recompile, but observedGeneration moves on.
+            Some((seen, statuses, reported)) if *seen == snapshot => {
+                desired_tx.send_replace(Arc::new(status::desired(statuses, &generations)));
+                *reported = generations;
             }
-            info!(
-                routes = compiled.statuses.iter().filter(|s| s.accepted()).count(),
-                rejected = compiled.statuses.iter().filter(|s| !s.accepted()).count(),
-                "route table published"
-            );
-            desired_tx.send_replace(Arc::new(status::desired(&compiled.statuses, &generations)));
-            table.store(Arc::new(compiled.table));
-            ready.store(true, Ordering::Release);
-            last = Some(snapshot);
+            _ => {
+                let previous = table.load_full();
+                let input = snapshot.clone();
+                let compiled = tokio::task::spawn_blocking(move || compile(&input, &previous))
+                    .await
+                    .map_err(Error::Task)?;
+                for problem in compiled.statuses.iter().flat_map(|s| s.diagnostics()) {
+                    warn!("{problem}");
+                }
+                info!(
+                    routes = compiled.statuses.iter().filter(|s| s.accepted()).count(),
+                    rejected = compiled.statuses.iter().filter(|s| !s.accepted()).count(),
+                    "route table published"
+                );
+                desired_tx
+                    .send_replace(Arc::new(status::desired(&compiled.statuses, &generations)));
+                table.store(Arc::new(compiled.table));
+                ready.store(true, Ordering::Release);
+                last = Some((snapshot, compiled.statuses, generations));
+            }
         }
         tokio::select! {
             changed = ticked.changed() => if changed.is_err() { break },
