@@ -62,3 +62,30 @@ fn crd_has_status_subresource_short_name_and_printer_columns() {
         .collect();
     assert_eq!(columns, ["Hosts", "Accepted", "Ready", "Endpoints", "Age"]);
 }
+
+#[test]
+fn the_apiserver_can_refuse_bad_routes_itself() {
+    // What `kubectl apply` refuses without switchyard running: CEL rules,
+    // ranges, patterns and list bounds in the schema.
+    for rule in [
+        "has(self.service) != has(self.address)",
+        "!has(self.service) || has(self.port)",
+        "!has(self.redirect) || !has(self.backends) || size(self.backends) == 0",
+        "!has(self.statusCode) || self.statusCode in [301, 302, 303, 307, 308]",
+        "self.value.startsWith('/')",
+        "self.type != 'Header' || has(self.header)",
+    ] {
+        let quoted = rule.replace('\'', "''");
+        assert!(
+            COMMITTED.contains(rule) || COMMITTED.contains(&quoted),
+            "CEL rule missing from the CRD: {rule}"
+        );
+    }
+    let crd: Value = serde_yaml_ng::from_str(COMMITTED).expect("CRD YAML");
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let hosts = &spec["properties"]["hosts"];
+    assert_eq!(hosts["maxItems"], 16);
+    assert!(hosts["items"]["pattern"].is_string());
+    let backend = &spec["properties"]["rules"]["items"]["properties"]["backends"]["items"];
+    assert_eq!(backend["properties"]["weight"]["maximum"], 1000.0);
+}

@@ -67,22 +67,34 @@ pub struct LoadBalancerRouteSpec {
     /// exact host beats a wildcard; a longer wildcard beats a shorter one.
     /// Empty means every host that no other route names.
     #[serde(default)]
+    #[schemars(
+        length(max = 16),
+        inner(regex(
+            pattern = r"^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*\.?$"
+        ))
+    )]
     pub hosts: Vec<String>,
     /// The rules, each a set of matches and where matching requests go.
     #[serde(default)]
+    #[schemars(length(max = 64))]
     pub rules: Vec<RouteRule>,
 }
 
 /// One rule: requests matching any of `matches` are sent to `backends`.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.redirect) || !has(self.backends) || size(self.backends) == 0").message("a rule either redirects or has backends, not both")
+)]
 pub struct RouteRule {
     /// Conditions that select this rule; any one matching selects it.
     /// Empty means every request (a `Prefix` match on `/`).
     #[serde(default)]
+    #[schemars(length(max = 64))]
     pub matches: Vec<RouteMatch>,
     /// Where matching requests go. Empty means the rule answers 503.
     #[serde(default)]
+    #[schemars(length(max = 64))]
     pub backends: Vec<Backend>,
     /// How a backend endpoint is chosen for each request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -244,8 +256,12 @@ pub enum HostRewriteType {
 
 /// A redirect answer (Gateway API `HTTPRequestRedirectFilter`). Parts not
 /// given are kept from the request; the query string is always kept.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.statusCode) || self.statusCode in [301, 302, 303, 307, 308]").message("statusCode is one of 301, 302, 303, 307, 308"),
+    validation = Rule::new("!has(self.scheme) || self.scheme in ['http', 'https']").message("scheme is http or https")
+)]
 pub struct Redirect {
     /// `http` or `https`. Default: the request's scheme.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,6 +273,7 @@ pub struct Redirect {
     /// given (80, 443), else the request's port. Well-known ports are left
     /// out of `Location`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub port: Option<u16>,
     /// How the path changes (`ReplaceFullPath`, `ReplacePrefixMatch` or
     /// `RegularExpression`, as in `rewrite.path`). Default: unchanged.
@@ -303,6 +320,7 @@ pub struct Firewall {
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
     /// The sustained rate, at least 1.
+    #[schemars(range(min = 1))]
     pub requests_per_second: u32,
     /// How many requests may arrive at once after a quiet period. Default:
     /// `requestsPerSecond`.
@@ -314,8 +332,11 @@ pub struct RateLimit {
 }
 
 /// What a rate limit is counted per.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.type) || self.type != 'Header' || has(self.header)").message("a Header key names its header")
+)]
 pub struct RateLimitKey {
     /// `ClientIP` (default), `Header` or `Route`.
     #[serde(rename = "type", default)]
@@ -356,14 +377,18 @@ pub struct RouteMatch {
 }
 
 /// How a request path is compared.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("(has(self.type) && self.type == 'RegularExpression') || self.value.startsWith('/')").message("an Exact or Prefix path starts with /")
+)]
 pub struct PathMatch {
     /// `Exact`, `Prefix` (the default) or `RegularExpression`.
     #[serde(rename = "type", default)]
     pub kind: PathMatchType,
     /// The path (`Exact`, `Prefix`; must start with `/`) or the regular
     /// expression (`RegularExpression`; must match the whole path).
+    #[schemars(length(min = 1, max = 1024))]
     pub value: String,
 }
 
