@@ -606,3 +606,30 @@ async fn observed_generation_follows_an_edit_that_parses_the_same() {
     .await;
     drop(controller);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_replica_hands_its_lease_back() {
+    let cluster = Cluster::start("release").await;
+    let Some(api) = cluster.double() else {
+        eprintln!("skipped: reading the Lease directly needs the API double");
+        return;
+    };
+    let controller = Controller::start(&cluster, "leaving", |_| {}).await;
+    let holder = || {
+        api.get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            cluster.ns(),
+            "switchyard",
+        )
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+    };
+    wait_until(
+        "the replica to take the lease",
+        CLUSTER_DEADLINE,
+        || async { holder().as_deref() == Some("leaving") },
+    )
+    .await;
+    controller.stop().await.expect("clean stop");
+    assert_eq!(holder(), None, "the lease is free for the next replica");
+}

@@ -105,6 +105,31 @@ async fn acquire_or_renew(
     )
 }
 
+/// Gives the Lease up if this replica holds it, so another replica can take
+/// over at once instead of after the Lease expires (a rolling update would
+/// otherwise leave no status writer for up to `duration`). Best effort.
+pub async fn release(client: Client, options: &LeaseOptions) {
+    let api: Api<Lease> = Api::namespaced(client, &options.namespace);
+    let Ok(Some(mut lease)) = api.get_opt(&options.name).await else {
+        return;
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return;
+    };
+    if spec.holder_identity.as_deref() != Some(options.identity.as_str()) {
+        return;
+    }
+    spec.holder_identity = None;
+    spec.renew_time = None;
+    match api
+        .replace(&options.name, &PostParams::default(), &lease)
+        .await
+    {
+        Ok(_) => info!(identity = %options.identity, "lease released"),
+        Err(err) => warn!(error = %err, "could not release the lease"),
+    }
+}
+
 /// A 409 means another replica won the race: not an error, just not ours.
 fn conflict_is_false(result: Result<Lease, kube::Error>) -> Result<bool, kube::Error> {
     match result {

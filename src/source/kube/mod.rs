@@ -131,6 +131,7 @@ pub async fn run(
 
     let (leader_tx, leader) = watch::channel(false);
     tasks.spawn(lease::run(client.clone(), options.lease.clone(), leader_tx));
+    let release_client = client.clone();
     let (desired_tx, desired) = watch::channel(Arc::new(Vec::new()));
     tasks.spawn(status::run(client, stores.clone(), desired, leader));
 
@@ -179,6 +180,14 @@ pub async fn run(
         }
     }
     tasks.abort_all();
+    // Bounded: shutdown must not wait on an unreachable apiserver.
+    let release = lease::release(release_client, &options.lease);
+    if tokio::time::timeout(std::time::Duration::from_secs(2), release)
+        .await
+        .is_err()
+    {
+        warn!("releasing the lease timed out");
+    }
     Ok(())
 }
 
