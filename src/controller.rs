@@ -5,7 +5,7 @@
 //! `table` and `proxy` do.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +13,9 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tracing::error;
 
-use crate::admin::{self, AdminState};
+use crate::listeners;
 use crate::policy::client::TrustedProxies;
-use crate::proxy::{self, ServeOptions};
+use crate::proxy::ServeOptions;
 use crate::shutdown::Shutdown;
 use crate::source::kube as source;
 use crate::table::{RouteTable, SharedTable};
@@ -59,14 +59,6 @@ pub async fn run(
     let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
     let ready = Arc::new(AtomicBool::new(false));
     let shutdown = Shutdown::new(shutdown);
-    let admin_task = tokio::spawn(admin::serve(
-        admin,
-        AdminState {
-            table: table.clone(),
-            ready: ready.clone(),
-        },
-        shutdown.stopped(),
-    ));
     let source_task = tokio::spawn(source::run(
         client,
         options.source,
@@ -79,16 +71,11 @@ pub async fn run(
         trusted_proxies: TrustedProxies::new(options.trusted_proxies.iter().copied()),
         ..ServeOptions::default()
     };
-    let served = proxy::serve(listener, table, serve_options, shutdown.stopped()).await;
-    ready.store(false, Ordering::Release);
+    let served = listeners::serve(listener, admin, table, ready, serve_options, &shutdown).await;
     let sourced = source_task.await.map_err(Error::Task)?;
     if let Err(err) = &sourced {
         error!(error = %err, "kubernetes source failed");
     }
-    admin_task
-        .await
-        .map_err(Error::Task)?
-        .map_err(Error::Listener)?;
     served.map_err(Error::Listener)?;
     sourced.map_err(Error::from)
 }

@@ -18,6 +18,7 @@
 //! - [`standalone`]: standalone mode's reload loop and wiring.
 //! - [`controller`]: cluster mode's wiring (the Kubernetes source).
 //! - [`shutdown`]: one shutdown signal fanned out to every task.
+//! - [`listeners`]: the proxy and admin listeners every mode runs.
 //! - [`demo`]: the built-in demo backends and routes.
 
 pub mod admin;
@@ -25,6 +26,7 @@ pub mod api;
 pub mod balance;
 pub mod controller;
 pub mod demo;
+pub mod listeners;
 pub mod policy;
 pub mod proxy;
 pub mod shutdown;

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +16,9 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
-use crate::admin::{self, AdminState};
+use crate::listeners;
 use crate::policy::client::TrustedProxies;
-use crate::proxy::{self, ServeOptions};
+use crate::proxy::ServeOptions;
 use crate::shutdown::Shutdown;
 use crate::source::file::{self, Files};
 use crate::source::Diagnostic;
@@ -109,14 +109,6 @@ async fn serve(
 
     let shutdown = Shutdown::new(shutdown);
 
-    let admin_task = tokio::spawn(admin::serve(
-        admin,
-        AdminState {
-            table: table.clone(),
-            ready: ready.clone(),
-        },
-        shutdown.stopped(),
-    ));
     let reload_task = match routes {
         Routes::Path(path) => Some(tokio::spawn(reload(
             path,
@@ -133,15 +125,10 @@ async fn serve(
         trusted_proxies: TrustedProxies::new(options.trusted_proxies.iter().copied()),
         ..ServeOptions::default()
     };
-    let served = proxy::serve(listener, table, serve_options, shutdown.stopped()).await;
-    ready.store(false, Ordering::Release);
+    let served = listeners::serve(listener, admin, table, ready, serve_options, &shutdown).await;
     if let Some(task) = reload_task {
         task.await.map_err(Error::Task)?;
     }
-    admin_task
-        .await
-        .map_err(Error::Task)?
-        .map_err(Error::Listener)?;
     served.map_err(Error::Listener)
 }
 

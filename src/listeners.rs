@@ -1,0 +1,38 @@
+//! The two listeners every mode runs: the proxy and the admin API, served
+//! from one table until one shutdown.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::admin::{self, AdminState};
+use crate::proxy::{self, ServeOptions};
+use crate::shutdown::Shutdown;
+use crate::table::SharedTable;
+
+/// Serves the proxy on `listener` and the admin API on `admin` until
+/// `shutdown`; the proxy drains, `ready` turns false, and both are done
+/// when this returns.
+pub async fn serve(
+    listener: TcpListener,
+    admin: TcpListener,
+    table: SharedTable,
+    ready: Arc<AtomicBool>,
+    options: ServeOptions,
+    shutdown: &Shutdown,
+) -> io::Result<()> {
+    let admin_task = tokio::spawn(admin::serve(
+        admin,
+        AdminState {
+            table: table.clone(),
+            ready: ready.clone(),
+        },
+        shutdown.stopped(),
+    ));
+    let served = proxy::serve(listener, table, options, shutdown.stopped()).await;
+    ready.store(false, Ordering::Release);
+    admin_task.await.map_err(io::Error::other)??;
+    served
+}
