@@ -551,4 +551,7 @@ pub struct Condition {
     pub reason: String,
     /// What happened, for a person.
     pub message: String,
+    /// When `status` last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
 }

@@ -107,6 +107,9 @@ impl RouteStatus {
             status: if state.status { "True" } else { "False" }.to_owned(),
             reason: state.reason.to_owned(),
             message: state.message.clone(),
+            // Stamped by the status writer, which knows the previous status
+            // and the clock; compile reads no clock.
+            last_transition_time: None,
         })
         .collect()
     }

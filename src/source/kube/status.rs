@@ -50,6 +50,29 @@ pub(super) fn desired(
         .collect()
 }
 
+/// `wanted` with each condition's `lastTransitionTime`: kept from the
+/// previous condition of the same type when its status did not change, else
+/// `now`.
+fn stamp_transitions(
+    wanted: &LoadBalancerRouteStatus,
+    previous: Option<&LoadBalancerRouteStatus>,
+    now: &str,
+) -> LoadBalancerRouteStatus {
+    let mut status = wanted.clone();
+    for condition in &mut status.conditions {
+        let before = previous
+            .into_iter()
+            .flat_map(|p| &p.conditions)
+            .find(|c| c.kind == condition.kind && c.status == condition.status);
+        condition.last_transition_time = Some(
+            before
+                .and_then(|c| c.last_transition_time.clone())
+                .unwrap_or_else(|| now.to_owned()),
+        );
+    }
+    status
+}
+
 /// Writes desired statuses whenever they change, leadership is gained, or
 /// the resync interval passes — while this replica holds the Lease.
 pub(super) async fn run(
@@ -87,19 +110,24 @@ async fn write_changed(client: &Client, stores: &Stores, wanted: &[Desired]) {
             ))
         })
         .collect();
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     for want in wanted {
         let key = (want.namespace.clone(), want.name.clone());
-        match current.get(&key) {
-            // Deleted since the compile: nothing to write.
-            None => continue,
-            Some(Some(status)) if *status == want.status => continue,
-            Some(_) => {}
+        // Deleted since the compile: nothing to write.
+        let Some(previous) = current.get(&key) else {
+            continue;
+        };
+        let status = stamp_transitions(&want.status, previous.as_ref(), &now);
+        if previous.as_ref() == Some(&status) {
+            continue;
         }
         let api: Api<LoadBalancerRoute> = Api::namespaced(client.clone(), &want.namespace);
         let patch = serde_json::json!({
             "apiVersion": "switchyard.dev/v1alpha1",
             "kind": "LoadBalancerRoute",
-            "status": want.status,
+            "status": status,
         });
         match api
             .patch_status(
@@ -115,5 +143,52 @@ async fn write_changed(client: &Client, stores: &Stores, wanted: &[Desired]) {
                 "writing route status failed; retrying on the next change or resync"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Condition;
+
+    fn condition(kind: &str, status: &str, at: Option<&str>) -> Condition {
+        Condition {
+            kind: kind.to_owned(),
+            status: status.to_owned(),
+            reason: "R".to_owned(),
+            message: "m".to_owned(),
+            last_transition_time: at.map(str::to_owned),
+        }
+    }
+
+    fn status(conditions: Vec<Condition>) -> LoadBalancerRouteStatus {
+        LoadBalancerRouteStatus {
+            conditions,
+            ..LoadBalancerRouteStatus::default()
+        }
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_the_status_flips() {
+        let wanted = status(vec![
+            condition("Accepted", "True", None),
+            condition("Ready", "False", None),
+        ]);
+        let previous = status(vec![
+            condition("Accepted", "True", Some("2026-01-01T00:00:00Z")),
+            condition("Ready", "True", Some("2026-01-01T00:00:00Z")),
+        ]);
+        let stamped = stamp_transitions(&wanted, Some(&previous), "2026-02-02T00:00:00Z");
+        let times: Vec<_> = stamped
+            .conditions
+            .iter()
+            .map(|c| c.last_transition_time.as_deref().unwrap_or_default())
+            .collect();
+        assert_eq!(times, ["2026-01-01T00:00:00Z", "2026-02-02T00:00:00Z"]);
+        let fresh = stamp_transitions(&wanted, None, "2026-03-03T00:00:00Z");
+        assert!(fresh
+            .conditions
+            .iter()
+            .all(|c| c.last_transition_time.as_deref() == Some("2026-03-03T00:00:00Z")));
     }
 }
