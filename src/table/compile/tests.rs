@@ -248,7 +248,19 @@ fn lands(
     }
     let method = Method::from_bytes(method.as_bytes()).unwrap();
     let rule = table.find(Some(host), &method, path, &map)?;
-    Some(rule.backends.pick().ok()?.authority.port_u16().unwrap())
+    Some(pick(&rule.backends)?.authority.port_u16().unwrap())
+}
+
+/// The target a plain request from 127.0.0.1 gets, or `None` (503).
+fn pick(backends: &Backends) -> Option<&super::super::Target> {
+    let headers = HeaderMap::new();
+    let cx = crate::table::PickContext {
+        client: std::net::Ipv4Addr::LOCALHOST.into(),
+        headers: &headers,
+        query: None,
+        now: tokio::time::Instant::now(),
+    };
+    backends.pick(&cx).ok().map(|p| p.target)
 }
 
 fn reasons(compiled: &Compiled) -> Vec<(String, Reason)> {
@@ -623,7 +635,7 @@ fn same_address_twice_in_a_new_route_shares_one_state() {
             .table
             .find(Some("h"), &Method::GET, path, &HeaderMap::new())
             .unwrap();
-        Arc::clone(&rule.backends.pick().unwrap().state)
+        Arc::clone(&pick(&rule.backends).unwrap().state)
     };
     assert!(Arc::ptr_eq(&state("/x"), &state("/y")));
 }
