@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use super::{available_from, EndpointState};
 
-/// Points per endpoint: enough that each endpoint's share of the ring is
-/// within a few percent of `1/N`.
+/// Points per endpoint (of average weight): enough that each endpoint's
+/// share of the ring is within a few percent of its due.
 pub const VNODES: u32 = 160;
 
 /// How many ring points past an unavailable owner are tried before falling
@@ -42,12 +42,16 @@ pub struct Ring {
 }
 
 impl Ring {
-    /// Places [`VNODES`] points per endpoint, identified by `keys` (their
-    /// addresses; index = endpoint).
-    pub fn new(keys: &[&str]) -> Self {
+    /// Places points for endpoints identified by `keys` (their addresses,
+    /// with their weights; index = endpoint): [`VNODES`] per endpoint on
+    /// average, in proportion to weight (at least one each).
+    pub fn new(keys: &[(&str, u32)]) -> Self {
+        let total: u64 = keys.iter().map(|(_, w)| u64::from(*w)).sum::<u64>().max(1);
+        let n = keys.len() as u64;
         let mut points = Vec::with_capacity(keys.len() * VNODES as usize);
-        for (i, key) in keys.iter().enumerate() {
-            for v in 0..VNODES {
+        for (i, (key, weight)) in keys.iter().enumerate() {
+            let vnodes = (u64::from(VNODES) * n * u64::from(*weight) / total).max(1);
+            for v in 0..vnodes {
                 points.push((hash_key(format!("{key}#{v}").as_bytes()), i as u32));
             }
         }

@@ -18,13 +18,13 @@ mod least;
 mod rng;
 mod round_robin;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use hash::{hash_key, Ring};
+pub use hash::{hash_key, Ring, VNODES};
 pub use least::{LeastConnections, LeastTime};
 pub use round_robin::RoundRobin;
 
@@ -140,50 +140,73 @@ impl Drop for InFlight {
 
 // === Balancer ===
 
-/// A compiled balancer over the endpoints of one backend (all of equal
-/// weight): `pick` returns an index into the states it was built from.
+/// One endpoint handed to [`Balancer::new`]: its identity (the address,
+/// which places it on a consistent-hash ring), its state and its weight
+/// (greater than 0).
+pub type Endpoint<'a> = (&'a str, Arc<EndpointState>, u32);
+
+/// A compiled balancer over the endpoints of one pool: `pick` returns an
+/// index into the endpoints it was built from.
 #[derive(Debug)]
 pub struct Balancer {
-    /// The endpoints, in the table's order (sorted by address).
+    /// The endpoints' states, in the order given.
     states: Box<[Arc<EndpointState>]>,
+    /// The endpoints' weights, in the same order.
+    weights: Box<[u32]>,
     /// The algorithm and its precomputed data.
     kind: Kind,
 }
 
 #[derive(Debug)]
 enum Kind {
-    /// `RoundRobin` and `WeightedRoundRobin`: strict turns.
+    /// `RoundRobin` and `WeightedRoundRobin`: a smooth weighted schedule.
     RoundRobin(RoundRobin),
     LeastConnections(LeastConnections),
     LeastTime(LeastTime),
-    Random,
-    /// The ring, and the turn counter for requests without a key.
-    ConsistentHash(Ring, AtomicUsize),
+    /// Running sums of the weights, for a weighted draw; empty when every
+    /// weight is equal (a plain uniform draw).
+    Random(Box<[u64]>),
+    /// The ring, and the turns for requests without a key.
+    ConsistentHash(Ring, RoundRobin),
 }
 
 impl Balancer {
-    /// Builds the balancer for `algorithm` over `endpoints`: each endpoint's
-    /// identity (its address, which places it on a consistent-hash ring) and
-    /// state. `None` when there is no endpoint.
-    pub fn new(algorithm: Algorithm, endpoints: &[(&str, Arc<EndpointState>)]) -> Option<Self> {
-        if endpoints.is_empty() {
+    /// Builds the balancer for `algorithm` over `endpoints`. `None` when
+    /// there is no endpoint or a weight is 0.
+    pub fn new(algorithm: Algorithm, endpoints: &[Endpoint<'_>]) -> Option<Self> {
+        if endpoints.is_empty() || endpoints.iter().any(|(_, _, w)| *w == 0) {
             return None;
         }
-        let n = endpoints.len();
+        let weights: Box<[u32]> = endpoints.iter().map(|(_, _, w)| *w).collect();
         let kind = match algorithm {
             Algorithm::RoundRobin | Algorithm::WeightedRoundRobin => {
-                Kind::RoundRobin(RoundRobin::new(&vec![1; n])?)
+                Kind::RoundRobin(RoundRobin::new(&weights)?)
             }
             Algorithm::LeastConnections => Kind::LeastConnections(LeastConnections::default()),
             Algorithm::LeastTime => Kind::LeastTime(LeastTime),
-            Algorithm::Random => Kind::Random,
+            Algorithm::Random => {
+                let equal = weights.iter().all(|w| *w == weights[0]);
+                let sums = if equal {
+                    Box::default()
+                } else {
+                    weights
+                        .iter()
+                        .scan(0u64, |sum, w| {
+                            *sum += u64::from(*w);
+                            Some(*sum)
+                        })
+                        .collect()
+                };
+                Kind::Random(sums)
+            }
             Algorithm::ConsistentHash => {
-                let keys: Vec<&str> = endpoints.iter().map(|(key, _)| *key).collect();
-                Kind::ConsistentHash(Ring::new(&keys), AtomicUsize::new(0))
+                let keys: Vec<(&str, u32)> = endpoints.iter().map(|(k, _, w)| (*k, *w)).collect();
+                Kind::ConsistentHash(Ring::new(&keys), RoundRobin::new(&weights)?)
             }
         };
         Some(Balancer {
-            states: endpoints.iter().map(|(_, s)| s.clone()).collect(),
+            states: endpoints.iter().map(|(_, s, _)| s.clone()).collect(),
+            weights,
             kind,
         })
     }
@@ -195,12 +218,21 @@ impl Balancer {
         let states = &self.states;
         match &self.kind {
             Kind::RoundRobin(rr) => available_from(states, rr.pick()),
-            Kind::LeastConnections(lc) => lc.pick(states),
-            Kind::LeastTime(lt) => lt.pick(states, now),
-            Kind::Random => available_from(states, rng::below(states.len())),
-            Kind::ConsistentHash(ring, turn) => match key {
+            Kind::LeastConnections(lc) => lc.pick(states, &self.weights),
+            Kind::LeastTime(lt) => lt.pick(states, &self.weights, now),
+            Kind::Random(sums) => {
+                let i = match sums.last() {
+                    None => rng::below(states.len()),
+                    Some(total) => {
+                        let r = rng::below_u64(*total);
+                        sums.partition_point(|sum| *sum <= r)
+                    }
+                };
+                available_from(states, i)
+            }
+            Kind::ConsistentHash(ring, turns) => match key {
                 Some(key) => ring.pick(key, states),
-                None => available_from(states, turn.fetch_add(1, Ordering::Relaxed) % states.len()),
+                None => available_from(states, turns.pick()),
             },
         }
     }

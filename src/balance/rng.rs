@@ -35,3 +35,8 @@ pub(super) fn next_u64() -> u64 {
 pub(super) fn below(n: usize) -> usize {
     ((u128::from(next_u64()) * n as u128) >> 64) as usize
 }
+
+/// A pseudo-random number below `n` (`n > 0`).
+pub(super) fn below_u64(n: u64) -> u64 {
+    ((u128::from(next_u64()) * u128::from(n)) >> 64) as u64
+}

@@ -13,10 +13,10 @@ fn balancer(algorithm: Algorithm, states: &[Arc<EndpointState>]) -> Balancer {
     let names: Vec<String> = (0..states.len())
         .map(|i| format!("10.0.0.{i}:80"))
         .collect();
-    let endpoints: Vec<(&str, Arc<EndpointState>)> = names
+    let endpoints: Vec<Endpoint<'_>> = names
         .iter()
         .zip(states)
-        .map(|(n, s)| (n.as_str(), s.clone()))
+        .map(|(n, s)| (n.as_str(), s.clone(), 1))
         .collect();
     Balancer::new(algorithm, &endpoints).expect("endpoints")
 }
@@ -167,7 +167,7 @@ fn consistent_hash_without_a_key_takes_turns() {
 
 fn ring_of(n: usize) -> (Vec<String>, Ring) {
     let names: Vec<String> = (0..n).map(|i| format!("10.0.0.{i}:80")).collect();
-    let keys: Vec<&str> = names.iter().map(String::as_str).collect();
+    let keys: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), 1)).collect();
     let ring = Ring::new(&keys);
     (names, ring)
 }
@@ -212,17 +212,17 @@ fn adding_an_endpoint_moves_about_one_in_n_plus_one_keys() {
 fn removing_an_endpoint_moves_only_its_keys() {
     let (names, full) = ring_of(6);
     // Remove endpoint 2.
-    let rest: Vec<&str> = names
+    let rest: Vec<(&str, u32)> = names
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != 2)
-        .map(|(_, n)| n.as_str())
+        .map(|(_, n)| (n.as_str(), 1))
         .collect();
     let smaller = Ring::new(&rest);
     for k in 0..10_000 {
         let key = hash_key(format!("user-{k}").as_bytes());
         let was = names[full.owner(key)].as_str();
-        let now = rest[smaller.owner(key)];
+        let now = rest[smaller.owner(key)].0;
         if was != names[2] {
             assert_eq!(was, now, "key {k} moved although its endpoint stayed");
         }
@@ -235,4 +235,65 @@ fn hash_key_is_fixed_across_processes() {
     assert_eq!(hash_key(b""), hash_key(b""));
     assert_ne!(hash_key(b"a"), hash_key(b"b"));
     assert_eq!(hash_key(b"switchyard"), 0x5a00_b377_6c04_200c);
+}
+
+fn weighted(algorithm: Algorithm, states: &[Arc<EndpointState>], weights: &[u32]) -> Balancer {
+    let names: Vec<String> = (0..states.len())
+        .map(|i| format!("10.0.0.{i}:80"))
+        .collect();
+    let endpoints: Vec<Endpoint<'_>> = names
+        .iter()
+        .zip(states)
+        .zip(weights)
+        .map(|((n, s), w)| (n.as_str(), s.clone(), *w))
+        .collect();
+    Balancer::new(algorithm, &endpoints).expect("endpoints")
+}
+
+#[test]
+fn weighted_round_robin_is_smooth_and_exact_over_a_cycle() {
+    let b = weighted(Algorithm::WeightedRoundRobin, &states(3), &[5, 1, 1]);
+    let now = Instant::now();
+    let turns: Vec<usize> = (0..7).map(|_| b.pick(None, now)).collect();
+    assert_eq!(turns, [0, 0, 1, 0, 2, 0, 0]);
+    assert_eq!(counts(&b, 700, now), [500, 100, 100]);
+}
+
+#[test]
+fn random_honours_weights_within_5_percent() {
+    let b = weighted(Algorithm::Random, &states(2), &[3, 1]);
+    let heavy = counts(&b, 10_000, Instant::now())[0];
+    assert!((7125..=7875).contains(&heavy), "heavy got {heavy} of 10000");
+}
+
+#[test]
+fn least_connections_weighs_load_by_weight() {
+    let s = states(2);
+    let b = weighted(Algorithm::LeastConnections, &s, &[3, 1]);
+    // (2+1)/3 = 1 < (0+1)/1 is false; (1+1)/3 < 1 is true.
+    let _one = s[0].start_request();
+    assert_eq!(b.pick(None, Instant::now()), 0);
+    let _two = s[0].start_request();
+    let _three = s[0].start_request();
+    assert_eq!(b.pick(None, Instant::now()), 1);
+}
+
+#[test]
+fn consistent_hash_shares_follow_weights() {
+    let keys = [("10.0.0.1:80", 3), ("10.0.0.2:80", 1)];
+    let ring = Ring::new(&keys);
+    let heavy = (0..10_000)
+        .filter(|k| ring.owner(hash_key(format!("user-{k}").as_bytes())) == 0)
+        .count();
+    assert!(
+        (6500..=8500).contains(&heavy),
+        "heavy owns {heavy} of 10000"
+    );
+}
+
+#[test]
+fn a_zero_weight_or_no_endpoint_builds_nothing() {
+    assert!(Balancer::new(Algorithm::Random, &[]).is_none());
+    let s = states(1);
+    assert!(Balancer::new(Algorithm::Random, &[("a:1", s[0].clone(), 0)]).is_none());
 }

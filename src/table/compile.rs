@@ -289,7 +289,9 @@ fn compile_route(
             }
         }
 
-        let mut groups = Vec::with_capacity(rule.backends.len());
+        let mut groups: Vec<GroupSpec> = Vec::with_capacity(rule.backends.len());
+        // The group of the rule's static addresses, once there is one.
+        let mut static_pool: Option<usize> = None;
         let mut targets = Vec::with_capacity(rule.backends.len());
         // Why a backend that should get traffic contributes no endpoint.
         let mut empty = Vec::new();
@@ -304,8 +306,12 @@ fn compile_route(
                     ),
                 );
             }
+            let mut is_static = false;
             let found = match resolve_backend(backend, &route.namespace, snapshot) {
-                Ok(Resolved::Static(endpoint)) => vec![endpoint],
+                Ok(Resolved::Static(endpoint)) => {
+                    is_static = true;
+                    vec![endpoint]
+                }
                 Ok(Resolved::Service { service, endpoints }) => {
                     if endpoints.is_empty() && backend.weight > 0 {
                         empty.push(format!("no ready endpoints for service {service}"));
@@ -324,14 +330,13 @@ fn compile_route(
                     Vec::new()
                 }
             };
-            // Two levels: the backend's weight is its share of the rule's
-            // traffic, however many endpoints it has; its endpoints share
-            // that equally.
-            groups.push(GroupSpec {
-                start: targets.len(),
-                len: found.len(),
-                weight: backend.weight,
-            });
+            // Two levels: a Service backend's weight is its share of the
+            // rule's traffic, however many endpoints it has, and its
+            // endpoints share that equally. Static addresses are endpoints
+            // listed by hand: together they form one pool whose share is the
+            // sum of their weights, and inside it their weights are
+            // endpoint weights.
+            let mut indices = Vec::with_capacity(found.len());
             for (key, authority) in found {
                 let state = match used_endpoints.entry(key) {
                     Entry::Occupied(known) => Arc::clone(known.get()),
@@ -340,7 +345,27 @@ fn compile_route(
                         Arc::clone(new.insert(state))
                     }
                 };
+                indices.push(targets.len());
                 targets.push(Target { authority, state });
+            }
+            if backend.weight == 0 || indices.is_empty() {
+                continue;
+            }
+            if is_static {
+                let pool = *static_pool.get_or_insert_with(|| {
+                    groups.push(GroupSpec::default());
+                    groups.len() - 1
+                });
+                let pool = &mut groups[pool];
+                pool.targets.extend(indices);
+                pool.weights.push(backend.weight);
+                pool.weight += backend.weight;
+            } else {
+                groups.push(GroupSpec {
+                    weights: vec![1; indices.len()],
+                    targets: indices,
+                    weight: backend.weight,
+                });
             }
         }
         let (algorithm, hash_on, sticky) = compile_balancing(rule, &at, &mut err);

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::Target;
 use crate::api::{self, Algorithm, HashOnType};
-use crate::balance::{hash_key, Balancer, RoundRobin};
+use crate::balance::{hash_key, Balancer, Endpoint, RoundRobin};
 
 /// What a pick may look at: the request as the client sent it.
 #[derive(Debug, Clone, Copy)]
@@ -53,10 +53,11 @@ pub struct Balancing {
     sticky: Option<StickyCookies>,
 }
 
-/// One backend's endpoints: `targets[start..start + balancer.len()]`.
+/// One group's endpoints (a Service backend, or the rule's static
+/// addresses): balancer index → target index.
 #[derive(Debug)]
 struct Group {
-    start: usize,
+    targets: Box<[u32]>,
     balancer: Balancer,
 }
 
@@ -91,20 +92,20 @@ struct StickyCookies {
     set_cookie: Box<[HeaderValue]>,
 }
 
-/// A backend's place in `targets` and its weight, for [`Balancing::new`].
-#[derive(Debug, Clone, Copy)]
+/// A group of targets and its weights, for [`Balancing::new`].
+#[derive(Debug, Clone, Default)]
 pub struct GroupSpec {
-    /// Its first target.
-    pub start: usize,
-    /// How many targets it has.
-    pub len: usize,
-    /// The backend's weight.
+    /// Its targets (indices into the rule's targets).
+    pub targets: Vec<usize>,
+    /// Each target's weight inside the group (greater than 0).
+    pub weights: Vec<u32>,
+    /// The group's share of the rule's traffic (greater than 0).
     pub weight: u32,
 }
 
 impl Balancing {
-    /// Builds the balancing of `targets` grouped by backend. `None` when
-    /// no backend with weight > 0 has an endpoint.
+    /// Builds the balancing of `targets` in `groups`. `None` when there is
+    /// no group.
     pub fn new(
         algorithm: Algorithm,
         hash_on: Option<HashKey>,
@@ -112,29 +113,29 @@ impl Balancing {
         targets: &[Target],
         groups: &[GroupSpec],
     ) -> Option<Self> {
-        let live: Vec<GroupSpec> = groups
-            .iter()
-            .copied()
-            .filter(|g| g.weight > 0 && g.len > 0)
-            .collect();
-        let weights: Vec<u32> = live.iter().map(|g| g.weight).collect();
+        let weights: Vec<u32> = groups.iter().map(|g| g.weight).collect();
         let split = RoundRobin::new(&weights)?;
-        let mut compiled = Vec::with_capacity(live.len());
-        for g in &live {
-            let endpoints: Vec<(&str, _)> = targets[g.start..g.start + g.len]
+        let mut compiled = Vec::with_capacity(groups.len());
+        for g in groups {
+            let endpoints: Vec<Endpoint<'_>> = g
+                .targets
                 .iter()
-                .map(|t| (t.authority.as_str(), t.state.clone()))
+                .zip(&g.weights)
+                .map(|(i, w)| {
+                    let t = &targets[*i];
+                    (t.authority.as_str(), t.state.clone(), *w)
+                })
                 .collect();
             compiled.push(Group {
-                start: g.start,
+                targets: g.targets.iter().map(|i| *i as u32).collect(),
                 balancer: Balancer::new(algorithm, &endpoints)?,
             });
         }
         let sticky = sticky.map(|spec| {
             let mut by_id: Vec<(u64, u32)> = Vec::new();
-            for g in &live {
-                for i in g.start..g.start + g.len {
-                    by_id.push((endpoint_id(&targets[i]), i as u32));
+            for g in groups {
+                for i in &g.targets {
+                    by_id.push((endpoint_id(&targets[*i]), *i as u32));
                 }
             }
             by_id.sort_unstable();
@@ -150,7 +151,7 @@ impl Balancing {
             }
         });
         Some(Balancing {
-            split: (live.len() > 1).then_some(split),
+            split: (groups.len() > 1).then_some(split),
             groups: compiled.into_boxed_slice(),
             hash_on,
             sticky,
@@ -179,7 +180,7 @@ impl Balancing {
         let mut chosen = None;
         for k in 0..n {
             let group = &self.groups[(first + k) % n];
-            let i = group.start + group.balancer.pick(key, cx.now);
+            let i = group.targets[group.balancer.pick(key, cx.now)] as usize;
             if targets[i].state.is_available() {
                 chosen = Some(i);
                 break;
