@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::{Method, Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 use support::cluster::{Cluster, Controller, CLUSTER_DEADLINE};
 use support::kube_api::{endpoint_slice, route as route_obj, service};
 use support::*;
@@ -140,7 +140,7 @@ async fn canary_90_10_across_services_holds_whatever_their_endpoint_counts() {
         cluster
             .route_status("shop")
             .await
-            .is_some_and(|s| s["readyEndpoints"] == Value::from(4))
+            .is_some_and(|s| s["readyEndpoints"] == 4)
     })
     .await;
 

@@ -84,7 +84,18 @@ pub struct RouteRule {
     /// Where matching requests go. Empty means the rule answers 503.
     #[serde(default)]
     pub backends: Vec<Backend>,
-    /// How a backend endpoint is chosen for each request.
+    /// How each request's endpoint is chosen, in two levels. First the
+    /// backends split the traffic by `weight`, in smooth weighted turns
+    /// whatever the algorithm: a Service backend's share does not depend on
+    /// how many endpoints it has (90/10 stays 90/10), and static `address`
+    /// backends together form one pool whose share is the sum of their
+    /// weights. Then `algorithm` picks an endpoint inside the chosen
+    /// backend (a Service's endpoints weigh the same; in the static pool
+    /// each address weighs its `weight`). Unavailable (unhealthy) endpoints
+    /// are skipped; if the chosen backend has none available the other
+    /// backends are tried; if no endpoint is available at all the pick
+    /// ignores availability (fails open). Default: `{algorithm:
+    /// RoundRobin}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancing: Option<LoadBalancing>,
     /// Time limits for requests of this rule.
@@ -472,8 +483,26 @@ fn default_weight() -> u32 {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancing {
-    /// The algorithm picking an endpoint within a backend. Default
-    /// `RoundRobin`.
+    /// The algorithm picking an endpoint within the chosen backend:
+    /// `RoundRobin` (default) and `WeightedRoundRobin` (the same): endpoints
+    /// take smooth weighted turns (weights 5:1:1 go `a a b a c a a`), exact
+    /// over each cycle. `LeastConnections`: the endpoint with the lowest
+    /// (requests in flight + 1) / weight; ties go to the first after a
+    /// starting point that moves by one per request, so they rotate.
+    /// `LeastTime`: power of two choices: two distinct endpoints drawn at
+    /// random, the lower score wins; score = average time to response
+    /// headers × (in flight + 1) / weight, the average time-weighted over
+    /// about the last second and fading toward 0 while an endpoint gets no
+    /// responses (so a slow endpoint is retried later); an endpoint with no
+    /// response yet counts as fast. `Random`: a random endpoint per
+    /// request, in proportion to weight. `ConsistentHash`: the `hashOn`
+    /// value is hashed (fixed seed: every replica agrees) onto a ring of
+    /// 160 points per endpoint (scaled by weight); the endpoint owning the
+    /// first point at or after the hash serves it, so a value always
+    /// reaches the same endpoint and adding or removing one of N endpoints
+    /// moves only about 1/N of the values; requests without the value take
+    /// round-robin turns, and an unavailable owner's requests go to the
+    /// owner of the next point.
     #[serde(default)]
     pub algorithm: Algorithm,
     /// With `ConsistentHash` (and only with it): what request value is
