@@ -1,6 +1,6 @@
 //! The per-request phases, in this order: match → firewall → rate limit →
-//! body limit → rewrite and request headers (or redirect) → pick → forward
-//! → response headers.
+//! body limit → redirect → pick → rewrite and request headers → forward →
+//! response headers.
 //!
 //! Each phase is a small step over the request; the route table is loaded
 //! once per request and only the matched `Arc<Rule>` is kept across awaits.
@@ -148,7 +148,7 @@ async fn proxy(
         }
     }
 
-    // Phase: redirect, or rewrite and request headers.
+    // Phase: redirect.
     if let Some(redirect) = &policy.redirect {
         let location = redirect
             .location(host_str, req.uri().path(), req.uri().query(), prefix_len)
@@ -172,6 +172,7 @@ async fn proxy(
         .map_err(|reason| ProxyError::NoEndpoint(reason.clone()))?;
     let (target, set_cookie) = (picked.target, picked.set_cookie);
 
+    // Phase: rewrite and request headers.
     let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
