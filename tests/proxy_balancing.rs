@@ -155,9 +155,11 @@ async fn canary_90_10_across_services_holds_whatever_their_endpoint_counts() {
         assert_eq!(reply.status, StatusCode::OK);
         *seen.entry(reply.backend().unwrap().to_owned()).or_default() += 1;
     }
-    // The split is by Service weight (exact over every 10 requests), not
-    // by endpoint count (which would give the canary a quarter).
-    assert_eq!(share(&seen, "canary"), 40, "{seen:?}");
+    // The split is by Service weight (exact over every 10 requests; the
+    // band allows for a recompile restarting the turns), not by endpoint
+    // count (which would give the canary a quarter).
+    let canary = share(&seen, "canary");
+    assert!((36..=44).contains(&canary), "canary got {canary}: {seen:?}");
     // Inside the stable Service, Random: 120 each expected, σ ≈ 9.
     for name in ["stable-1", "stable-2", "stable-3"] {
         let got = share(&seen, name);
