@@ -1498,3 +1498,68 @@ fn static_addresses_form_one_pool_with_endpoint_weights() {
     }
     assert_eq!(seen, [0, 6, 2, 0]);
 }
+
+#[test]
+fn picks_read_hash_keys_and_sticky_cookies_from_the_request() {
+    let compiled = compile(
+        &snapshot(vec![route("a", "r", 1).raw_rule(RouteRule {
+            backends: (1..=4)
+                .map(|port| address(&format!("127.0.0.1:{port}")))
+                .collect(),
+            load_balancing: Some(LoadBalancing {
+                algorithm: Algorithm::ConsistentHash,
+                hash_on: Some(HashOn {
+                    kind: HashOnType::QueryParameter,
+                    name: Some("user".to_owned()),
+                }),
+                sticky: Some(Sticky {
+                    cookie: StickyCookie {
+                        name: "sid".to_owned(),
+                        ttl: None,
+                    },
+                }),
+            }),
+            ..RouteRule::default()
+        })]),
+        &RouteTable::default(),
+    );
+    assert!(compiled.is_clean(), "{:?}", compiled.statuses);
+    let rule = compiled
+        .table
+        .find(Some("h"), &Method::GET, "/", &HeaderMap::new())
+        .unwrap();
+    let pick_with = |query: Option<&str>, cookie: Option<&str>| {
+        let mut headers = HeaderMap::new();
+        if let Some(cookie) = cookie {
+            headers.insert(http::header::COOKIE, HeaderValue::from_str(cookie).unwrap());
+        }
+        let cx = crate::table::PickContext {
+            client: std::net::Ipv4Addr::LOCALHOST.into(),
+            headers: &headers,
+            query,
+            now: tokio::time::Instant::now(),
+        };
+        let picked = rule.backends.pick(&cx).unwrap();
+        (
+            picked.target.authority.port_u16().unwrap(),
+            picked.set_cookie.map(|c| c.to_str().unwrap().to_owned()),
+        )
+    };
+    // One key, one endpoint; a cookie for it comes with each fresh pick.
+    let (port, cookie) = pick_with(Some("user=7"), None);
+    for _ in 0..10 {
+        assert_eq!(pick_with(Some("a=1&user=7"), None).0, port);
+    }
+    let cookie = cookie.expect("a sticky cookie");
+    assert!(cookie.starts_with("sid=") && cookie.ends_with("; Path=/; HttpOnly"));
+    let value = cookie.split(';').next().unwrap();
+    // The cookie beats the hash key, and is not set again.
+    let other_key = (0..100)
+        .map(|u| format!("user={u}"))
+        .find(|q| pick_with(Some(q), None).0 != port)
+        .expect("some key lands elsewhere");
+    assert_eq!(pick_with(Some(&other_key), Some(value)), (port, None));
+    // A cookie naming no endpoint is ignored and replaced.
+    let (_, replaced) = pick_with(Some("user=7"), Some("sid=00000000000000ff"));
+    assert!(replaced.is_some());
+}
