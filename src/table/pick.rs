@@ -43,9 +43,10 @@ pub struct Picked<'a> {
 /// sticky cookie.
 #[derive(Debug)]
 pub struct Balancing {
-    /// Picks a group by backend weight; `None` with a single group.
+    /// Picks a group by its weight; `None` with a single group.
     split: Option<RoundRobin>,
-    /// One per backend with weight > 0 and at least one endpoint.
+    /// One per Service backend with weight > 0 and at least one endpoint,
+    /// plus one for all the static addresses with weight > 0.
     groups: Box<[Group]>,
     /// What `ConsistentHash` hashes.
     hash_on: Option<HashKey>,
