@@ -1,6 +1,6 @@
 //! The per-request phases, in this order: match → firewall → rate limit →
-//! body limit → rewrite and request headers (or redirect) → pick → forward
-//! → response headers.
+//! body limit → redirect → pick → rewrite and request headers → forward →
+//! response headers.
 //!
 //! Each phase is a small step over the request; the route table is loaded
 //! once per request and only the matched `Arc<Rule>` is kept across awaits.
@@ -33,7 +33,7 @@ use crate::policy::body_limit::LimitedBody;
 use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::rewrite::HostRewrite;
 use crate::policy::RulePolicy;
-use crate::table::SharedTable;
+use crate::table::{PickContext, SharedTable};
 
 /// What the proxy sends back: a backend's streamed body, or its own.
 pub type ProxyBody = Either<Tracked<Incoming>, Full<Bytes>>;
@@ -148,7 +148,7 @@ async fn proxy(
         }
     }
 
-    // Phase: redirect, or rewrite and request headers.
+    // Phase: redirect.
     if let Some(redirect) = &policy.redirect {
         let location = redirect
             .location(host_str, req.uri().path(), req.uri().query(), prefix_len)
@@ -158,6 +158,21 @@ async fn proxy(
             location,
         });
     }
+    // Phase: pick, on the request as the client sent it (hash keys and
+    // sticky cookies are read before request header changes).
+    let started = tokio::time::Instant::now();
+    let picked = rule
+        .backends
+        .pick(&PickContext {
+            client,
+            headers: req.headers(),
+            query: req.uri().query(),
+            now: started,
+        })
+        .map_err(|reason| ProxyError::NoEndpoint(reason.clone()))?;
+    let (target, set_cookie) = (picked.target, picked.set_cookie);
+
+    // Phase: rewrite and request headers.
     let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
@@ -172,11 +187,6 @@ async fn proxy(
         None => (LimitedBody::unlimited(body), None),
     };
 
-    // Phase: pick.
-    let target = rule
-        .backends
-        .pick()
-        .map_err(|reason| ProxyError::NoEndpoint(reason.clone()))?;
     let in_flight = target.state.start_request();
 
     // Phase: forward.
@@ -210,6 +220,8 @@ async fn proxy(
         Ok(Err(err)) => return Err(ProxyError::Upstream(err)),
         Ok(Ok(response)) => response,
     };
+    let now = tokio::time::Instant::now();
+    target.state.observe_latency(now - started, now);
 
     // Phase: response headers.
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -226,6 +238,11 @@ async fn proxy(
         }
     }
     strip_hop_by_hop(response.headers_mut(), false);
+    if let Some(cookie) = set_cookie {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
+    }
     if let Some(modifier) = &policy.response_headers {
         modifier.apply(response.headers_mut());
     }

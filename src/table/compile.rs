@@ -13,13 +13,15 @@ use std::time::Duration;
 use http::Method;
 
 use super::matching::{HeaderMatcher, HostKey, PathMatcher, Rank, RequestMatch};
+use super::pick::{check_cookie_name, Balancing, GroupSpec, HashKey, StickySpec};
 use super::resolve::{resolve_backend, Resolved};
 use super::{
     Backends, ConditionState, FieldError, HostRules, Reason, RouteStatus, RouteSummary, RouteTable,
     Rule, RuleTimeouts, Target,
 };
+use crate::api::Algorithm;
 use crate::api::{self, HeaderMatchType, PathMatchType};
-use crate::balance::{Balancer, EndpointState};
+use crate::balance::EndpointState;
 use crate::policy::rate_limit::RateLimiter;
 use crate::policy::{LimiterStates, RulePolicy};
 use crate::source::{Snapshot, SourcedRoute};
@@ -287,7 +289,9 @@ fn compile_route(
             }
         }
 
-        let mut weights = Vec::with_capacity(rule.backends.len());
+        let mut groups: Vec<GroupSpec> = Vec::with_capacity(rule.backends.len());
+        // The group of the rule's static addresses, once there is one.
+        let mut static_pool: Option<usize> = None;
         let mut targets = Vec::with_capacity(rule.backends.len());
         // Why a backend that should get traffic contributes no endpoint.
         let mut empty = Vec::new();
@@ -302,8 +306,12 @@ fn compile_route(
                     ),
                 );
             }
+            let mut is_static = false;
             let found = match resolve_backend(backend, &route.namespace, snapshot) {
-                Ok(Resolved::Static(endpoint)) => vec![endpoint],
+                Ok(Resolved::Static(endpoint)) => {
+                    is_static = true;
+                    vec![endpoint]
+                }
                 Ok(Resolved::Service { service, endpoints }) => {
                     if endpoints.is_empty() && backend.weight > 0 {
                         empty.push(format!("no ready endpoints for service {service}"));
@@ -322,10 +330,13 @@ fn compile_route(
                     Vec::new()
                 }
             };
-            // Every endpoint gets its backend's weight, so a Service with
-            // more endpoints draws a larger share of the rule's traffic.
-            // True two-level splitting (by backend weight, then among the
-            // backend's endpoints) comes with a later issue.
+            // Two levels: a Service backend's weight is its share of the
+            // rule's traffic, however many endpoints it has, and its
+            // endpoints share that equally. Static addresses are endpoints
+            // listed by hand: together they form one pool whose share is the
+            // sum of their weights, and inside it their weights are
+            // endpoint weights.
+            let mut indices = Vec::with_capacity(found.len());
             for (key, authority) in found {
                 let state = match used_endpoints.entry(key) {
                     Entry::Occupied(known) => Arc::clone(known.get()),
@@ -334,21 +345,36 @@ fn compile_route(
                         Arc::clone(new.insert(state))
                     }
                 };
+                indices.push(targets.len());
                 targets.push(Target { authority, state });
-                weights.push(backend.weight);
+            }
+            if backend.weight == 0 || indices.is_empty() {
+                continue;
+            }
+            if is_static {
+                let pool = *static_pool.get_or_insert_with(|| {
+                    groups.push(GroupSpec::default());
+                    groups.len() - 1
+                });
+                let pool = &mut groups[pool];
+                pool.targets.extend(indices);
+                pool.weights.push(backend.weight);
+                pool.weight += backend.weight;
+            } else {
+                groups.push(GroupSpec {
+                    weights: vec![1; indices.len()],
+                    targets: indices,
+                    weight: backend.weight,
+                });
             }
         }
-        let algorithm = rule
-            .load_balancing
-            .as_ref()
-            .map(|lb| lb.algorithm)
-            .unwrap_or_default();
+        let (algorithm, hash_on, sticky) = compile_balancing(rule, &at, &mut err);
         let backends = if rule.backends.is_empty() {
             Backends::Unavailable {
                 reason: "the rule has no backends".into(),
             }
         } else {
-            match Balancer::new(algorithm, &weights) {
+            match Balancing::new(algorithm, hash_on, sticky, &targets, &groups) {
                 Some(balancer) => Backends::Ready {
                     balancer,
                     targets: targets.into_boxed_slice(),
@@ -438,6 +464,67 @@ fn compile_route(
         ready: ready(&not_ready, ready_endpoints),
         ready_endpoints,
     })
+}
+
+/// Validates and compiles a rule's `loadBalancing`: `hashOn` is required
+/// with `ConsistentHash` and refused with any other algorithm; names must
+/// be valid. Errors go to `err`, naming the field.
+fn compile_balancing(
+    rule: &api::RouteRule,
+    at: &str,
+    err: &mut impl FnMut(String, String),
+) -> (Algorithm, Option<HashKey>, Option<StickySpec>) {
+    let Some(lb) = &rule.load_balancing else {
+        return (Algorithm::default(), None, None);
+    };
+    let field = format!("{at}.loadBalancing");
+    let hash_on = match (&lb.hash_on, lb.algorithm) {
+        (None, Algorithm::ConsistentHash) => {
+            err(
+                format!("{field}.hashOn"),
+                "ConsistentHash needs hashOn: {type: Header|Cookie|QueryParameter|ClientIP, name: ...}"
+                    .to_owned(),
+            );
+            None
+        }
+        (Some(_), algorithm) if algorithm != Algorithm::ConsistentHash => {
+            err(
+                format!("{field}.hashOn"),
+                format!("hashOn is only used by ConsistentHash, not {algorithm:?}"),
+            );
+            None
+        }
+        (Some(spec), _) => match HashKey::compile(spec) {
+            Ok(key) => Some(key),
+            Err((sub, message)) => {
+                err(format!("{field}.hashOn{sub}"), message);
+                None
+            }
+        },
+        (None, _) => None,
+    };
+    let sticky = lb.sticky.as_ref().and_then(|sticky| {
+        let cookie = &sticky.cookie;
+        let mut ok = true;
+        if let Err(message) = check_cookie_name(&cookie.name) {
+            err(format!("{field}.sticky.cookie.name"), message);
+            ok = false;
+        }
+        let ttl = match cookie.ttl.as_deref().map(parse_duration) {
+            None => None,
+            Some(Ok(ttl)) => Some(ttl),
+            Some(Err(message)) => {
+                err(format!("{field}.sticky.cookie.ttl"), message);
+                ok = false;
+                None
+            }
+        };
+        ok.then(|| StickySpec {
+            name: cookie.name.as_str().into(),
+            ttl,
+        })
+    });
+    (lb.algorithm, hash_on, sticky)
 }
 
 /// `ResolvedRefs`: the first unresolved reference's reason (in declaration

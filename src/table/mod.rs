@@ -8,6 +8,7 @@
 
 mod compile;
 pub mod matching;
+mod pick;
 mod resolve;
 mod status;
 
@@ -21,10 +22,11 @@ use http::{HeaderMap, Method};
 use serde::Serialize;
 
 pub use compile::{compile, parse_duration, Compiled};
+pub use pick::{Balancing, PickContext, Picked};
 pub use status::{ConditionState, FieldError, Reason, RouteStatus};
 
 use crate::api::LoadBalancerRouteSpec;
-use crate::balance::{Balancer, EndpointState};
+use crate::balance::EndpointState;
 use crate::policy::{LimiterStates, RulePolicy};
 use matching::{request_host, RequestMatch};
 
@@ -78,11 +80,12 @@ pub struct RuleTimeouts {
 /// A rule's backends.
 #[derive(Debug)]
 pub enum Backends {
-    /// Endpoints and the balancer choosing among them.
+    /// Endpoints and the balancing choosing among them.
     Ready {
-        /// Picks an index into `targets`.
-        balancer: Balancer,
-        /// The endpoints.
+        /// Picks an index into `targets`: a backend by weight, then an
+        /// endpoint of it by the rule's algorithm.
+        balancer: Balancing,
+        /// The endpoints, grouped by backend in declaration order.
         targets: Box<[Target]>,
     },
     /// Nothing can serve this rule; requests get 503 with this reason.
@@ -102,10 +105,10 @@ pub struct Target {
 }
 
 impl Backends {
-    /// The endpoint for the next request, or why there is none.
-    pub fn pick(&self) -> Result<&Target, &Arc<str>> {
+    /// The endpoint for a request, or why there is none.
+    pub fn pick(&self, cx: &PickContext<'_>) -> Result<Picked<'_>, &Arc<str>> {
         match self {
-            Backends::Ready { balancer, targets } => Ok(&targets[balancer.pick()]),
+            Backends::Ready { balancer, targets } => Ok(balancer.pick(targets, cx)),
             Backends::Unavailable { reason } => Err(reason),
         }
     }

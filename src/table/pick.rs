@@ -1,0 +1,338 @@
+//! The pick phase's data: a rule's two-level balancing (a weighted split
+//! across its backends, then the backend's [`Balancer`]), the request key
+//! consistent hashing reads, and sticky-session cookies.
+//!
+//! Everything here is built at compile; a pick reads request headers in
+//! place and allocates nothing.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::{header, HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
+
+use super::Target;
+use crate::api::{self, Algorithm, HashOnType};
+use crate::balance::{hash_key, Balancer, Endpoint, RoundRobin};
+
+/// What a pick may look at: the request as the client sent it.
+#[derive(Debug, Clone, Copy)]
+pub struct PickContext<'a> {
+    /// The client address (the peer, or behind trusted proxies the
+    /// forwarded client).
+    pub client: IpAddr,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The raw query string, if any.
+    pub query: Option<&'a str>,
+    /// The time of the request.
+    pub now: Instant,
+}
+
+/// The endpoint chosen for a request.
+#[derive(Debug)]
+pub struct Picked<'a> {
+    /// Where the request goes.
+    pub target: &'a Target,
+    /// A sticky-session cookie to add to the response (`Set-Cookie`), when
+    /// the request did not already carry a valid one.
+    pub set_cookie: Option<&'a HeaderValue>,
+}
+
+/// A rule's balancing: backend split, per-backend balancers, hash key and
+/// sticky cookie.
+#[derive(Debug)]
+pub struct Balancing {
+    /// Picks a group by its weight; `None` with a single group.
+    split: Option<RoundRobin>,
+    /// One per Service backend with weight > 0 and at least one endpoint,
+    /// plus one for all the static addresses with weight > 0.
+    groups: Box<[Group]>,
+    /// What `ConsistentHash` hashes.
+    hash_on: Option<HashKey>,
+    /// The sticky-session cookie.
+    sticky: Option<StickyCookies>,
+}
+
+/// One group's endpoints (a Service backend, or the rule's static
+/// addresses): balancer index → target index.
+#[derive(Debug)]
+struct Group {
+    targets: Box<[u32]>,
+    balancer: Balancer,
+}
+
+/// A compiled `hashOn`.
+#[derive(Debug, Clone)]
+pub enum HashKey {
+    /// A header's first value.
+    Header(HeaderName),
+    /// A cookie's value.
+    Cookie(Box<str>),
+    /// A query parameter's first value.
+    QueryParameter(Box<str>),
+    /// The client address.
+    ClientIp,
+}
+
+/// A compiled `sticky.cookie`.
+#[derive(Debug, Clone)]
+pub struct StickySpec {
+    /// The cookie name.
+    pub name: Box<str>,
+    /// `Max-Age`, if any.
+    pub ttl: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct StickyCookies {
+    name: Box<str>,
+    /// `(endpoint id, target index)`, sorted by id.
+    by_id: Box<[(u64, u32)]>,
+    /// The `Set-Cookie` value per target.
+    set_cookie: Box<[HeaderValue]>,
+}
+
+/// A group of targets and its weights, for [`Balancing::new`].
+#[derive(Debug, Clone, Default)]
+pub struct GroupSpec {
+    /// Its targets (indices into the rule's targets).
+    pub targets: Vec<usize>,
+    /// Each target's weight inside the group (greater than 0).
+    pub weights: Vec<u32>,
+    /// The group's share of the rule's traffic (greater than 0).
+    pub weight: u32,
+}
+
+impl Balancing {
+    /// Builds the balancing of `targets` in `groups`. `None` when there is
+    /// no group.
+    pub fn new(
+        algorithm: Algorithm,
+        hash_on: Option<HashKey>,
+        sticky: Option<StickySpec>,
+        targets: &[Target],
+        groups: &[GroupSpec],
+    ) -> Option<Self> {
+        let weights: Vec<u32> = groups.iter().map(|g| g.weight).collect();
+        let split = RoundRobin::new(&weights)?;
+        let mut compiled = Vec::with_capacity(groups.len());
+        for g in groups {
+            let endpoints: Vec<Endpoint<'_>> = g
+                .targets
+                .iter()
+                .zip(&g.weights)
+                .map(|(i, w)| {
+                    let t = &targets[*i];
+                    (t.authority.as_str(), t.state.clone(), *w)
+                })
+                .collect();
+            compiled.push(Group {
+                targets: g.targets.iter().map(|i| *i as u32).collect(),
+                balancer: Balancer::new(algorithm, &endpoints)?,
+            });
+        }
+        let sticky = sticky.map(|spec| {
+            let mut by_id: Vec<(u64, u32)> = Vec::new();
+            for g in groups {
+                for i in &g.targets {
+                    by_id.push((endpoint_id(&targets[*i]), *i as u32));
+                }
+            }
+            by_id.sort_unstable();
+            by_id.dedup_by_key(|(id, _)| *id);
+            let set_cookie = targets
+                .iter()
+                .map(|t| set_cookie(&spec, endpoint_id(t)))
+                .collect();
+            StickyCookies {
+                name: spec.name,
+                by_id: by_id.into_boxed_slice(),
+                set_cookie,
+            }
+        });
+        Some(Balancing {
+            split: (groups.len() > 1).then_some(split),
+            groups: compiled.into_boxed_slice(),
+            hash_on,
+            sticky,
+        })
+    }
+
+    /// Picks the target for a request: its valid sticky cookie's endpoint;
+    /// else a backend by weight, then an endpoint by the algorithm. When
+    /// the chosen backend has no available endpoint the other backends are
+    /// tried in turn; when none has one, the first pick stands (fail open).
+    pub fn pick<'t>(&'t self, targets: &'t [Target], cx: &PickContext<'_>) -> Picked<'t> {
+        if let Some(sticky) = &self.sticky {
+            if let Some(i) = sticky.pinned(cx.headers) {
+                let target = &targets[i];
+                if target.state.is_available() {
+                    return Picked {
+                        target,
+                        set_cookie: None,
+                    };
+                }
+            }
+        }
+        let key = self.hash_on.as_ref().and_then(|h| h.key(cx));
+        let first = self.split.as_ref().map_or(0, RoundRobin::pick);
+        let n = self.groups.len();
+        let mut chosen = None;
+        for k in 0..n {
+            let group = &self.groups[(first + k) % n];
+            let i = group.targets[group.balancer.pick(key, cx.now)] as usize;
+            if targets[i].state.is_available() {
+                chosen = Some(i);
+                break;
+            }
+            chosen.get_or_insert(i);
+        }
+        // `groups` is never empty, so `chosen` is set.
+        let i = chosen.unwrap_or(0);
+        Picked {
+            target: &targets[i],
+            set_cookie: self.sticky.as_ref().map(|s| &s.set_cookie[i]),
+        }
+    }
+}
+
+impl StickyCookies {
+    fn pinned(&self, headers: &HeaderMap) -> Option<usize> {
+        let value = cookie(headers, &self.name)?;
+        let id = u64::from_str_radix(value, 16).ok()?;
+        let at = self.by_id.binary_search_by_key(&id, |(id, _)| *id).ok()?;
+        Some(self.by_id[at].1 as usize)
+    }
+}
+
+/// A target's opaque id in sticky cookies: a hash of its address.
+fn endpoint_id(target: &Target) -> u64 {
+    hash_key(target.authority.as_str().as_bytes())
+}
+
+fn set_cookie(spec: &StickySpec, id: u64) -> HeaderValue {
+    let mut text = format!("{}={id:016x}; Path=/; HttpOnly", spec.name);
+    if let Some(ttl) = spec.ttl {
+        let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        text.push_str(&format!("; Max-Age={secs}"));
+    }
+    // The name was validated as a cookie token at compile.
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+impl HashKey {
+    /// Compiles `hashOn`; the error names the sub-field (`.name`) and says
+    /// what is wrong.
+    pub fn compile(spec: &api::HashOn) -> Result<Self, (&'static str, String)> {
+        let name = spec.name.as_deref();
+        let needed = || (".name", "a name is needed with this type".to_owned());
+        match spec.kind {
+            HashOnType::ClientIp => match name {
+                None => Ok(HashKey::ClientIp),
+                Some(_) => Err((".name", "ClientIP takes no name".to_owned())),
+            },
+            HashOnType::Header => {
+                let name = name.ok_or_else(needed)?;
+                HeaderName::from_bytes(name.as_bytes())
+                    .map(HashKey::Header)
+                    .map_err(|_| (".name", format!("{name:?} is not a valid header name")))
+            }
+            HashOnType::Cookie => {
+                let name = name.ok_or_else(needed)?;
+                check_cookie_name(name).map_err(|m| (".name", m))?;
+                Ok(HashKey::Cookie(name.into()))
+            }
+            HashOnType::QueryParameter => {
+                let name = name.ok_or_else(needed)?;
+                if name.is_empty() || name.contains(['&', '=', '#', ' ']) {
+                    return Err((".name", format!("{name:?} is not a query parameter name")));
+                }
+                Ok(HashKey::QueryParameter(name.into()))
+            }
+        }
+    }
+
+    /// The request's hashed key, or `None` when it lacks the value.
+    pub fn key(&self, cx: &PickContext<'_>) -> Option<u64> {
+        match self {
+            HashKey::Header(name) => cx.headers.get(name).map(|v| hash_key(v.as_bytes())),
+            HashKey::Cookie(name) => cookie(cx.headers, name).map(|v| hash_key(v.as_bytes())),
+            HashKey::QueryParameter(name) => {
+                query_param(cx.query?, name).map(|v| hash_key(v.as_bytes()))
+            }
+            HashKey::ClientIp => Some(match cx.client.to_canonical() {
+                IpAddr::V4(ip) => hash_key(&ip.octets()),
+                IpAddr::V6(ip) => hash_key(&ip.octets()),
+            }),
+        }
+    }
+}
+
+/// Validates a cookie name (an RFC 6265 token).
+pub fn check_cookie_name(name: &str) -> Result<(), String> {
+    let token = |b: u8| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(format!("{name:?} is not a valid cookie name"));
+    }
+    Ok(())
+}
+
+/// The value of cookie `name` in the `Cookie` headers (the first one).
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_matches('"'))
+        })
+}
+
+/// The first value of query parameter `name` (empty when it has none).
+fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .find_map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (k == name).then_some(v),
+            None => (pair == name).then_some(""),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1; sid=xyz"));
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&headers, "sid"), Some("xyz"));
+        assert_eq!(cookie(&headers, "b"), Some("2"));
+        assert_eq!(cookie(&headers, "si"), None);
+    }
+
+    #[test]
+    fn query_parameters_match_whole_names() {
+        assert_eq!(query_param("user=7&x=1", "user"), Some("7"));
+        assert_eq!(query_param("username=7&user", "user"), Some(""));
+        assert_eq!(query_param("x=1", "user"), None);
+    }
+
+    #[test]
+    fn hash_on_needs_a_valid_name() {
+        let spec = |kind, name: Option<&str>| api::HashOn {
+            kind,
+            name: name.map(str::to_owned),
+        };
+        assert!(HashKey::compile(&spec(HashOnType::Header, Some("x-user"))).is_ok());
+        assert!(HashKey::compile(&spec(HashOnType::Header, Some("bad header"))).is_err());
+        assert!(HashKey::compile(&spec(HashOnType::Cookie, None)).is_err());
+        assert!(HashKey::compile(&spec(HashOnType::Cookie, Some("a;b"))).is_err());
+        assert!(HashKey::compile(&spec(HashOnType::ClientIp, Some("x"))).is_err());
+        assert!(HashKey::compile(&spec(HashOnType::QueryParameter, Some("u"))).is_ok());
+    }
+}
