@@ -1,6 +1,6 @@
 //! The per-request phases, in this order: match → firewall → rate limit →
-//! body limit → redirect → pick → rewrite and request headers → forward →
-//! response headers.
+//! body limit → rewrite and request headers (or redirect) → pick → forward
+//! → response headers.
 //!
 //! Each phase is a small step over the request; the route table is loaded
 //! once per request and only the matched `Arc<Rule>` is kept across awaits.
@@ -148,7 +148,7 @@ async fn proxy(
         }
     }
 
-    // Phase: redirect.
+    // Phase: rewrite and request headers, or redirect.
     if let Some(redirect) = &policy.redirect {
         let location = redirect
             .location(host_str, req.uri().path(), req.uri().query(), prefix_len)
@@ -158,25 +158,24 @@ async fn proxy(
             location,
         });
     }
-    // Phase: pick, on the request as the client sent it (hash keys and
-    // sticky cookies are read before request header changes).
+    let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let path_and_query = rewrite(&mut parts, policy, prefix_len)?;
+
+    // Phase: pick, on the request as it will be forwarded (hash keys and
+    // sticky cookies are read after header and query rules).
     let started = tokio::time::Instant::now();
     let picked = rule
         .backends
         .pick(&PickContext {
             client,
-            headers: req.headers(),
-            query: req.uri().query(),
+            headers: &parts.headers,
+            query: path_and_query.as_ref().and_then(|pq| pq.query()),
             now: started,
         })
         .map_err(|reason| ProxyError::NoEndpoint(reason.clone()))?;
     let (target, set_cookie) = (picked.target, picked.set_cookie);
-
-    // Phase: rewrite and request headers.
-    let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
-    let path_and_query = rewrite(&mut parts, policy, prefix_len)?;
     // Raised by the body when it passes the limit, so that the upstream
     // error it causes is answered 413, not 502.
     let (body, tripped) = match policy.max_body_size {
