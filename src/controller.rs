@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tracing::error;
 
 use crate::admin::{self, AdminState};
+use crate::health;
 use crate::policy::client::TrustedProxies;
 use crate::proxy::{self, ServeOptions};
 use crate::shutdown::Shutdown;
@@ -74,6 +75,7 @@ pub async fn run(
         ready.clone(),
         shutdown.stopped(),
     ));
+    let health_task = tokio::spawn(health::active::run(table.clone(), shutdown.stopped()));
     let serve_options = ServeOptions {
         drain_timeout: options.drain_timeout,
         trusted_proxies: TrustedProxies::new(options.trusted_proxies.iter().copied()),
@@ -82,6 +84,7 @@ pub async fn run(
     let served = proxy::serve(listener, table, serve_options, shutdown.stopped()).await;
     ready.store(false, Ordering::Release);
     let sourced = source_task.await.map_err(Error::Task)?;
+    health_task.await.map_err(Error::Task)?;
     if let Err(err) = &sourced {
         error!(error = %err, "kubernetes source failed");
     }

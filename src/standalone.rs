@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState};
+use crate::health;
 use crate::policy::client::TrustedProxies;
 use crate::proxy::{self, ServeOptions};
 use crate::shutdown::Shutdown;
@@ -117,6 +118,7 @@ async fn serve(
         },
         shutdown.stopped(),
     ));
+    let health_task = tokio::spawn(health::active::run(table.clone(), shutdown.stopped()));
     let reload_task = match routes {
         Routes::Path(path) => Some(tokio::spawn(reload(
             path,
@@ -138,6 +140,7 @@ async fn serve(
     if let Some(task) = reload_task {
         task.await.map_err(Error::Task)?;
     }
+    health_task.await.map_err(Error::Task)?;
     admin_task
         .await
         .map_err(Error::Task)?

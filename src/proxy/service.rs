@@ -29,6 +29,7 @@ use super::forward::{
     is_upgrade, set_forwarded, strip_hop_by_hop, upstream_uri, Outgoing, Tracked,
 };
 use crate::balance::InFlight;
+use crate::health::passive::Outcome;
 use crate::policy::body_limit::LimitedBody;
 use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::rewrite::HostRewrite;
@@ -173,10 +174,7 @@ async fn proxy(
     };
 
     // Phase: pick.
-    let target = rule
-        .backends
-        .pick()
-        .map_err(|reason| ProxyError::NoEndpoint(reason.clone()))?;
+    let target = rule.backends.pick().map_err(ProxyError::from)?;
     let in_flight = target.state.start_request();
 
     // Phase: forward.
@@ -203,7 +201,19 @@ async fn proxy(
     let (body, body_sent) = Outgoing::new(body);
     let sent = conn.shared.client.request(Request::from_parts(parts, body));
     let over_limit = || tripped.as_ref().is_some_and(|t| t.load(Ordering::Acquire));
-    let mut response = match await_response(sent, body_sent, rule.timeouts.request).await {
+    let result = await_response(sent, body_sent, rule.timeouts.request).await;
+    // Passive health: connect errors, resets, timeouts and 5xx count
+    // against the endpoint; a body over the limit is the client's doing.
+    if !over_limit() {
+        let outcome = match &result {
+            Ok(Ok(response)) if !response.status().is_server_error() => Outcome::Success,
+            _ => Outcome::Failure,
+        };
+        let now = tokio::time::Instant::now();
+        rule.passive
+            .report(rule.backends.targets(), target, outcome, now);
+    }
+    let mut response = match result {
         Err(_) => return Err(ProxyError::Timeout),
         Ok(Err(_)) if over_limit() => return Err(ProxyError::BodyTooLarge),
         Ok(Err(err)) if err.is_connect() => return Err(ProxyError::Connect(err)),

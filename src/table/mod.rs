@@ -25,6 +25,7 @@ pub use status::{ConditionState, FieldError, Reason, RouteStatus};
 
 use crate::api::LoadBalancerRouteSpec;
 use crate::balance::{Balancer, EndpointState};
+use crate::health::{ActiveCheck, Passive};
 use crate::policy::{LimiterStates, RulePolicy};
 use matching::{request_host, RequestMatch};
 
@@ -45,6 +46,8 @@ pub struct RouteTable {
     endpoints: HashMap<Arc<str>, Arc<EndpointState>>,
     /// Rate-limit buckets by route and rule, handed to the next compile.
     limiters: LimiterStates,
+    /// One per (endpoint, active check) of the served rules, sorted.
+    probes: Vec<Probe>,
     /// What `/routes` shows.
     summary: Vec<RouteSummary>,
 }
@@ -66,6 +69,8 @@ pub struct Rule {
     pub timeouts: RuleTimeouts,
     /// The rule's firewall, limits, rewrites, header changes or redirect.
     pub policy: RulePolicy,
+    /// The rule's passive health settings (ejection on failures).
+    pub passive: Passive,
 }
 
 /// A rule's time limits, parsed.
@@ -97,16 +102,72 @@ pub enum Backends {
 pub struct Target {
     /// `host:port`, pre-parsed for building upstream URIs.
     pub authority: Authority,
-    /// Shared runtime state (in-flight requests, ...).
+    /// Shared runtime state (in-flight requests, health, ejection).
+    pub state: Arc<EndpointState>,
+    /// Its backend's weight; 0 never gets traffic.
+    pub weight: u32,
+}
+
+/// One active health check of one endpoint: what the health supervisor
+/// runs a probe task for.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The endpoint's `host:port`, its identity.
+    pub address: Arc<str>,
+    /// The same, pre-parsed for the probe's URI.
+    pub authority: Authority,
+    /// What to probe and when.
+    pub check: ActiveCheck,
+    /// Where the verdict goes.
     pub state: Arc<EndpointState>,
 }
 
+/// Why [`Backends::pick`] found no endpoint.
+#[derive(Debug)]
+pub enum NoTarget<'a> {
+    /// The rule has no endpoints (the reason says why).
+    Unavailable(&'a Arc<str>),
+    /// The rule has endpoints, but none is available: every one failed
+    /// its health checks or is ejected. Requests get 503.
+    Unhealthy,
+}
+
 impl Backends {
-    /// The endpoint for the next request, or why there is none.
-    pub fn pick(&self) -> Result<&Target, &Arc<str>> {
+    /// The endpoint for the next request: [`pick_at`](Self::pick_at) now.
+    pub fn pick(&self) -> Result<&Target, NoTarget<'_>> {
+        self.pick_at(tokio::time::Instant::now())
+    }
+
+    /// The endpoint for the next request at `now`, skipping endpoints that
+    /// are not available (failing health checks, or ejected). The balancer
+    /// is asked at most once per endpoint; if all its picks are
+    /// unavailable, the first available endpoint with a weight is taken.
+    /// When no endpoint is available the answer is [`NoTarget::Unhealthy`]
+    /// (503): switchyard fails closed rather than sending traffic to
+    /// endpoints known to be down.
+    pub fn pick_at(&self, now: tokio::time::Instant) -> Result<&Target, NoTarget<'_>> {
         match self {
-            Backends::Ready { balancer, targets } => Ok(&targets[balancer.pick()]),
-            Backends::Unavailable { reason } => Err(reason),
+            Backends::Ready { balancer, targets } => {
+                for _ in 0..targets.len() {
+                    let target = &targets[balancer.pick()];
+                    if target.state.is_available_at(now) {
+                        return Ok(target);
+                    }
+                }
+                targets
+                    .iter()
+                    .find(|t| t.weight > 0 && t.state.is_available_at(now))
+                    .ok_or(NoTarget::Unhealthy)
+            }
+            Backends::Unavailable { reason } => Err(NoTarget::Unavailable(reason)),
+        }
+    }
+
+    /// The rule's endpoints (empty when unavailable).
+    pub fn targets(&self) -> &[Target] {
+        match self {
+            Backends::Ready { targets, .. } => targets,
+            Backends::Unavailable { .. } => &[],
         }
     }
 }
@@ -173,6 +234,12 @@ impl RouteTable {
         host.match_indices('.')
             .filter(|(i, _)| *i > 0)
             .find_map(|(i, _)| self.wildcard.get(&host[i..]))
+    }
+
+    /// The active health checks of the served rules, one per endpoint and
+    /// check.
+    pub fn probes(&self) -> &[Probe] {
+        &self.probes
     }
 
     /// The routes and their statuses, for `/routes`.
