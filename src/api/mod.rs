@@ -551,7 +551,8 @@ pub struct PassiveHealth {
     /// How long the first ejection lasts, e.g. `30s` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_ejection: Option<String>,
-    /// The longest an ejection lasts, however often it repeats. Default `5m`.
+    /// The longest an ejection lasts, however often it repeats. Default
+    /// `5m`, or `baseEjection` when that is longer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ejection: Option<String>,
     /// The largest share of the rule's endpoints ejected at once (0 to

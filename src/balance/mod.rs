@@ -80,14 +80,16 @@ impl EndpointState {
 
     /// Passive health: counts a successful request. Resets the failure
     /// count, and the ejection backoff unless the endpoint is ejected (a
-    /// straggler finishing during an ejection proves nothing).
-    pub fn record_success(&self, now: Instant) {
+    /// straggler finishing during an ejection proves nothing). Returns
+    /// whether this success ended a run of ejections (to log it once).
+    pub fn record_success(&self, now: Instant) -> bool {
+        // Loads first: the common case (nothing to reset) writes nothing.
         if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
             self.consecutive_failures.store(0, Ordering::Relaxed);
         }
-        if !self.is_ejected_at(now) && self.ejections.load(Ordering::Relaxed) != 0 {
-            self.ejections.store(0, Ordering::Relaxed);
-        }
+        !self.is_ejected_at(now)
+            && self.ejections.load(Ordering::Relaxed) != 0
+            && self.ejections.swap(0, Ordering::Relaxed) != 0
     }
 
     /// Passive health: counts a failed request; returns the failures in a

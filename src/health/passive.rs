@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::api;
 use crate::table::{parse_duration, FieldError, Target};
@@ -89,7 +89,10 @@ impl Passive {
                 Err(message) => err("maxEjection", message),
             }
         }
-        if passive.max_ejection < passive.base_ejection {
+        if spec.max_ejection.is_none() {
+            // Only the base given: the cap never shortens it.
+            passive.max_ejection = passive.max_ejection.max(passive.base_ejection);
+        } else if passive.max_ejection < passive.base_ejection {
             err(
                 "maxEjection",
                 format!(
@@ -123,7 +126,9 @@ impl Passive {
         }
         let state = &target.state;
         if outcome == Outcome::Success {
-            state.record_success(now);
+            if state.record_success(now) {
+                info!(endpoint = %target.authority, "ejected endpoint answering again");
+            }
             return;
         }
         if state.is_ejected_at(now) {

@@ -131,6 +131,15 @@ fn passive_defaults_and_errors() {
     };
     Passive::compile(Some(&spec), "p", &mut errors);
     assert_eq!(fields(&errors), ["p.baseEjection"]);
+    // Only a base longer than the default cap: the cap follows it.
+    let mut errors = Vec::new();
+    let spec = PassiveHealth {
+        base_ejection: Some("10m".into()),
+        ..PassiveHealth::default()
+    };
+    let compiled = Passive::compile(Some(&spec), "p", &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(compiled.max_ejection, Duration::from_secs(600));
 }
 
 // === active ===
