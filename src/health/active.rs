@@ -8,6 +8,7 @@
 //! endpoints that left stop), and the probe loop. Must not: touch the
 //! request path — it only writes `EndpointState`.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -110,11 +111,11 @@ impl Supervisor {
             keep
         });
         for (key, probe) in wanted {
-            if !self.tasks.contains_key(&key) {
+            if let Entry::Vacant(slot) = self.tasks.entry(key) {
                 debug!(endpoint = %probe.address, path = %probe.check.path, "health check started");
                 let task = spawn(probe);
                 let state = probe.state.clone();
-                self.tasks.insert(key, Running { state, task });
+                slot.insert(Running { state, task });
             }
         }
         for (address, state) in stopped {
@@ -294,7 +295,6 @@ mod tests {
         let a2 = Arc::new(EndpointState::default());
         supervisor.reconcile(&[probe("10.0.0.1:80", "/ready", &a2)], &mut spawn);
         supervisor.stop_all();
-        drop(spawn);
         spawned.sort();
         assert_eq!(
             spawned,
