@@ -11,10 +11,10 @@ use std::sync::Arc;
 use http::{Response, StatusCode};
 use support::*;
 
-/// Probes every 50ms; one failure takes an endpoint out, two passes bring
+/// Probes every 100ms; two failures take an endpoint out, two passes bring
 /// it back. Passive ejection off, so only the checks decide.
 const FAST_CHECK: &str =
-    "{path: /healthz, interval: 50ms, timeout: 50ms, healthyThreshold: 2, unhealthyThreshold: 1}";
+    "{path: /healthz, interval: 100ms, timeout: 100ms, healthyThreshold: 2, unhealthyThreshold: 2}";
 const NO_PASSIVE: &str = "{consecutiveFailures: 0}";
 
 /// A backend whose `/healthz` answers 200 while `up` holds and 503 after;
