@@ -32,6 +32,18 @@ pub enum Outcome {
     Failure,
 }
 
+impl Outcome {
+    /// The outcome of a forwarded request from what waiting for its
+    /// response head gave: a response below 500 is a success; a 5xx, a
+    /// client error (connect, reset, garbage) or a timeout is a failure.
+    pub fn of<B, E, T>(result: &Result<Result<http::Response<B>, E>, T>) -> Outcome {
+        match result {
+            Ok(Ok(response)) if !response.status().is_server_error() => Outcome::Success,
+            _ => Outcome::Failure,
+        }
+    }
+}
+
 /// A rule's passive health settings, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Passive {

@@ -346,3 +346,19 @@ async fn pick_finds_a_light_endpoint_behind_a_dead_heavy_one() {
     t[1].state.set_healthy(false);
     assert!(matches!(b.pick_at(now), Err(NoTarget::Unhealthy)));
 }
+
+#[test]
+fn outcomes_of_forwarded_requests() {
+    type Waited = Result<Result<http::Response<()>, &'static str>, ()>;
+    let status =
+        |code: u16| -> Waited { Ok(Ok(http::Response::builder().status(code).body(()).unwrap())) };
+    assert_eq!(Outcome::of(&status(200)), Outcome::Success);
+    assert_eq!(Outcome::of(&status(404)), Outcome::Success);
+    assert_eq!(Outcome::of(&status(500)), Outcome::Failure);
+    assert_eq!(Outcome::of(&status(503)), Outcome::Failure);
+    assert_eq!(
+        Outcome::of(&(Ok(Err("refused")) as Waited)),
+        Outcome::Failure
+    );
+    assert_eq!(Outcome::of(&(Err(()) as Waited)), Outcome::Failure);
+}

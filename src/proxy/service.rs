@@ -202,16 +202,11 @@ async fn proxy(
     let sent = conn.shared.client.request(Request::from_parts(parts, body));
     let over_limit = || tripped.as_ref().is_some_and(|t| t.load(Ordering::Acquire));
     let result = await_response(sent, body_sent, rule.timeouts.request).await;
-    // Passive health: connect errors, resets, timeouts and 5xx count
-    // against the endpoint; a body over the limit is the client's doing.
+    // Passive health; a body over the limit is the client's doing.
     if !over_limit() {
-        let outcome = match &result {
-            Ok(Ok(response)) if !response.status().is_server_error() => Outcome::Success,
-            _ => Outcome::Failure,
-        };
-        let now = tokio::time::Instant::now();
+        let (targets, now) = (rule.backends.targets(), tokio::time::Instant::now());
         rule.passive
-            .report(rule.backends.targets(), target, outcome, now);
+            .report(targets, target, Outcome::of(&result), now);
     }
     let mut response = match result {
         Err(_) => return Err(ProxyError::Timeout),
