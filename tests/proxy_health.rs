@@ -108,6 +108,16 @@ async fn a_host_whose_servers_are_all_dead_answers_503() {
     let reply = proxy.get("www.mango.com", "/").await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.text(), "no healthy endpoint for this route\n");
+
+    // `/routes` shows why.
+    let routes: serde_json::Value =
+        serde_json::from_slice(&proxy.admin_get("/routes").await.unwrap().body).unwrap();
+    let endpoints = routes["endpoints"].as_array().expect("endpoints");
+    assert_eq!(endpoints.len(), 2, "{routes}");
+    for endpoint in endpoints {
+        assert_eq!(endpoint["healthy"], false, "{endpoint}");
+        assert_eq!(endpoint["inFlight"], 0, "{endpoint}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -172,6 +172,20 @@ impl Backends {
     }
 }
 
+/// An endpoint's health and load, as `/routes` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSummary {
+    /// `host:port`.
+    pub address: String,
+    /// Whether active health checks pass (true without checks).
+    pub healthy: bool,
+    /// Whether passive health has it ejected.
+    pub ejected: bool,
+    /// Requests in flight.
+    pub in_flight: u64,
+}
+
 /// A route as `/routes` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteSummary {
@@ -240,6 +254,22 @@ impl RouteTable {
     /// check.
     pub fn probes(&self) -> &[Probe] {
         &self.probes
+    }
+
+    /// Every endpoint of the table at `now`, by address, for `/routes`.
+    pub fn endpoint_summary(&self, now: tokio::time::Instant) -> Vec<EndpointSummary> {
+        let mut list: Vec<EndpointSummary> = self
+            .endpoints
+            .iter()
+            .map(|(address, state)| EndpointSummary {
+                address: address.to_string(),
+                healthy: state.is_healthy(),
+                ejected: state.is_ejected_at(now),
+                in_flight: state.in_flight(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.address.cmp(&b.address));
+        list
     }
 
     /// The routes and their statuses, for `/routes`.
