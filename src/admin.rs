@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::{debug, info};
 
-use crate::table::{RouteSummary, SharedTable};
+use crate::table::{EndpointSummary, RouteSummary, SharedTable};
 
 /// What the admin endpoints read.
 #[derive(Clone)]
@@ -72,6 +72,8 @@ pub async fn serve(
 #[derive(Serialize)]
 struct RoutesView<'a> {
     routes: &'a [RouteSummary],
+    /// Each endpoint's health (active checks, ejection) and load.
+    endpoints: Vec<EndpointSummary>,
 }
 
 fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -89,6 +91,7 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
             let table = state.table.load();
             let view = RoutesView {
                 routes: table.summary(),
+                endpoints: table.endpoint_summary(tokio::time::Instant::now()),
             };
             match serde_json::to_vec_pretty(&view) {
                 Ok(json) => {

@@ -11,6 +11,8 @@
 //! - [`source`]: where documents come from (files today); no routing.
 //! - [`table`]: compile, matching, conflicts; no sockets or clocks.
 //! - [`balance`]: picking an endpoint, endpoint state; no HTTP.
+//! - [`health`]: active probes and passive ejection, written to endpoint
+//!   state; never on the request path.
 //! - [`policy`]: per-rule firewall, rate limits, body limits, rewrites,
 //!   header changes and redirects, compiled once; no parsing per request.
 //! - [`proxy`]: serving and forwarding; no locks or parsing per request.
@@ -26,6 +28,7 @@ pub mod api;
 pub mod balance;
 pub mod controller;
 pub mod demo;
+pub mod health;
 pub mod listeners;
 pub mod policy;
 pub mod proxy;

@@ -1,5 +1,5 @@
-//! The two listeners every mode runs: the proxy and the admin API, served
-//! from one table until one shutdown.
+//! What every mode runs around its table until one shutdown: the proxy
+//! and admin listeners, and the active health checks.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,13 +8,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, AdminState};
+use crate::health;
 use crate::proxy::{self, ServeOptions};
 use crate::shutdown::Shutdown;
 use crate::table::SharedTable;
 
-/// Serves the proxy on `listener` and the admin API on `admin` until
-/// `shutdown`; the proxy drains, `ready` turns false, and both are done
-/// when this returns.
+/// Serves the proxy on `listener` and the admin API on `admin`, and runs
+/// the active health checks of whatever `table` holds, until `shutdown`;
+/// the proxy drains, `ready` turns false, and all are done when this
+/// returns.
 pub async fn serve(
     listener: TcpListener,
     admin: TcpListener,
@@ -31,8 +33,10 @@ pub async fn serve(
         },
         shutdown.stopped(),
     ));
+    let health_task = tokio::spawn(health::active::run(table.clone(), shutdown.stopped()));
     let served = proxy::serve(listener, table, options, shutdown.stopped()).await;
     ready.store(false, Ordering::Release);
+    health_task.await.map_err(io::Error::other)?;
     admin_task.await.map_err(io::Error::other)??;
     served
 }

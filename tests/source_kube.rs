@@ -110,7 +110,10 @@ async fn route_added_changed_and_deleted_is_served_and_reported() {
     );
     assert_eq!(status["observedGeneration"], 1);
     assert_eq!(status["readyEndpoints"], 1);
-    assert!(status["conditions"][0]["lastTransitionTime"].is_string(), "{status}");
+    assert!(
+        status["conditions"][0]["lastTransitionTime"].is_string(),
+        "{status}"
+    );
 
     cluster
         .apply(host_route(&cluster, "mango", "shop.mango.com", "mango"))

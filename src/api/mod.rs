@@ -113,6 +113,19 @@ pub struct RouteRule {
     /// Time limits for requests of this rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
+    /// Active health checks: each endpoint of the rule is probed with an
+    /// HTTP GET in the background, e.g. `{path: /healthz, interval: 5s}`.
+    /// An endpoint failing `unhealthyThreshold` probes in a row gets no
+    /// traffic until it passes `healthyThreshold` in a row. Absent: no
+    /// probes (endpoints count as healthy; passive health still applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// Passive health: endpoints whose requests fail (connect errors,
+    /// resets, timeouts, 5xx responses) `consecutiveFailures` times in a
+    /// row are ejected for a growing time. On by default with the defaults
+    /// below; `{consecutiveFailures: 0}` turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passive_health: Option<PassiveHealth>,
     /// Headers changed on the request before it is sent to the backend,
     /// e.g. `{set: {X-Env: prod}, add: {MyCustomHeader: Test}, remove: [Cookie]}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -629,6 +642,77 @@ pub struct StickyCookie {
     /// closes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<String>,
+}
+
+/// An active health check: `GET path` to each endpoint every `interval`.
+/// The request's `Host` is the endpoint's `host:port`. Endpoints start
+/// healthy (optimistic, like nginx): a new endpoint gets traffic at once
+/// and leaves rotation after `unhealthyThreshold` failed probes.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// The path (and optional query) probed. Default `/healthz`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Time between probes of one endpoint, e.g. `5s` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// How long a probe may take to get its response head; longer counts
+    /// as a failure. Default `1s`; must not exceed `interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Passed probes in a row that bring an unhealthy endpoint back.
+    /// Default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub healthy_threshold: Option<u32>,
+    /// Failed probes in a row that take a healthy endpoint out. Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub unhealthy_threshold: Option<u32>,
+    /// Response statuses that pass, inclusive. Default `{min: 200, max: 399}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_statuses: Option<StatusRange>,
+}
+
+/// An inclusive range of HTTP statuses, e.g. `{min: 200, max: 299}`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusRange {
+    /// The lowest status that passes (100 to 599).
+    pub min: u16,
+    /// The highest status that passes (`min` to 599).
+    pub max: u16,
+}
+
+/// Passive health (outlier detection, like nginx's `max_fails` and Envoy's
+/// consecutive-5xx ejection). The proxy counts each endpoint's failed
+/// requests (connect errors, resets, timeouts, 5xx responses); after
+/// `consecutiveFailures` in a row the endpoint is ejected for
+/// `baseEjection`, doubled on each further ejection up to `maxEjection`.
+/// After an ejection one more failure ejects it again; one success resets
+/// the count and the backoff. Never more than `maxEjectedPercent` of a
+/// rule's endpoints are ejected at once.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PassiveHealth {
+    /// Failed requests in a row that eject an endpoint. Default 5; 0 turns
+    /// passive health off for the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_failures: Option<u32>,
+    /// How long the first ejection lasts, e.g. `30s` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ejection: Option<String>,
+    /// The longest an ejection lasts, however often it repeats. Default
+    /// `5m`, or `baseEjection` when that is longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ejection: Option<String>,
+    /// The largest share of the rule's endpoints ejected at once (0 to
+    /// 100). Default 50: a bad deploy cannot eject everything; with one
+    /// endpoint nothing is ejected unless this is 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_ejected_percent: Option<u32>,
 }
 
 /// Time limits of a rule, as durations like `500ms`, `30s`, `1m30s`.

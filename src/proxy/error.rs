@@ -6,6 +6,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::policy::firewall::Denied;
+use crate::table::NoTarget;
 
 /// Why the proxy answered instead of a backend.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,10 @@ pub enum ProxyError {
     /// The matched rule has no endpoint to send to.
     #[error("no endpoint available: {0}")]
     NoEndpoint(std::sync::Arc<str>),
+    /// The matched rule has endpoints, but every one is failing its health
+    /// checks or is ejected.
+    #[error("no healthy endpoint")]
+    NoHealthyEndpoint,
     /// Connecting to the backend failed (refused, unreachable).
     #[error("could not connect to the backend")]
     Connect(#[source] hyper_util::client::legacy::Error),
@@ -61,7 +66,9 @@ impl ProxyError {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::BadRequest => StatusCode::BAD_REQUEST,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ProxyError::NoEndpoint(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::NoEndpoint(_) | ProxyError::NoHealthyEndpoint => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -78,6 +85,7 @@ impl ProxyError {
             ProxyError::BadRequest => "bad_request",
             ProxyError::MethodNotAllowed => "method_not_allowed",
             ProxyError::NoEndpoint(_) => "no_endpoint",
+            ProxyError::NoHealthyEndpoint => "no_healthy_endpoint",
             ProxyError::Connect(_) => "connect_failed",
             ProxyError::Upstream(_) => "upstream_failed",
             ProxyError::Timeout => "timeout",
@@ -95,6 +103,7 @@ impl ProxyError {
             ProxyError::BadRequest => "malformed request\n",
             ProxyError::MethodNotAllowed => "CONNECT is not supported\n",
             ProxyError::NoEndpoint(_) => "no endpoint available for this route\n",
+            ProxyError::NoHealthyEndpoint => "no healthy endpoint for this route\n",
             ProxyError::Connect(_) => "bad gateway: could not connect to the backend\n",
             ProxyError::Upstream(_) => "bad gateway: the backend failed\n",
             ProxyError::Timeout => "gateway timeout: the backend did not answer in time\n",
@@ -121,5 +130,14 @@ impl ProxyError {
             _ => {}
         }
         response
+    }
+}
+
+impl From<NoTarget<'_>> for ProxyError {
+    fn from(none: NoTarget<'_>) -> Self {
+        match none {
+            NoTarget::Unavailable(reason) => ProxyError::NoEndpoint(reason.clone()),
+            NoTarget::Unhealthy => ProxyError::NoHealthyEndpoint,
+        }
     }
 }

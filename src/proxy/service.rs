@@ -29,6 +29,7 @@ use super::forward::{
     is_upgrade, set_forwarded, strip_hop_by_hop, upstream_uri, Outgoing, Tracked,
 };
 use crate::balance::InFlight;
+use crate::health::passive::Outcome;
 use crate::policy::body_limit::LimitedBody;
 use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::rewrite::HostRewrite;
@@ -174,7 +175,7 @@ async fn proxy(
             query: path_and_query.as_ref().and_then(|pq| pq.query()),
             now: started,
         })
-        .map_err(|reason| ProxyError::NoEndpoint(reason.clone()))?;
+        .map_err(ProxyError::from)?;
     let (target, set_cookie) = (picked.target, picked.set_cookie);
     // Raised by the body when it passes the limit, so that the upstream
     // error it causes is answered 413, not 502.
@@ -212,7 +213,14 @@ async fn proxy(
     let (body, body_sent) = Outgoing::new(body);
     let sent = conn.shared.client.request(Request::from_parts(parts, body));
     let over_limit = || tripped.as_ref().is_some_and(|t| t.load(Ordering::Acquire));
-    let mut response = match await_response(sent, body_sent, rule.timeouts.request).await {
+    let result = await_response(sent, body_sent, rule.timeouts.request).await;
+    // Passive health; a body over the limit is the client's doing.
+    if !over_limit() {
+        let (targets, now) = (rule.backends.targets(), tokio::time::Instant::now());
+        rule.passive
+            .report(targets, target, Outcome::of(&result), now);
+    }
+    let mut response = match result {
         Err(_) => return Err(ProxyError::Timeout),
         Ok(Err(_)) if over_limit() => return Err(ProxyError::BodyTooLarge),
         Ok(Err(err)) if err.is_connect() => return Err(ProxyError::Connect(err)),

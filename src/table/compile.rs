@@ -16,12 +16,13 @@ use super::matching::{HeaderMatcher, HostKey, PathMatcher, Rank, RequestMatch};
 use super::pick::{check_cookie_name, Balancing, GroupSpec, HashKey, StickySpec};
 use super::resolve::{resolve_backend, Resolved};
 use super::{
-    Backends, ConditionState, FieldError, HostRules, Reason, RouteStatus, RouteSummary, RouteTable,
-    Rule, RuleTimeouts, Target,
+    Backends, ConditionState, FieldError, HostRules, Probe, Reason, RouteStatus, RouteSummary,
+    RouteTable, Rule, RuleTimeouts, Target,
 };
 use crate::api::Algorithm;
 use crate::api::{self, HeaderMatchType, PathMatchType};
 use crate::balance::EndpointState;
+use crate::health::{ActiveCheck, Passive};
 use crate::policy::rate_limit::RateLimiter;
 use crate::policy::{LimiterStates, RulePolicy};
 use crate::source::{Snapshot, SourcedRoute};
@@ -61,6 +62,7 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
 
     let mut endpoints: HashMap<Arc<str>, Arc<EndpointState>> = HashMap::new();
     let mut limiters = LimiterStates::default();
+    let mut probes: HashMap<(Arc<str>, ActiveCheck), Probe> = HashMap::new();
     let mut claims: HashMap<(HostKey, MatchKey), Arc<str>> = HashMap::new();
     let mut names: HashMap<(&str, &str), &str> = HashMap::new();
     let mut buckets: HashMap<HostKey, Vec<(Rank, RequestMatch, Arc<Rule>)>> = HashMap::new();
@@ -116,6 +118,11 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
                     for (addr, state) in compiled.endpoints {
                         endpoints.entry(addr).or_insert(state);
                     }
+                    for probe in compiled.probes {
+                        probes
+                            .entry((probe.address.clone(), probe.check.clone()))
+                            .or_insert(probe);
+                    }
                     for (rule, spec, limiter) in compiled.limiters {
                         limiters.insert(resource.clone(), rule, spec, limiter);
                     }
@@ -157,9 +164,12 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
         statuses.push(status);
     }
 
+    let mut probes: Vec<Probe> = probes.into_values().collect();
+    probes.sort_by(|a, b| a.address.cmp(&b.address));
     let mut table = RouteTable {
         endpoints,
         limiters,
+        probes,
         summary,
         ..RouteTable::default()
     };
@@ -187,6 +197,8 @@ struct CompiledRoute {
     matches: Vec<CompiledMatch>,
     /// The endpoints its rules use.
     endpoints: Vec<(Arc<str>, Arc<EndpointState>)>,
+    /// The active health checks of its rules' endpoints.
+    probes: Vec<Probe>,
     /// The rate-limit buckets of its rules, by rule index.
     limiters: Vec<(usize, api::RateLimit, Arc<RateLimiter>)>,
     /// Its `ResolvedRefs` condition.
@@ -251,6 +263,7 @@ fn compile_route(
     // can have many endpoints).
     let mut used_endpoints: HashMap<Arc<str>, Arc<EndpointState>> = HashMap::new();
     let mut used_limiters = Vec::new();
+    let mut probes = Vec::new();
     // `field: message` of each reference that does not resolve, with its
     // ResolvedRefs reason.
     let mut unresolved: Vec<(&'static str, String)> = Vec::new();
@@ -346,7 +359,11 @@ fn compile_route(
                     }
                 };
                 indices.push(targets.len());
-                targets.push(Target { authority, state });
+                targets.push(Target {
+                    authority,
+                    state,
+                    weight: backend.weight,
+                });
             }
             if backend.weight == 0 || indices.is_empty() {
                 continue;
@@ -410,6 +427,26 @@ fn compile_route(
                 Err(message) => err(format!("{at}.timeouts.request"), message),
             }
         }
+        let mut health_errors = Vec::new();
+        let check = rule.health_check.as_ref().and_then(|spec| {
+            ActiveCheck::compile(spec, &format!("{at}.healthCheck"), &mut health_errors)
+        });
+        let passive = Passive::compile(
+            rule.passive_health.as_ref(),
+            &format!("{at}.passiveHealth"),
+            &mut health_errors,
+        );
+        errors_append(&mut err, &mut health_errors);
+        if let (Some(check), Backends::Ready { targets, .. }) = (&check, &backends) {
+            for target in targets.iter().filter(|t| t.weight > 0) {
+                probes.push(Probe {
+                    address: Arc::from(target.authority.as_str()),
+                    authority: target.authority.clone(),
+                    check: check.clone(),
+                    state: target.state.clone(),
+                });
+            }
+        }
         let prefix_matches = matches.iter().all(|m| {
             m.path
                 .as_ref()
@@ -436,6 +473,7 @@ fn compile_route(
             backends,
             timeouts,
             policy,
+            passive,
         }));
     }
 
@@ -459,6 +497,7 @@ fn compile_route(
     Ok(CompiledRoute {
         matches,
         endpoints: used_endpoints.into_iter().collect(),
+        probes,
         limiters: used_limiters,
         resolved_refs: resolved_refs(&unresolved),
         ready: ready(&not_ready, ready_endpoints),

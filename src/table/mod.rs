@@ -22,11 +22,12 @@ use http::{HeaderMap, Method};
 use serde::Serialize;
 
 pub use compile::{compile, parse_duration, Compiled};
-pub use pick::{Balancing, PickContext, Picked};
+pub use pick::{Balancing, GroupSpec, PickContext, Picked};
 pub use status::{ConditionState, FieldError, Reason, RouteStatus};
 
 use crate::api::LoadBalancerRouteSpec;
 use crate::balance::EndpointState;
+use crate::health::{ActiveCheck, Passive};
 use crate::policy::{LimiterStates, RulePolicy};
 use matching::{request_host, RequestMatch};
 
@@ -47,6 +48,8 @@ pub struct RouteTable {
     endpoints: HashMap<Arc<str>, Arc<EndpointState>>,
     /// Rate-limit buckets by route and rule, handed to the next compile.
     limiters: LimiterStates,
+    /// One per (endpoint, active check) of the served rules, sorted.
+    probes: Vec<Probe>,
     /// What `/routes` shows.
     summary: Vec<RouteSummary>,
 }
@@ -68,6 +71,8 @@ pub struct Rule {
     pub timeouts: RuleTimeouts,
     /// The rule's firewall, limits, rewrites, header changes or redirect.
     pub policy: RulePolicy,
+    /// The rule's passive health settings (ejection on failures).
+    pub passive: Passive,
 }
 
 /// A rule's time limits, parsed.
@@ -100,18 +105,72 @@ pub enum Backends {
 pub struct Target {
     /// `host:port`, pre-parsed for building upstream URIs.
     pub authority: Authority,
-    /// Shared runtime state (in-flight requests, ...).
+    /// Shared runtime state (in-flight requests, health, ejection).
+    pub state: Arc<EndpointState>,
+    /// Its backend's weight; 0 never gets traffic.
+    pub weight: u32,
+}
+
+/// One active health check of one endpoint: what the health supervisor
+/// runs a probe task for.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The endpoint's `host:port`, its identity.
+    pub address: Arc<str>,
+    /// The same, pre-parsed for the probe's URI.
+    pub authority: Authority,
+    /// What to probe and when.
+    pub check: ActiveCheck,
+    /// Where the verdict goes.
     pub state: Arc<EndpointState>,
 }
 
+/// Why [`Backends::pick`] found no endpoint.
+#[derive(Debug)]
+pub enum NoTarget<'a> {
+    /// The rule has no endpoints (the reason says why).
+    Unavailable(&'a Arc<str>),
+    /// The rule has endpoints, but none is available: every one failed
+    /// its health checks or is ejected. Requests get 503.
+    Unhealthy,
+}
+
 impl Backends {
-    /// The endpoint for a request, or why there is none.
-    pub fn pick(&self, cx: &PickContext<'_>) -> Result<Picked<'_>, &Arc<str>> {
+    /// The endpoint for a request, skipping endpoints that are not
+    /// available (failing health checks, or ejected). When no endpoint is
+    /// available the answer is [`NoTarget::Unhealthy`] (503): switchyard
+    /// fails closed rather than sending traffic to endpoints known to be
+    /// down.
+    pub fn pick(&self, cx: &PickContext<'_>) -> Result<Picked<'_>, NoTarget<'_>> {
         match self {
-            Backends::Ready { balancer, targets } => Ok(balancer.pick(targets, cx)),
-            Backends::Unavailable { reason } => Err(reason),
+            Backends::Ready { balancer, targets } => {
+                balancer.pick(targets, cx).ok_or(NoTarget::Unhealthy)
+            }
+            Backends::Unavailable { reason } => Err(NoTarget::Unavailable(reason)),
         }
     }
+
+    /// The rule's endpoints (empty when unavailable).
+    pub fn targets(&self) -> &[Target] {
+        match self {
+            Backends::Ready { targets, .. } => targets,
+            Backends::Unavailable { .. } => &[],
+        }
+    }
+}
+
+/// An endpoint's health and load, as `/routes` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSummary {
+    /// `host:port`.
+    pub address: String,
+    /// Whether active health checks pass (true without checks).
+    pub healthy: bool,
+    /// Whether passive health has it ejected.
+    pub ejected: bool,
+    /// Requests in flight.
+    pub in_flight: u64,
 }
 
 /// A route as `/routes` shows it.
@@ -176,6 +235,28 @@ impl RouteTable {
         host.match_indices('.')
             .filter(|(i, _)| *i > 0)
             .find_map(|(i, _)| self.wildcard.get(&host[i..]))
+    }
+
+    /// The active health checks of the served rules, one per endpoint and
+    /// check.
+    pub fn probes(&self) -> &[Probe] {
+        &self.probes
+    }
+
+    /// Every endpoint of the table at `now`, by address, for `/routes`.
+    pub fn endpoint_summary(&self, now: tokio::time::Instant) -> Vec<EndpointSummary> {
+        let mut list: Vec<EndpointSummary> = self
+            .endpoints
+            .iter()
+            .map(|(address, state)| EndpointSummary {
+                address: address.to_string(),
+                healthy: state.is_healthy(),
+                ejected: state.is_ejected_at(now),
+                in_flight: state.in_flight(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.address.cmp(&b.address));
+        list
     }
 
     /// The routes and their statuses, for `/routes`.

@@ -162,38 +162,35 @@ impl Balancing {
     /// Picks the target for a request: its valid sticky cookie's endpoint;
     /// else a backend by weight, then an endpoint by the algorithm. When
     /// the chosen backend has no available endpoint the other backends are
-    /// tried in turn; when none has one, the first pick stands (fail open).
-    pub fn pick<'t>(&'t self, targets: &'t [Target], cx: &PickContext<'_>) -> Picked<'t> {
+    /// tried in turn, then any available endpoint with a weight (so a dead
+    /// heavy endpoint never hides a live light one). `None` when no
+    /// endpoint is available at all.
+    pub fn pick<'t>(&'t self, targets: &'t [Target], cx: &PickContext<'_>) -> Option<Picked<'t>> {
+        let available = |i: usize| targets[i].state.is_available_at(cx.now);
         if let Some(sticky) = &self.sticky {
             if let Some(i) = sticky.pinned(cx.headers) {
-                let target = &targets[i];
-                if target.state.is_available() {
-                    return Picked {
-                        target,
+                if available(i) {
+                    return Some(Picked {
+                        target: &targets[i],
                         set_cookie: None,
-                    };
+                    });
                 }
             }
         }
         let key = self.hash_on.as_ref().and_then(|h| h.key(cx));
         let first = self.split.as_ref().map_or(0, RoundRobin::pick);
         let n = self.groups.len();
-        let mut chosen = None;
-        for k in 0..n {
-            let group = &self.groups[(first + k) % n];
-            let i = group.targets[group.balancer.pick(key, cx.now)] as usize;
-            if targets[i].state.is_available() {
-                chosen = Some(i);
-                break;
-            }
-            chosen.get_or_insert(i);
-        }
-        // `groups` is never empty, so `chosen` is set.
-        let i = chosen.unwrap_or(0);
-        Picked {
-            target: &targets[i],
-            set_cookie: self.sticky.as_ref().map(|s| &s.set_cookie[i]),
-        }
+        let chosen = (0..n)
+            .map(|k| {
+                let group = &self.groups[(first + k) % n];
+                group.targets[group.balancer.pick(key, cx.now)] as usize
+            })
+            .find(|i| available(*i))
+            .or_else(|| (0..targets.len()).find(|i| targets[*i].weight > 0 && available(*i)))?;
+        Some(Picked {
+            target: &targets[chosen],
+            set_cookie: self.sticky.as_ref().map(|s| &s.set_cookie[chosen]),
+        })
     }
 }
 

@@ -1,0 +1,304 @@
+//! Active health checks: one background task per (endpoint, check) probes
+//! the endpoint with `GET path` every interval and flips its health after
+//! enough results in a row.
+//!
+//! Owns: the [`run`] supervisor, which follows the published table and
+//! keeps exactly one probe task per probe of it (a route update that keeps
+//! an endpoint and its check keeps its task and counters; tasks of
+//! endpoints that left stop), and the probe loop. Must not: touch the
+//! request path — it only writes `EndpointState`.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{header, HeaderValue, Request, Uri};
+use http_body_util::Empty;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+use tracing::{debug, info, warn};
+
+use super::ActiveCheck;
+use crate::balance::EndpointState;
+use crate::table::{Probe, RouteTable, SharedTable};
+
+/// How often the supervisor looks for a newly published table. Looking is
+/// one pointer comparison; a new table's probes start within this.
+const RECONCILE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The probe client: plain HTTP/1.1, its own small pool.
+type ProbeClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// Keeps one probe task per probe of the table published in `table`, until
+/// `shutdown` resolves; then stops them all.
+pub async fn run(table: SharedTable, shutdown: impl Future<Output = ()>) {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    let client: ProbeClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(1)
+        .build(connector);
+    let mut supervisor = Supervisor::default();
+    let mut seen: Option<Arc<RouteTable>> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let current = table.load_full();
+        if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &current)) {
+            supervisor.reconcile(current.probes(), |probe| {
+                let client = client.clone();
+                let endpoint = probe.authority.clone();
+                tokio::spawn(probe_loop(
+                    probe.check.clone(),
+                    probe.state.clone(),
+                    probe.authority.clone(),
+                    move |check: &ActiveCheck| {
+                        http_probe(client.clone(), endpoint.clone(), check.clone())
+                    },
+                ))
+            });
+            seen = Some(current);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RECONCILE_INTERVAL) => {}
+            () = &mut shutdown => break,
+        }
+    }
+    supervisor.stop_all();
+}
+
+/// The running probe tasks, by endpoint address and check.
+#[derive(Default)]
+struct Supervisor {
+    tasks: HashMap<(Arc<str>, ActiveCheck), Running>,
+}
+
+struct Running {
+    state: Arc<EndpointState>,
+    task: JoinHandle<()>,
+}
+
+impl Supervisor {
+    /// Stops every probe task (shutdown).
+    fn stop_all(&mut self) {
+        for (_, running) in self.tasks.drain() {
+            running.task.abort();
+        }
+    }
+
+    /// Makes the running tasks match `probes`: starts missing ones (with
+    /// `spawn`), stops those no longer wanted, and restarts one whose
+    /// endpoint state was replaced (the endpoint left and came back).
+    /// An endpoint left with no check at all is marked healthy again.
+    fn reconcile(&mut self, probes: &[Probe], mut spawn: impl FnMut(&Probe) -> JoinHandle<()>) {
+        let wanted: HashMap<(Arc<str>, ActiveCheck), &Probe> = probes
+            .iter()
+            .map(|p| ((p.address.clone(), p.check.clone()), p))
+            .collect();
+        let mut stopped = Vec::new();
+        self.tasks.retain(|key, running| {
+            let keep = wanted
+                .get(key)
+                .is_some_and(|p| Arc::ptr_eq(&p.state, &running.state));
+            if !keep {
+                running.task.abort();
+                stopped.push((key.0.clone(), running.state.clone()));
+            }
+            keep
+        });
+        for (key, probe) in wanted {
+            if let Entry::Vacant(slot) = self.tasks.entry(key) {
+                debug!(endpoint = %probe.address, path = %probe.check.path, "health check started");
+                let task = spawn(probe);
+                let state = probe.state.clone();
+                slot.insert(Running { state, task });
+            }
+        }
+        for (address, state) in stopped {
+            let still_checked = self
+                .tasks
+                .iter()
+                .any(|(key, running)| key.0 == address && Arc::ptr_eq(&running.state, &state));
+            if !still_checked && state.set_healthy(true) {
+                info!(endpoint = %address, "health check removed; endpoint back in rotation");
+            }
+        }
+    }
+}
+
+/// Consecutive probe results, and when they flip the verdict.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Streak {
+    /// Passed probes in a row.
+    pub successes: u32,
+    /// Failed probes in a row.
+    pub failures: u32,
+}
+
+impl Streak {
+    /// Counts one probe result for an endpoint currently `healthy`; returns
+    /// the new verdict when this result flips it.
+    pub fn observe(&mut self, passed: bool, healthy: bool, check: &ActiveCheck) -> Option<bool> {
+        if passed {
+            self.successes = self.successes.saturating_add(1);
+            self.failures = 0;
+            (!healthy && self.successes >= check.healthy_threshold).then_some(true)
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.successes = 0;
+            (healthy && self.failures >= check.unhealthy_threshold).then_some(false)
+        }
+    }
+}
+
+/// Probes every `check.interval` (the first probe at once) with `probe`,
+/// flipping `state` on thresholds and logging once per flip. Runs until
+/// aborted.
+pub async fn probe_loop<P, F>(
+    check: ActiveCheck,
+    state: Arc<EndpointState>,
+    endpoint: Authority,
+    mut probe: P,
+) where
+    P: FnMut(&ActiveCheck) -> F,
+    F: Future<Output = Result<(), String>>,
+{
+    let mut streak = Streak::default();
+    let mut next = Instant::now();
+    loop {
+        sleep_until(next).await;
+        let result = probe(&check).await;
+        let healthy = state.is_healthy();
+        if let Some(verdict) = streak.observe(result.is_ok(), healthy, &check) {
+            if state.set_healthy(verdict) {
+                match (verdict, &result) {
+                    (true, _) => info!(
+                        endpoint = %endpoint,
+                        passed = streak.successes,
+                        "health check passing; endpoint back in rotation"
+                    ),
+                    (false, Err(why)) => warn!(
+                        endpoint = %endpoint,
+                        failed = streak.failures,
+                        reason = %why,
+                        "health check failing; endpoint taken out of rotation"
+                    ),
+                    (false, Ok(())) => {}
+                }
+            }
+        }
+        // Next deadline from the schedule, not from when the probe ended;
+        // a schedule fallen behind (slow probes) restarts from now.
+        next += check.interval;
+        let now = Instant::now();
+        if next < now {
+            next = now + check.interval;
+        }
+    }
+}
+
+/// One HTTP probe: `GET path` with `Host: endpoint`; passes when the
+/// response head arrives within the timeout with an expected status.
+async fn http_probe(
+    client: ProbeClient,
+    endpoint: Authority,
+    check: ActiveCheck,
+) -> Result<(), String> {
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(endpoint.clone())
+        .path_and_query(check.path.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut request = Request::new(Empty::new());
+    *request.uri_mut() = uri;
+    if let Ok(host) = HeaderValue::from_str(endpoint.as_str()) {
+        request.headers_mut().insert(header::HOST, host);
+    }
+    request.headers_mut().insert(
+        header::USER_AGENT,
+        HeaderValue::from_static("switchyard-health-check"),
+    );
+    match tokio::time::timeout(check.timeout, client.request(request)).await {
+        Err(_) => Err(format!("no response within {:?}", check.timeout)),
+        Ok(Err(err)) => Err(format!("request failed: {err}")),
+        Ok(Ok(response)) => {
+            let status = response.status().as_u16();
+            if check.passes(status) {
+                Ok(())
+            } else {
+                Err(format!("status {status}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn probe(address: &str, path: &'static str, state: &Arc<EndpointState>) -> Probe {
+        Probe {
+            address: Arc::from(address),
+            authority: Authority::try_from(address).unwrap(),
+            check: ActiveCheck {
+                path: http::uri::PathAndQuery::from_static(path),
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(1),
+                healthy_threshold: 2,
+                unhealthy_threshold: 3,
+                min_status: 200,
+                max_status: 399,
+            },
+            state: state.clone(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_keeps_restarts_and_stops_tasks() {
+        let a = Arc::new(EndpointState::default());
+        let b = Arc::new(EndpointState::default());
+        let mut supervisor = Supervisor::default();
+        let mut spawned = Vec::new();
+        let mut spawn = |p: &Probe| {
+            spawned.push(p.address.to_string());
+            tokio::spawn(std::future::pending::<()>())
+        };
+        supervisor.reconcile(
+            &[
+                probe("10.0.0.1:80", "/healthz", &a),
+                probe("10.0.0.2:80", "/healthz", &b),
+            ],
+            &mut spawn,
+        );
+        // The same probes again (a route update): nothing restarts.
+        supervisor.reconcile(
+            &[
+                probe("10.0.0.1:80", "/healthz", &a),
+                probe("10.0.0.2:80", "/healthz", &b),
+            ],
+            &mut spawn,
+        );
+        assert_eq!(supervisor.tasks.len(), 2);
+        // b leaves while unhealthy: its task stops and it is healthy again
+        // (no check left); a's check changes: a new task.
+        b.set_healthy(false);
+        supervisor.reconcile(&[probe("10.0.0.1:80", "/ready", &a)], &mut spawn);
+        assert_eq!(supervisor.tasks.len(), 1);
+        assert!(b.is_healthy());
+        // a's state replaced (the endpoint left and came back): restarted.
+        let a2 = Arc::new(EndpointState::default());
+        supervisor.reconcile(&[probe("10.0.0.1:80", "/ready", &a2)], &mut spawn);
+        supervisor.stop_all();
+        spawned.sort();
+        assert_eq!(
+            spawned,
+            ["10.0.0.1:80", "10.0.0.1:80", "10.0.0.1:80", "10.0.0.2:80"]
+        );
+    }
+}

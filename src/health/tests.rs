@@ -1,0 +1,384 @@
+//! Health unit tests: settings validation, thresholds, backoff, the
+//! ejection cap and picking past unavailable endpoints, on paused time.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::Authority;
+use tokio::time::Instant;
+
+use super::active::{probe_loop, Streak};
+use super::passive::Outcome;
+use super::*;
+use crate::api::{Algorithm, HealthCheck, PassiveHealth, StatusRange};
+use crate::balance::EndpointState;
+use crate::table::{Backends, Balancing, GroupSpec, NoTarget, PickContext, Target};
+
+// === fixtures ===
+
+fn check(healthy: u32, unhealthy: u32) -> ActiveCheck {
+    ActiveCheck {
+        path: http::uri::PathAndQuery::from_static("/healthz"),
+        interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(1),
+        healthy_threshold: healthy,
+        unhealthy_threshold: unhealthy,
+        min_status: 200,
+        max_status: 399,
+    }
+}
+
+fn targets(n: usize) -> Vec<Target> {
+    (0..n)
+        .map(|i| Target {
+            authority: Authority::try_from(format!("10.0.0.{i}:80")).unwrap(),
+            state: Arc::new(EndpointState::default()),
+            weight: 1,
+        })
+        .collect()
+}
+
+fn passive(failures: u32, base: u64, max: u64, percent: u32) -> Passive {
+    Passive {
+        consecutive_failures: failures,
+        base_ejection: Duration::from_secs(base),
+        max_ejection: Duration::from_secs(max),
+        max_ejected_percent: percent,
+    }
+}
+
+fn fields(errors: &[crate::table::FieldError]) -> Vec<&str> {
+    errors.iter().map(|e| e.field.as_str()).collect()
+}
+
+// === settings ===
+
+#[test]
+fn active_check_defaults() {
+    let mut errors = Vec::new();
+    let compiled = ActiveCheck::compile(&HealthCheck::default(), "r", &mut errors).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(compiled.path.as_str(), "/healthz");
+    assert_eq!(compiled.interval, Duration::from_secs(5));
+    assert_eq!(compiled.timeout, Duration::from_secs(1));
+    assert_eq!(
+        (compiled.healthy_threshold, compiled.unhealthy_threshold),
+        (2, 3)
+    );
+    assert!(compiled.passes(200) && compiled.passes(399));
+    assert!(!compiled.passes(404) && !compiled.passes(500) && !compiled.passes(199));
+}
+
+#[test]
+fn active_check_errors_name_their_fields() {
+    let spec = HealthCheck {
+        path: Some("healthz".into()),
+        interval: Some("soon".into()),
+        timeout: Some("10s".into()),
+        healthy_threshold: Some(0),
+        unhealthy_threshold: Some(0),
+        expected_statuses: Some(StatusRange { min: 300, max: 200 }),
+    };
+    let mut errors = Vec::new();
+    assert!(ActiveCheck::compile(&spec, "spec.rules[0].healthCheck", &mut errors).is_none());
+    assert_eq!(
+        fields(&errors),
+        [
+            "spec.rules[0].healthCheck.path",
+            "spec.rules[0].healthCheck.interval",
+            "spec.rules[0].healthCheck.timeout",
+            "spec.rules[0].healthCheck.healthyThreshold",
+            "spec.rules[0].healthCheck.unhealthyThreshold",
+            "spec.rules[0].healthCheck.expectedStatuses.max",
+        ]
+    );
+    let bad_status = HealthCheck {
+        expected_statuses: Some(StatusRange { min: 99, max: 600 }),
+        ..HealthCheck::default()
+    };
+    let mut errors = Vec::new();
+    assert!(ActiveCheck::compile(&bad_status, "h", &mut errors).is_none());
+    assert_eq!(
+        fields(&errors),
+        ["h.expectedStatuses.min", "h.expectedStatuses.max"]
+    );
+}
+
+#[test]
+fn passive_defaults_and_errors() {
+    let mut errors = Vec::new();
+    assert_eq!(Passive::compile(None, "p", &mut errors), Passive::default());
+    assert_eq!(Passive::default(), passive(5, 30, 300, 50));
+    let spec = PassiveHealth {
+        consecutive_failures: Some(2),
+        base_ejection: Some("1m".into()),
+        max_ejection: Some("10s".into()),
+        max_ejected_percent: Some(101),
+    };
+    Passive::compile(Some(&spec), "spec.rules[1].passiveHealth", &mut errors);
+    assert_eq!(
+        fields(&errors),
+        [
+            "spec.rules[1].passiveHealth.maxEjection",
+            "spec.rules[1].passiveHealth.maxEjectedPercent",
+        ]
+    );
+    let mut errors = Vec::new();
+    let spec = PassiveHealth {
+        base_ejection: Some("30".into()),
+        ..PassiveHealth::default()
+    };
+    Passive::compile(Some(&spec), "p", &mut errors);
+    assert_eq!(fields(&errors), ["p.baseEjection"]);
+    // Only a base longer than the default cap: the cap follows it.
+    let mut errors = Vec::new();
+    let spec = PassiveHealth {
+        base_ejection: Some("10m".into()),
+        ..PassiveHealth::default()
+    };
+    let compiled = Passive::compile(Some(&spec), "p", &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(compiled.max_ejection, Duration::from_secs(600));
+}
+
+// === active ===
+
+#[test]
+fn streak_flips_on_consecutive_results_only() {
+    let check = check(2, 3);
+    let mut streak = Streak::default();
+    let mut healthy = true;
+    let mut run = |passed: bool, healthy: &mut bool| {
+        if let Some(verdict) = streak.observe(passed, *healthy, &check) {
+            *healthy = verdict;
+            return true;
+        }
+        false
+    };
+    // Two failures, then a success: the failure streak restarts.
+    assert!(!run(false, &mut healthy));
+    assert!(!run(false, &mut healthy));
+    assert!(!run(true, &mut healthy));
+    assert!(!run(false, &mut healthy));
+    assert!(!run(false, &mut healthy));
+    assert!(run(false, &mut healthy), "third failure in a row flips");
+    assert!(!healthy);
+    assert!(
+        !run(false, &mut healthy),
+        "already unhealthy: no second flip"
+    );
+    assert!(!run(true, &mut healthy));
+    assert!(!run(false, &mut healthy));
+    assert!(!run(true, &mut healthy));
+    assert!(
+        run(true, &mut healthy),
+        "second success in a row flips back"
+    );
+    assert!(healthy);
+}
+
+#[tokio::test(start_paused = true)]
+async fn probe_loop_follows_thresholds_on_its_interval() {
+    let state = Arc::new(EndpointState::default());
+    let up = Arc::new(AtomicBool::new(false));
+    let probes = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let task = tokio::spawn(probe_loop(
+        check(2, 3),
+        state.clone(),
+        Authority::from_static("10.0.0.1:80"),
+        {
+            let up = up.clone();
+            let probes = probes.clone();
+            move |_: &ActiveCheck| {
+                probes.fetch_add(1, Ordering::SeqCst);
+                let passed = up.load(Ordering::SeqCst);
+                async move {
+                    if passed {
+                        Ok(())
+                    } else {
+                        Err("down".to_owned())
+                    }
+                }
+            }
+        },
+    ));
+    // Probes at 0s and 5s failed: still healthy (optimistic start).
+    tokio::time::sleep_until(start + Duration::from_secs(9)).await;
+    assert_eq!(probes.load(Ordering::SeqCst), 2);
+    assert!(state.is_healthy());
+    // The third, at 10s, takes it out.
+    tokio::time::sleep_until(start + Duration::from_secs(11)).await;
+    assert_eq!(probes.load(Ordering::SeqCst), 3);
+    assert!(!state.is_healthy());
+    assert!(!state.is_available());
+    // Back up: one pass (15s) is not enough, two (20s) are.
+    up.store(true, Ordering::SeqCst);
+    tokio::time::sleep_until(start + Duration::from_secs(16)).await;
+    assert!(!state.is_healthy());
+    tokio::time::sleep_until(start + Duration::from_secs(21)).await;
+    assert_eq!(probes.load(Ordering::SeqCst), 5);
+    assert!(state.is_healthy());
+    task.abort();
+}
+
+// === passive ===
+
+#[tokio::test(start_paused = true)]
+async fn passive_ejection_backoff_grows_and_is_capped() {
+    let targets = targets(4);
+    let t = &targets[0];
+    let p = passive(3, 10, 35, 50);
+    let now = Instant::now();
+    p.report(&targets, t, Outcome::Failure, now);
+    p.report(&targets, t, Outcome::Failure, now);
+    assert!(t.state.is_available_at(now), "two failures do not eject");
+    p.report(&targets, t, Outcome::Failure, now);
+    assert!(!t.state.is_available_at(now), "the third ejects");
+    assert!(!t.state.is_available_at(now + Duration::from_millis(9_999)));
+    let now = now + Duration::from_secs(10);
+    assert!(t.state.is_available_at(now), "back after base (10s)");
+    // Still failing: one failure ejects again, for twice as long.
+    p.report(&targets, t, Outcome::Failure, now);
+    assert!(!t.state.is_available_at(now + Duration::from_millis(19_999)));
+    let now = now + Duration::from_secs(20);
+    assert!(t.state.is_available_at(now));
+    // Third ejection: 40s capped at 35s.
+    p.report(&targets, t, Outcome::Failure, now);
+    assert!(!t.state.is_available_at(now + Duration::from_millis(34_999)));
+    let now = now + Duration::from_secs(35);
+    assert!(t.state.is_available_at(now));
+    assert_eq!(t.state.ejections(), 3);
+    // A success resets the count and the backoff.
+    p.report(&targets, t, Outcome::Success, now);
+    assert_eq!(t.state.ejections(), 0);
+    p.report(&targets, t, Outcome::Failure, now);
+    p.report(&targets, t, Outcome::Failure, now);
+    assert!(
+        t.state.is_available_at(now),
+        "a success restarted the count"
+    );
+    p.report(&targets, t, Outcome::Failure, now);
+    assert!(!t.state.is_available_at(now + Duration::from_millis(9_999)));
+    assert!(t.state.is_available_at(now + Duration::from_secs(10)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn ejection_stops_at_max_ejected_percent() {
+    let targets = targets(4);
+    let p = passive(1, 30, 300, 50);
+    let now = Instant::now();
+    for t in &targets {
+        p.report(&targets, t, Outcome::Failure, now);
+    }
+    let ejected = targets
+        .iter()
+        .filter(|t| t.state.is_ejected_at(now))
+        .count();
+    assert_eq!(ejected, 2, "50% of 4");
+    // Once the first ejections expire, the others may go.
+    let later = now + Duration::from_secs(30);
+    p.report(&targets, &targets[3], Outcome::Failure, later);
+    assert!(targets[3].state.is_ejected_at(later));
+
+    // One endpoint: never ejected below 100%.
+    let single = self::targets(1);
+    p.report(&single, &single[0], Outcome::Failure, now);
+    assert!(single[0].state.is_available_at(now));
+    passive(1, 30, 300, 100).report(&single, &single[0], Outcome::Failure, now);
+    assert!(!single[0].state.is_available_at(now));
+    // Off: never ejected.
+    let off = self::targets(2);
+    for _ in 0..10 {
+        passive(0, 30, 300, 100).report(&off, &off[0], Outcome::Failure, now);
+    }
+    assert!(off[0].state.is_available_at(now));
+}
+
+// === picking ===
+
+/// Static endpoints with these weights, in one pool as compile builds it
+/// (weight-0 endpoints are left out of the pool, as compile does).
+fn backends(weights: &[u32]) -> Backends {
+    let mut targets = targets(weights.len());
+    for (t, w) in targets.iter_mut().zip(weights) {
+        t.weight = *w;
+    }
+    let weighted: Vec<usize> = (0..weights.len()).filter(|i| weights[*i] > 0).collect();
+    let pool = GroupSpec {
+        weights: weighted.iter().map(|i| weights[*i]).collect(),
+        weight: weights.iter().sum(),
+        targets: weighted,
+    };
+    Backends::Ready {
+        balancer: Balancing::new(Algorithm::RoundRobin, None, None, &targets, &[pool]).unwrap(),
+        targets: targets.into_boxed_slice(),
+    }
+}
+
+/// A bare request's pick at `now`.
+fn pick_at(backends: &Backends, now: Instant) -> Result<&Target, NoTarget<'_>> {
+    let headers = http::HeaderMap::new();
+    let cx = PickContext {
+        client: std::net::Ipv4Addr::LOCALHOST.into(),
+        headers: &headers,
+        query: None,
+        now,
+    };
+    backends.pick(&cx).map(|picked| picked.target)
+}
+
+#[tokio::test(start_paused = true)]
+async fn pick_skips_unavailable_and_fails_closed() {
+    let now = Instant::now();
+    let b = backends(&[1, 1, 1, 1]);
+    let t = b.targets();
+    t[1].state.set_healthy(false);
+    t[2].state
+        .eject(now, Duration::from_secs(30), Duration::from_secs(30));
+    for _ in 0..20 {
+        let picked = pick_at(&b, now).unwrap();
+        assert!(
+            Arc::ptr_eq(&picked.state, &t[0].state) || Arc::ptr_eq(&picked.state, &t[3].state),
+            "picked {}",
+            picked.authority
+        );
+    }
+    t[0].state.set_healthy(false);
+    t[3].state.set_healthy(false);
+    assert!(matches!(pick_at(&b, now), Err(NoTarget::Unhealthy)));
+    // The ejection ends; t[2] takes everything.
+    let later = now + Duration::from_secs(30);
+    assert_eq!(pick_at(&b, later).unwrap().authority, t[2].authority);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pick_finds_a_light_endpoint_behind_a_dead_heavy_one() {
+    let now = Instant::now();
+    // Weight 0 is never picked, even as the fallback.
+    let b = backends(&[10, 1, 0]);
+    let t = b.targets();
+    t[0].state.set_healthy(false);
+    for _ in 0..30 {
+        assert_eq!(pick_at(&b, now).unwrap().authority, t[1].authority);
+    }
+    t[1].state.set_healthy(false);
+    assert!(matches!(pick_at(&b, now), Err(NoTarget::Unhealthy)));
+}
+
+#[test]
+fn outcomes_of_forwarded_requests() {
+    type Waited = Result<Result<http::Response<()>, &'static str>, ()>;
+    let status =
+        |code: u16| -> Waited { Ok(Ok(http::Response::builder().status(code).body(()).unwrap())) };
+    assert_eq!(Outcome::of(&status(200)), Outcome::Success);
+    assert_eq!(Outcome::of(&status(404)), Outcome::Success);
+    assert_eq!(Outcome::of(&status(500)), Outcome::Failure);
+    assert_eq!(Outcome::of(&status(503)), Outcome::Failure);
+    assert_eq!(
+        Outcome::of(&(Ok(Err("refused")) as Waited)),
+        Outcome::Failure
+    );
+    assert_eq!(Outcome::of(&(Err(()) as Waited)), Outcome::Failure);
+}
