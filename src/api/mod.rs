@@ -105,8 +105,8 @@ pub struct RouteRule {
     /// backend (a Service's endpoints weigh the same; in the static pool
     /// each address weighs its `weight`). Unavailable (unhealthy) endpoints
     /// are skipped; if the chosen backend has none available the other
-    /// backends are tried; if no endpoint is available at all the pick
-    /// ignores availability (fails open). Default: `{algorithm:
+    /// backends are tried; if no endpoint is available at all the request
+    /// is answered 503 and no backend is contacted. Default: `{algorithm:
     /// RoundRobin}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancing: Option<LoadBalancing>,
@@ -516,8 +516,8 @@ fn default_weight() -> u32 {
 /// however many endpoints each backend has); then `algorithm` picks one
 /// endpoint of the chosen backend. Endpoints whose health check fails are
 /// skipped; when no endpoint of the backend is available the other
-/// backends are tried, and when none is available anywhere the pick ignores
-/// health (fails open) rather than refusing the request.
+/// backends are tried, and when none is available anywhere the request is
+/// answered 503 without contacting a backend.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancing {

@@ -9,9 +9,10 @@
 //!
 //! Every pick uses atomics only. Endpoints whose
 //! [`EndpointState::is_available`] is false are skipped, with a bounded
-//! number of extra looks; when no endpoint of the backend is available the
-//! pick fails open (it ignores availability) and the caller can tell from
-//! the picked endpoint's state.
+//! number of extra looks; when no endpoint of the backend is available an
+//! algorithm still returns one (ignoring availability), and its caller,
+//! `table::Balancing::pick`, sees from that endpoint's state that it is
+//! unavailable, tries the other backends, and finally answers "none" (503).
 
 mod hash;
 mod least;
