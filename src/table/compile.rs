@@ -24,6 +24,7 @@ use crate::api::{self, HeaderMatchType, PathMatchType};
 use crate::balance::EndpointState;
 use crate::health::{ActiveCheck, Passive};
 use crate::policy::rate_limit::RateLimiter;
+use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
 use crate::source::{Snapshot, SourcedRoute};
 
@@ -436,6 +437,11 @@ fn compile_route(
             &format!("{at}.passiveHealth"),
             &mut health_errors,
         );
+        let retries = RetryPolicy::compile(
+            rule.retries.as_ref(),
+            &format!("{at}.retries"),
+            &mut health_errors,
+        );
         errors_append(&mut err, &mut health_errors);
         if let (Some(check), Backends::Ready { targets, .. }) = (&check, &backends) {
             for target in targets.iter().filter(|t| t.weight > 0) {
@@ -474,6 +480,7 @@ fn compile_route(
             timeouts,
             policy,
             passive,
+            retries,
         }));
     }
 

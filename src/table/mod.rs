@@ -28,6 +28,7 @@ pub use status::{ConditionState, FieldError, Reason, RouteStatus};
 use crate::api::LoadBalancerRouteSpec;
 use crate::balance::EndpointState;
 use crate::health::{ActiveCheck, Passive};
+use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
 use matching::{request_host, RequestMatch};
 
@@ -73,6 +74,8 @@ pub struct Rule {
     pub policy: RulePolicy,
     /// The rule's passive health settings (ejection on failures).
     pub passive: Passive,
+    /// Which failures are retried on another endpoint, and the budget.
+    pub retries: RetryPolicy,
 }
 
 /// A rule's time limits, parsed.
