@@ -768,6 +768,16 @@ pub struct Timeouts {
     /// The body then streams without limit. Default `60s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
+    /// The longest wait for the next piece of the response body once the
+    /// head arrived; past it the response is cut (the client sees the body
+    /// end with an error, the status having been sent). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<String>,
+    /// The whole exchange, from choosing a backend (retries included) to
+    /// the end of the response body. Past it before the response head the
+    /// client gets 504; after, the response is cut. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<String>,
 }
 
 /// What switchyard observed of a route.

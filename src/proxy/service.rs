@@ -27,7 +27,7 @@ use tracing::debug;
 
 use super::error::ProxyError;
 use super::forward::{
-    is_upgrade, set_forwarded, strip_hop_by_hop, upstream_uri, Outgoing, Tracked,
+    is_upgrade, set_forwarded, strip_hop_by_hop, upstream_uri, Outgoing, Timed, Tracked,
 };
 use crate::balance::InFlight;
 use crate::health::passive::Outcome;
@@ -39,7 +39,7 @@ use crate::policy::RulePolicy;
 use crate::table::{PickContext, Picked, Rule, SharedTable, Target};
 
 /// What the proxy sends back: a backend's streamed body, or its own.
-pub type ProxyBody = Either<Tracked<Incoming>, Full<Bytes>>;
+pub type ProxyBody = Either<Timed<Tracked<Incoming>>, Full<Bytes>>;
 
 /// A request body on its way upstream: the client's, counted on the way
 /// (the rule's `maxBodySize`), or none (bodiless requests, which can be
@@ -224,6 +224,8 @@ async fn proxy(
     set_forwarded(&mut parts.headers, &conn.peer_ip, host);
     parts.version = Version::HTTP_11;
 
+    // The whole exchange's deadline (`timeouts.total`), retries included.
+    let total = rule.timeouts.total.map(|total| started + total);
     let retries = &rule.retries;
     retries.budget.deposit(started);
     let idempotent = is_idempotent(&parts.method);
@@ -266,7 +268,7 @@ async fn proxy(
         let try_started = tokio::time::Instant::now();
         let in_flight = target.state.start_request();
         let sent = conn.shared.client.request(Request::from_parts(parts, body));
-        let result = await_response(sent, body_sent.take(), rule.timeouts.request).await;
+        let result = await_response(sent, body_sent.take(), rule.timeouts.request, total).await;
         let now = tokio::time::Instant::now();
         // Passive health, for every try; a body over the limit is the
         // client's doing.
@@ -341,7 +343,9 @@ async fn proxy(
     if let Some(modifier) = &policy.response_headers {
         modifier.apply(response.headers_mut());
     }
-    Ok(response.map(|body| Either::Left(Tracked::new(body, in_flight))))
+    let idle = rule.timeouts.idle;
+    Ok(response
+        .map(|body| Either::Left(Timed::new(Tracked::new(body, in_flight), idle, total, now))))
 }
 
 /// Another endpoint for a retry: a few picks (the balancer skips
@@ -380,19 +384,30 @@ fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
 }
 
 /// Waits for the response head. The timeout starts once the request body
-/// has been sent whole, so a slow upload is not mistaken for a slow backend.
+/// has been sent whole, so a slow upload is not mistaken for a slow backend;
+/// the `total` deadline, when set, bounds the whole wait.
 async fn await_response<F: std::future::Future>(
     response: F,
     body_sent: Option<oneshot::Receiver<()>>,
     timeout: std::time::Duration,
+    total: Option<tokio::time::Instant>,
 ) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let Some(body_sent) = body_sent else {
-        return tokio::time::timeout(timeout, response).await;
+    let head = async move {
+        let Some(body_sent) = body_sent else {
+            return tokio::time::timeout(timeout, response).await;
+        };
+        tokio::pin!(response);
+        tokio::select! {
+            out = &mut response => Ok(out),
+            _ = body_sent => tokio::time::timeout(timeout, response).await,
+        }
     };
-    tokio::pin!(response);
-    tokio::select! {
-        out = &mut response => Ok(out),
-        _ = body_sent => tokio::time::timeout(timeout, response).await,
+    match total {
+        None => head.await,
+        Some(at) => match tokio::time::timeout_at(at, head).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(elapsed),
+        },
     }
 }
 

@@ -421,12 +421,24 @@ fn compile_route(
 
         let mut timeouts = RuleTimeouts {
             request: DEFAULT_REQUEST_TIMEOUT,
+            idle: None,
+            total: None,
         };
-        if let Some(request) = rule.timeouts.as_ref().and_then(|t| t.request.as_deref()) {
-            match parse_duration(request) {
-                Ok(d) => timeouts.request = d,
-                Err(message) => err(format!("{at}.timeouts.request"), message),
+        if let Some(spec) = &rule.timeouts {
+            let mut parse = |field: &str, text: Option<&str>| {
+                text.and_then(|text| match parse_duration(text) {
+                    Ok(d) => Some(d),
+                    Err(message) => {
+                        err(format!("{at}.timeouts.{field}"), message);
+                        None
+                    }
+                })
+            };
+            if let Some(d) = parse("request", spec.request.as_deref()) {
+                timeouts.request = d;
             }
+            timeouts.idle = parse("idle", spec.idle.as_deref());
+            timeouts.total = parse("total", spec.total.as_deref());
         }
         let mut health_errors = Vec::new();
         let check = rule.health_check.as_ref().and_then(|spec| {

@@ -83,6 +83,10 @@ pub struct Rule {
 pub struct RuleTimeouts {
     /// From sending the request to the response head; past it, 504.
     pub request: Duration,
+    /// Longest gap between response body frames; past it, the body is cut.
+    pub idle: Option<Duration>,
+    /// The whole exchange; past it, 504 before the head, a cut body after.
+    pub total: Option<Duration>,
 }
 
 /// A rule's backends.
