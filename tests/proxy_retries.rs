@@ -191,7 +191,7 @@ async fn an_empty_budget_stops_retries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_retries_reject_the_route_naming_the_field() {
+async fn invalid_retries_reject_the_route() {
     let live = Backend::echo("live").await;
     let proxy = Proxy::start(&yaml(&[route("mango").rule(
         Rule::new()
