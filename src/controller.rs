@@ -29,6 +29,8 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Time allowed to connect to a backend (`--connect-timeout`).
+    pub connect_timeout: Duration,
 }
 
 /// Why cluster mode stopped.
@@ -69,6 +71,7 @@ pub async fn run(
     let serve_options = ServeOptions {
         drain_timeout: options.drain_timeout,
         trusted_proxies: TrustedProxies::new(options.trusted_proxies.iter().copied()),
+        connect_timeout: options.connect_timeout,
         ..ServeOptions::default()
     };
     let served = listeners::serve(listener, admin, table, ready, serve_options, &shutdown).await;

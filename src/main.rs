@@ -53,6 +53,10 @@ enum Command {
         /// Default: none (the client is the socket peer).
         #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
         trusted_proxies: Vec<IpNet>,
+        /// Time allowed to connect to a backend; past it the connect
+        /// failed (retried on another endpoint, else 502).
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        connect_timeout: Duration,
     },
     /// Validate route files: exits non-zero listing every error, each
     /// naming the file, the resource and the field.
@@ -94,6 +98,10 @@ enum Command {
         /// Peers whose X-Forwarded-For is believed (CIDR[,CIDR...]).
         #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
         trusted_proxies: Vec<IpNet>,
+        /// Time allowed to connect to a backend; past it the connect
+        /// failed (retried on another endpoint, else 502).
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        connect_timeout: Duration,
     },
     /// A tiny demo backend answering `This is the NAME application.` on
     /// every path (the kind e2e's mango and apple).
@@ -133,12 +141,14 @@ fn main() -> ExitCode {
             drain_timeout,
             reload_interval,
             trusted_proxies,
+            connect_timeout,
         } => {
             let options = Options {
                 routes: routes.clone().unwrap_or_default(),
                 drain_timeout,
                 reload_interval,
                 trusted_proxies,
+                connect_timeout,
             };
             block_on(run(options, routes.is_none(), listen, admin))
         }
@@ -152,6 +162,7 @@ fn main() -> ExitCode {
             identity,
             drain_timeout,
             trusted_proxies,
+            connect_timeout,
         } => {
             let identity = identity
                 .or_else(|| std::env::var("HOSTNAME").ok())
@@ -170,6 +181,7 @@ fn main() -> ExitCode {
                 },
                 drain_timeout,
                 trusted_proxies,
+                connect_timeout,
             };
             block_on(run_controller(options, listen, admin))
         }

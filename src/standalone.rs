@@ -37,6 +37,9 @@ pub struct Options {
     /// address for firewalls and rate limits. Empty: the client is always
     /// the socket peer.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Time allowed to connect to a backend (`--connect-timeout`); past
+    /// it the connection counts as failed (retried elsewhere, else 502).
+    pub connect_timeout: Duration,
 }
 
 /// Why standalone mode could not run.
@@ -123,6 +126,7 @@ async fn serve(
     let serve_options = ServeOptions {
         drain_timeout: options.drain_timeout,
         trusted_proxies: TrustedProxies::new(options.trusted_proxies.iter().copied()),
+        connect_timeout: options.connect_timeout,
         ..ServeOptions::default()
     };
     let served = listeners::serve(listener, admin, table, ready, serve_options, &shutdown).await;

@@ -310,6 +310,7 @@ async fn run_fails_when_routes_path_is_unreadable() {
         drain_timeout: Duration::from_secs(1),
         reload_interval: RELOAD_INTERVAL,
         trusted_proxies: Vec::new(),
+        connect_timeout: Duration::from_secs(5),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -113,6 +113,15 @@ pub struct RouteRule {
     /// Time limits for requests of this rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
+    /// Retrying a failed request on another endpoint, e.g. `{attempts: 2,
+    /// on: [503], budget: {percent: 20, minPerSecond: 10}}`. Only requests
+    /// without a body are retried (a streamed body is consumed by the first
+    /// attempt). A connect failure is retried for any such request; a reset
+    /// or close before any response byte, and the `on` statuses, only for
+    /// idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE). Absent:
+    /// one retry of connect failures and resets, within the default budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<Retries>,
     /// Active health checks: each endpoint of the rule is probed with an
     /// HTTP GET in the background, e.g. `{path: /healthz, interval: 5s}`.
     /// An endpoint failing `unhealthyThreshold` probes in a row gets no
@@ -715,6 +724,41 @@ pub struct PassiveHealth {
     pub max_ejected_percent: Option<u32>,
 }
 
+/// How a rule retries failed requests on another endpoint.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Retries {
+    /// Retries after the first try (0 to 5), each on an endpoint not yet
+    /// tried; when no other endpoint is available the request is not
+    /// retried. Default 1; 0 turns retries off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 5))]
+    pub attempts: Option<u32>,
+    /// Response statuses that are retried for idempotent requests, e.g.
+    /// `[502, 503, 504]`; the failed response is dropped. When the retries
+    /// are used up the last response is returned. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on: Vec<u16>,
+    /// Caps retries so that they cannot multiply load during an outage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<RetryBudget>,
+}
+
+/// A retry budget: retries may add at most `percent` of the rule's
+/// requests, plus `minPerSecond` so that a quiet rule can still retry. When
+/// the budget is spent a failure goes to the client as is.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryBudget {
+    /// Retries allowed per 100 requests (0 to 100). Default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub percent: Option<u32>,
+    /// Retries allowed per second whatever the request rate. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_per_second: Option<u32>,
+}
+
 /// Time limits of a rule, as durations like `500ms`, `30s`, `1m30s`.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -724,6 +768,16 @@ pub struct Timeouts {
     /// The body then streams without limit. Default `60s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
+    /// The longest wait for the next piece of the response body once the
+    /// head arrived; past it the response is cut (the client sees the body
+    /// end with an error, the status having been sent). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<String>,
+    /// The whole exchange, from choosing a backend (retries included) to
+    /// the end of the response body. Past it before the response head the
+    /// client gets 504; after, the response is cut. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<String>,
 }
 
 /// What switchyard observed of a route.

@@ -14,6 +14,7 @@
 //! - [`headers`]: request/response header and query parameter changes.
 //! - [`rewrite`]: path and host rewrites.
 //! - [`redirect`]: redirect answers.
+//! - [`retry`]: retry policy and budget.
 
 pub mod body_limit;
 pub mod client;
@@ -21,6 +22,7 @@ pub mod firewall;
 pub mod headers;
 pub mod rate_limit;
 pub mod redirect;
+pub mod retry;
 pub mod rewrite;
 
 use std::collections::HashMap;

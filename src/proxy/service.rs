@@ -15,7 +15,8 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
-use http_body_util::{Either, Full};
+use http_body::Body as _;
+use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -26,22 +27,30 @@ use tracing::debug;
 
 use super::error::ProxyError;
 use super::forward::{
-    is_upgrade, set_forwarded, strip_hop_by_hop, upstream_uri, Outgoing, Tracked,
+    is_upgrade, set_forwarded, strip_hop_by_hop, upstream_uri, Outgoing, Timed, Tracked,
 };
 use crate::balance::InFlight;
 use crate::health::passive::Outcome;
 use crate::policy::body_limit::LimitedBody;
 use crate::policy::client::{client_ip, TrustedProxies};
+use crate::policy::retry::is_idempotent;
 use crate::policy::rewrite::HostRewrite;
 use crate::policy::RulePolicy;
-use crate::table::{PickContext, SharedTable};
+use crate::table::{PickContext, Picked, Rule, SharedTable, Target};
 
 /// What the proxy sends back: a backend's streamed body, or its own.
-pub type ProxyBody = Either<Tracked<Incoming>, Full<Bytes>>;
+pub type ProxyBody = Either<Timed<Tracked<Incoming>>, Full<Bytes>>;
+
+/// A request body on its way upstream: the client's, counted on the way
+/// (the rule's `maxBodySize`), or none (bodiless requests, which can be
+/// retried).
+pub type UpstreamBody = Either<Outgoing<LimitedBody<Incoming>>, Empty<Bytes>>;
 
 /// The upstream client: one pool of keep-alive connections to every backend.
-/// Request bodies are counted on the way (the rule's `maxBodySize`).
-pub type UpstreamClient = Client<HttpConnector, Outgoing<LimitedBody<Incoming>>>;
+pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+
+/// Picks tried for a retry before falling back to a scan of the endpoints.
+const RETRY_PICKS: usize = 3;
 
 /// State shared by every connection of one proxy.
 pub struct Shared {
@@ -176,18 +185,26 @@ async fn proxy(
             now: started,
         })
         .map_err(ProxyError::from)?;
-    let (target, set_cookie) = (picked.target, picked.set_cookie);
+    let (mut target, mut set_cookie) = (picked.target, picked.set_cookie);
+    // Only a bodiless request can be sent again (a streamed body is
+    // consumed by its first try); it goes upstream as `Empty`.
+    let bodiless = body.is_end_stream();
     // Raised by the body when it passes the limit, so that the upstream
     // error it causes is answered 413, not 502.
-    let (body, tripped) = match policy.max_body_size {
-        Some(max) => {
-            let tripped = Arc::new(AtomicBool::new(false));
-            (LimitedBody::new(body, max, tripped.clone()), Some(tripped))
-        }
-        None => (LimitedBody::unlimited(body), None),
+    let (body, mut body_sent, tripped) = if bodiless {
+        (Either::Right(Empty::new()), None, None)
+    } else {
+        let (body, tripped) = match policy.max_body_size {
+            Some(max) => {
+                let tripped = Arc::new(AtomicBool::new(false));
+                (LimitedBody::new(body, max, tripped.clone()), Some(tripped))
+            }
+            None => (LimitedBody::unlimited(body), None),
+        };
+        let (body, body_sent) = Outgoing::new(body);
+        (Either::Left(body), body_sent, tripped)
     };
-
-    let in_flight = target.state.start_request();
+    let over_limit = || tripped.as_ref().is_some_and(|t| t.load(Ordering::Acquire));
 
     // Phase: forward.
     strip_hop_by_hop(&mut parts.headers, upgrade);
@@ -195,11 +212,8 @@ async fn proxy(
         Some(HostRewrite::Hostname(name)) => {
             parts.headers.insert(header::HOST, name.clone());
         }
-        Some(HostRewrite::BackendAddress) => {
-            if let Ok(address) = HeaderValue::from_str(target.authority.as_str()) {
-                parts.headers.insert(header::HOST, address);
-            }
-        }
+        // Set per try: each may go to another endpoint.
+        Some(HostRewrite::BackendAddress) => {}
         None => {
             if let Some(host) = &host {
                 parts.headers.insert(header::HOST, host.clone());
@@ -208,18 +222,94 @@ async fn proxy(
     }
     // X-Forwarded-Host: the host the client asked for, before any rewrite.
     set_forwarded(&mut parts.headers, &conn.peer_ip, host);
-    parts.uri = upstream_uri(&target.authority, path_and_query).ok_or(ProxyError::BadRequest)?;
     parts.version = Version::HTTP_11;
-    let (body, body_sent) = Outgoing::new(body);
-    let sent = conn.shared.client.request(Request::from_parts(parts, body));
-    let over_limit = || tripped.as_ref().is_some_and(|t| t.load(Ordering::Acquire));
-    let result = await_response(sent, body_sent, rule.timeouts.request).await;
-    // Passive health; a body over the limit is the client's doing.
-    if !over_limit() {
-        let (targets, now) = (rule.backends.targets(), tokio::time::Instant::now());
-        rule.passive
-            .report(targets, target, Outcome::of(&result), now);
-    }
+
+    // The whole exchange's deadline (`timeouts.total`), retries included.
+    let total = rule.timeouts.total.map(|total| started + total);
+    let retries = &rule.retries;
+    retries.budget.deposit(started);
+    let idempotent = is_idempotent(&parts.method);
+    // What a retry is rebuilt from. The client keeps a request it failed
+    // to send, so this copy is made up front, but only when a retry is
+    // possible at all: a bodiless request, another endpoint, budget left.
+    let saved = (bodiless
+        && retries.attempts > 0
+        && rule.backends.targets().len() > 1
+        && retries.budget.has_token(started))
+    .then(|| {
+        (
+            parts.method.clone(),
+            parts.headers.clone(),
+            path_and_query.clone(),
+        )
+    });
+    let mut first = Some((parts, body, path_and_query));
+    let mut tried: Vec<&Target> = Vec::new();
+    let (result, in_flight, try_started) = loop {
+        let (mut parts, body, path_and_query) = match (first.take(), &saved) {
+            (Some(first), _) => first,
+            (None, Some((method, headers, path_and_query))) => {
+                let (mut parts, ()) = Request::new(()).into_parts();
+                parts.method = method.clone();
+                parts.headers = headers.clone();
+                parts.version = Version::HTTP_11;
+                (parts, Either::Right(Empty::new()), path_and_query.clone())
+            }
+            // A retry is only chosen below when `saved` holds the request.
+            (None, None) => return Err(ProxyError::BadRequest),
+        };
+        if let Some(HostRewrite::BackendAddress) = &policy.host_rewrite {
+            if let Ok(address) = HeaderValue::from_str(target.authority.as_str()) {
+                parts.headers.insert(header::HOST, address);
+            }
+        }
+        parts.uri =
+            upstream_uri(&target.authority, path_and_query).ok_or(ProxyError::BadRequest)?;
+        let try_started = tokio::time::Instant::now();
+        let in_flight = target.state.start_request();
+        let sent = conn.shared.client.request(Request::from_parts(parts, body));
+        let result = await_response(sent, body_sent.take(), rule.timeouts.request, total).await;
+        let now = tokio::time::Instant::now();
+        // Passive health, for every try; a body over the limit is the
+        // client's doing.
+        if !over_limit() {
+            rule.passive
+                .report(rule.backends.targets(), target, Outcome::of(&result), now);
+        }
+        let retryable = match &result {
+            // Not retried: the backend may still be working on it.
+            Err(_) => false,
+            Ok(Err(_)) if over_limit() => false,
+            // Nothing was sent.
+            Ok(Err(err)) if err.is_connect() => true,
+            // Reset or closed before any response byte.
+            Ok(Err(_)) => idempotent,
+            Ok(Ok(response)) => idempotent && retries.retries_status(response.status()),
+        };
+        if retryable && tried.len() < retries.attempts as usize {
+            if let Some((_, headers, path_and_query)) = &saved {
+                tried.push(target);
+                let cx = PickContext {
+                    client,
+                    headers,
+                    query: path_and_query.as_ref().and_then(|pq| pq.query()),
+                    now,
+                };
+                if let Some(next) = next_target(&rule, &cx, &tried) {
+                    if retries.budget.withdraw(now) {
+                        debug!(
+                            from = %target.authority,
+                            to = %next.target.authority,
+                            "retrying on another endpoint"
+                        );
+                        (target, set_cookie) = (next.target, next.set_cookie);
+                        continue;
+                    }
+                }
+            }
+        }
+        break (result, in_flight, try_started);
+    };
     let mut response = match result {
         Err(_) => return Err(ProxyError::Timeout),
         Ok(Err(_)) if over_limit() => return Err(ProxyError::BodyTooLarge),
@@ -228,7 +318,7 @@ async fn proxy(
         Ok(Ok(response)) => response,
     };
     let now = tokio::time::Instant::now();
-    target.state.observe_latency(now - started, now);
+    target.state.observe_latency(now - try_started, now);
 
     // Phase: response headers.
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -253,7 +343,31 @@ async fn proxy(
     if let Some(modifier) = &policy.response_headers {
         modifier.apply(response.headers_mut());
     }
-    Ok(response.map(|body| Either::Left(Tracked::new(body, in_flight))))
+    let idle = rule.timeouts.idle;
+    Ok(response
+        .map(|body| Either::Left(Timed::new(Tracked::new(body, in_flight), idle, total, now))))
+}
+
+/// Another endpoint for a retry: a few picks (the balancer skips
+/// unavailable endpoints), then, for balancers that keep choosing the same
+/// one (hash, sticky), the first available endpoint not yet tried.
+fn next_target<'r>(rule: &'r Rule, cx: &PickContext<'_>, tried: &[&Target]) -> Option<Picked<'r>> {
+    let untried = |t: &Target| !tried.iter().any(|done| std::ptr::eq(*done, t));
+    for _ in 0..RETRY_PICKS {
+        match rule.backends.pick(cx) {
+            Ok(picked) if untried(picked.target) => return Some(picked),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    rule.backends
+        .targets()
+        .iter()
+        .find(|t| t.weight > 0 && untried(t) && t.state.is_available_at(cx.now))
+        .map(|target| Picked {
+            target,
+            set_cookie: None,
+        })
 }
 
 /// The host the client asked for: the URI authority (absolute form, or
@@ -270,19 +384,30 @@ fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
 }
 
 /// Waits for the response head. The timeout starts once the request body
-/// has been sent whole, so a slow upload is not mistaken for a slow backend.
+/// has been sent whole, so a slow upload is not mistaken for a slow backend;
+/// the `total` deadline, when set, bounds the whole wait.
 async fn await_response<F: std::future::Future>(
     response: F,
     body_sent: Option<oneshot::Receiver<()>>,
     timeout: std::time::Duration,
+    total: Option<tokio::time::Instant>,
 ) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let Some(body_sent) = body_sent else {
-        return tokio::time::timeout(timeout, response).await;
+    let head = async move {
+        let Some(body_sent) = body_sent else {
+            return tokio::time::timeout(timeout, response).await;
+        };
+        tokio::pin!(response);
+        tokio::select! {
+            out = &mut response => Ok(out),
+            _ = body_sent => tokio::time::timeout(timeout, response).await,
+        }
     };
-    tokio::pin!(response);
-    tokio::select! {
-        out = &mut response => Ok(out),
-        _ = body_sent => tokio::time::timeout(timeout, response).await,
+    match total {
+        None => head.await,
+        Some(at) => match tokio::time::timeout_at(at, head).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(elapsed),
+        },
     }
 }
 

@@ -24,6 +24,7 @@ use crate::api::{self, HeaderMatchType, PathMatchType};
 use crate::balance::EndpointState;
 use crate::health::{ActiveCheck, Passive};
 use crate::policy::rate_limit::RateLimiter;
+use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
 use crate::source::{Snapshot, SourcedRoute};
 
@@ -420,12 +421,24 @@ fn compile_route(
 
         let mut timeouts = RuleTimeouts {
             request: DEFAULT_REQUEST_TIMEOUT,
+            idle: None,
+            total: None,
         };
-        if let Some(request) = rule.timeouts.as_ref().and_then(|t| t.request.as_deref()) {
-            match parse_duration(request) {
-                Ok(d) => timeouts.request = d,
-                Err(message) => err(format!("{at}.timeouts.request"), message),
+        if let Some(spec) = &rule.timeouts {
+            let mut parse = |field: &str, text: Option<&str>| {
+                text.and_then(|text| match parse_duration(text) {
+                    Ok(d) => Some(d),
+                    Err(message) => {
+                        err(format!("{at}.timeouts.{field}"), message);
+                        None
+                    }
+                })
+            };
+            if let Some(d) = parse("request", spec.request.as_deref()) {
+                timeouts.request = d;
             }
+            timeouts.idle = parse("idle", spec.idle.as_deref());
+            timeouts.total = parse("total", spec.total.as_deref());
         }
         let mut health_errors = Vec::new();
         let check = rule.health_check.as_ref().and_then(|spec| {
@@ -434,6 +447,11 @@ fn compile_route(
         let passive = Passive::compile(
             rule.passive_health.as_ref(),
             &format!("{at}.passiveHealth"),
+            &mut health_errors,
+        );
+        let retries = RetryPolicy::compile(
+            rule.retries.as_ref(),
+            &format!("{at}.retries"),
             &mut health_errors,
         );
         errors_append(&mut err, &mut health_errors);
@@ -474,6 +492,7 @@ fn compile_route(
             timeouts,
             policy,
             passive,
+            retries,
         }));
     }
 

@@ -28,6 +28,7 @@ pub use status::{ConditionState, FieldError, Reason, RouteStatus};
 use crate::api::LoadBalancerRouteSpec;
 use crate::balance::EndpointState;
 use crate::health::{ActiveCheck, Passive};
+use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
 use matching::{request_host, RequestMatch};
 
@@ -73,6 +74,8 @@ pub struct Rule {
     pub policy: RulePolicy,
     /// The rule's passive health settings (ejection on failures).
     pub passive: Passive,
+    /// Which failures are retried on another endpoint, and the budget.
+    pub retries: RetryPolicy,
 }
 
 /// A rule's time limits, parsed.
@@ -80,6 +83,10 @@ pub struct Rule {
 pub struct RuleTimeouts {
     /// From sending the request to the response head; past it, 504.
     pub request: Duration,
+    /// Longest gap between response body frames; past it, the body is cut.
+    pub idle: Option<Duration>,
+    /// The whole exchange; past it, 504 before the head, a cut body after.
+    pub total: Option<Duration>,
 }
 
 /// A rule's backends.

@@ -340,6 +340,7 @@ impl Controller {
             },
             drain_timeout: Duration::from_secs(2),
             trusted_proxies: Vec::new(),
+            connect_timeout: Duration::from_secs(5),
         };
         tweak(&mut options);
         let (stop, stopped) = oneshot::channel::<()>();

@@ -113,6 +113,7 @@ impl Proxy {
             drain_timeout,
             reload_interval: RELOAD_INTERVAL,
             trusted_proxies,
+            connect_timeout: Duration::from_secs(5),
         };
         let task = tokio::spawn(switchyard::standalone::run(
             opts,

@@ -560,6 +560,8 @@ fn invalid_route_is_rejected_alone_with_every_error_named() {
             ],
             timeouts: Some(api::Timeouts {
                 request: Some("soon".into()),
+                idle: Some("0s".into()),
+                total: Some("5 parsecs".into()),
             }),
             ..RouteRule::default()
         });
@@ -584,6 +586,8 @@ fn invalid_route_is_rejected_alone_with_every_error_named() {
             "spec.rules[0].backends[1].service",
             "spec.rules[0].backends[2].weight",
             "spec.rules[0].timeouts.request",
+            "spec.rules[0].timeouts.idle",
+            "spec.rules[0].timeouts.total",
         ]
     );
     let service = &compiled.statuses[0].errors[5].message;
