@@ -81,11 +81,12 @@ pub(super) async fn run(
     mut desired: watch::Receiver<Arc<Vec<Desired>>>,
     mut leader: watch::Receiver<bool>,
 ) {
+    let mut echoes = Echoes::new();
     loop {
         let is_leader = *leader.borrow_and_update();
         let wanted = desired.borrow_and_update().clone();
         if is_leader {
-            write_changed(&client, &stores, &wanted).await;
+            write_changed(&client, &stores, &wanted, &mut echoes).await;
         }
         tokio::select! {
             changed = desired.changed() => if changed.is_err() { return },
@@ -95,7 +96,13 @@ pub(super) async fn run(
     }
 }
 
-async fn write_changed(client: &Client, stores: &Stores, wanted: &[Desired]) {
+/// Writes whose echo (the watch event carrying them back into the cache)
+/// may not have arrived yet, by route: the status the cache showed before
+/// the write, and what was written (without transition times). While the
+/// cache still shows the old status, writing the same again is skipped.
+type Echoes = HashMap<ObjectKey, (Option<LoadBalancerRouteStatus>, LoadBalancerRouteStatus)>;
+
+async fn write_changed(client: &Client, stores: &Stores, wanted: &[Desired], echoes: &mut Echoes) {
     let current: HashMap<(String, String), Option<LoadBalancerRouteStatus>> = stores
         .routes
         .iter()
@@ -121,7 +128,14 @@ async fn write_changed(client: &Client, stores: &Stores, wanted: &[Desired]) {
         };
         let status = stamp_transitions(&want.status, previous.as_ref(), &now);
         if previous.as_ref() == Some(&status) {
+            echoes.remove(&key);
             continue;
+        }
+        if echoes
+            .get(&key)
+            .is_some_and(|(before, written)| before == previous && *written == want.status)
+        {
+            continue; // Written already; the cache has not caught up.
         }
         let api: Api<LoadBalancerRoute> = Api::namespaced(client.clone(), &want.namespace);
         let patch = serde_json::json!({
@@ -137,7 +151,10 @@ async fn write_changed(client: &Client, stores: &Stores, wanted: &[Desired]) {
             )
             .await
         {
-            Ok(_) => debug!(namespace = %want.namespace, name = %want.name, "status written"),
+            Ok(_) => {
+                debug!(namespace = %want.namespace, name = %want.name, "status written");
+                echoes.insert(key, (previous.clone(), want.status.clone()));
+            }
             Err(err) => warn!(
                 namespace = %want.namespace, name = %want.name, error = %err,
                 "writing route status failed; retrying on the next change or resync"
