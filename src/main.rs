@@ -53,8 +53,9 @@ enum Command {
         /// Default: none (the client is the socket peer).
         #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
         trusted_proxies: Vec<IpNet>,
-        /// Time allowed to connect to a backend; past it the connect
-        /// failed (retried on another endpoint, else 502).
+        /// Time allowed to connect to a backend, for rules without
+        /// `timeouts.connect`; past it the connect failed (retried on
+        /// another endpoint, else 504).
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         connect_timeout: Duration,
     },
@@ -98,8 +99,9 @@ enum Command {
         /// Peers whose X-Forwarded-For is believed (CIDR[,CIDR...]).
         #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
         trusted_proxies: Vec<IpNet>,
-        /// Time allowed to connect to a backend; past it the connect
-        /// failed (retried on another endpoint, else 502).
+        /// Time allowed to connect to a backend, for rules without
+        /// `timeouts.connect`; past it the connect failed (retried on
+        /// another endpoint, else 504).
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         connect_timeout: Duration,
     },

@@ -37,8 +37,9 @@ pub struct Options {
     /// address for firewalls and rate limits. Empty: the client is always
     /// the socket peer.
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Time allowed to connect to a backend (`--connect-timeout`); past
-    /// it the connection counts as failed (retried elsewhere, else 502).
+    /// Time allowed to connect to a backend (`--connect-timeout`) for
+    /// rules without `timeouts.connect`; past it the connection counts as
+    /// failed (retried elsewhere, else 504).
     pub connect_timeout: Duration,
 }
 

@@ -1,4 +1,5 @@
-//! Timeouts: `total` bounds the whole exchange (504 before the response
+//! Timeouts: `connect` bounds connecting to an endpoint (504, or a retry
+//! elsewhere), `total` bounds the whole exchange (504 before the response
 //! head, a cut body after), `idle` cuts a response body that stalls.
 
 mod support;
@@ -106,4 +107,71 @@ async fn a_body_that_keeps_coming_is_not_cut_by_idle() {
         .expect("a whole body")
         .to_bytes();
     assert_eq!(&rest[..], b"chunk-2;");
+}
+
+/// A test host whose address never completes a TCP handshake, or `None`
+/// (with a message) where test hosts cannot be created (not root).
+fn black_hole() -> Option<support::netns::TestHost> {
+    let Some(host) = support::netns::TestHost::create() else {
+        eprintln!("skipped: cannot create a network namespace here (needs root and `ip`)");
+        return None;
+    };
+    host.blackhole();
+    Some(host)
+}
+
+/// Well under the proxy's default connect timeout (5s): an answer before
+/// this came from the rule's `timeouts.connect`.
+const FAST: std::time::Duration = std::time::Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_without_retries_is_504() {
+    let Some(host) = black_hole() else { return };
+    let silent = format!("{}:8080", host.ip);
+    let proxy = Proxy::start(&yaml(&[route("mango").rule(
+        Rule::new()
+            .address(&silent, None)
+            .field("timeouts", "{connect: 200ms}")
+            .field("retries", "{attempts: 0}"),
+    )]))
+    .await;
+
+    let started = tokio::time::Instant::now();
+    let reply = tokio::time::timeout(FAST, proxy.get("www.mango.com", "/"))
+        .await
+        .expect("the connect timeout must answer well before the 5s default");
+    assert_eq!(
+        reply.status,
+        StatusCode::GATEWAY_TIMEOUT,
+        "{:?}",
+        reply.text()
+    );
+    assert!(reply.text().contains("connecting"), "{:?}", reply.text());
+    assert!(reply.backend().is_none());
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_timeout_is_retried_on_another_endpoint() {
+    let Some(host) = black_hole() else { return };
+    let silent = format!("{}:8080", host.ip);
+    let live = Backend::echo("live").await;
+    let proxy = Proxy::start(&yaml(&[route("mango").rule(
+        Rule::new()
+            .address(&silent, None)
+            .backend(&live)
+            .field("timeouts", "{connect: 200ms}"),
+    )]))
+    .await;
+
+    // Round robin: some of these pick the silent endpoint first, time out
+    // connecting and are retried on the live one (default retries).
+    for _ in 0..4 {
+        let reply = tokio::time::timeout(FAST, proxy.get("www.mango.com", "/"))
+            .await
+            .expect("a retried connect timeout must answer well before the 5s default");
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.text());
+        assert_eq!(reply.backend(), Some("live"));
+    }
+    assert_eq!(live.requests(), 4);
 }

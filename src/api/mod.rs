@@ -763,6 +763,12 @@ pub struct RetryBudget {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Timeouts {
+    /// How long connecting to an endpoint may take. A connect that times
+    /// out is retried on another endpoint like a refused one (see
+    /// `retries`); when the last try timed out connecting, the client gets
+    /// 504. Default: the proxy's `--connect-timeout` (`5s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<String>,
     /// How long the backend may take to start its response (status and
     /// headers) after the request was sent; past it the client gets 504.
     /// The body then streams without limit. Default `60s`.

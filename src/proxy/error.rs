@@ -30,6 +30,10 @@ pub enum ProxyError {
     /// Connecting to the backend failed (refused, unreachable).
     #[error("could not connect to the backend")]
     Connect(#[source] hyper_util::client::legacy::Error),
+    /// Connecting to the backend took longer than the rule's
+    /// `timeouts.connect` (or the `--connect-timeout` default).
+    #[error("connecting to the backend timed out")]
+    ConnectTimeout(#[source] hyper_util::client::legacy::Error),
     /// The backend closed or reset the connection, or sent garbage.
     #[error("the backend failed")]
     Upstream(#[source] hyper_util::client::legacy::Error),
@@ -70,7 +74,7 @@ impl ProxyError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Timeout | ProxyError::ConnectTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -88,6 +92,7 @@ impl ProxyError {
             ProxyError::NoHealthyEndpoint => "no_healthy_endpoint",
             ProxyError::Connect(_) => "connect_failed",
             ProxyError::Upstream(_) => "upstream_failed",
+            ProxyError::ConnectTimeout(_) => "connect_timeout",
             ProxyError::Timeout => "timeout",
             ProxyError::Forbidden(_) => "forbidden",
             ProxyError::RateLimited { .. } => "rate_limited",
@@ -106,6 +111,9 @@ impl ProxyError {
             ProxyError::NoHealthyEndpoint => "no healthy endpoint for this route\n",
             ProxyError::Connect(_) => "bad gateway: could not connect to the backend\n",
             ProxyError::Upstream(_) => "bad gateway: the backend failed\n",
+            ProxyError::ConnectTimeout(_) => {
+                "gateway timeout: connecting to the backend timed out\n"
+            }
             ProxyError::Timeout => "gateway timeout: the backend did not answer in time\n",
             ProxyError::Forbidden(_) => "forbidden\n",
             ProxyError::RateLimited { .. } => "too many requests\n",

@@ -6,6 +6,7 @@
 //! configuration per request — it reads the compiled table through one
 //! `ArcSwap` load.
 
+mod connect;
 mod error;
 mod forward;
 mod server;

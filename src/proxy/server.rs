@@ -16,6 +16,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use super::connect::TimedConnector;
 use super::service::{handle, Connection, Shared};
 use crate::policy::client::TrustedProxies;
 use crate::table::SharedTable;
@@ -28,7 +29,8 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
     /// Most client connections open at once; past it, accepting waits.
     pub max_connections: usize,
-    /// Time allowed to connect to a backend.
+    /// Time allowed to connect to a backend, for rules without
+    /// `timeouts.connect`.
     pub connect_timeout: Duration,
     /// Peers whose `X-Forwarded-For` is believed when deriving the client
     /// address for firewalls and rate limits (`--trusted-proxies`).
@@ -58,7 +60,9 @@ pub async fn serve(
 ) -> io::Result<()> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(options.connect_timeout));
+    // The connect timeout is applied by `TimedConnector`, per rule.
+    connector.set_connect_timeout(None);
+    let connector = TimedConnector::new(connector, options.connect_timeout);
     let client = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))

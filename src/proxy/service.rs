@@ -19,7 +19,9 @@ use http_body::Body as _;
 use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::Client;
+
+use super::connect::{is_connect_timeout, TimedConnector, CONNECT_TIMEOUT};
 use hyper_util::rt::TokioIo;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio_util::task::TaskTracker;
@@ -47,7 +49,7 @@ pub type ProxyBody = Either<Timed<Tracked<Incoming>>, Full<Bytes>>;
 pub type UpstreamBody = Either<Outgoing<LimitedBody<Incoming>>, Empty<Bytes>>;
 
 /// The upstream client: one pool of keep-alive connections to every backend.
-pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+pub type UpstreamClient = Client<TimedConnector, UpstreamBody>;
 
 /// Picks tried for a retry before falling back to a scan of the endpoints.
 const RETRY_PICKS: usize = 3;
@@ -267,7 +269,11 @@ async fn proxy(
             upstream_uri(&target.authority, path_and_query).ok_or(ProxyError::BadRequest)?;
         let try_started = tokio::time::Instant::now();
         let in_flight = target.state.start_request();
-        let sent = conn.shared.client.request(Request::from_parts(parts, body));
+        // The connector reads the rule's connect timeout from this scope.
+        let sent = CONNECT_TIMEOUT.scope(
+            rule.timeouts.connect,
+            conn.shared.client.request(Request::from_parts(parts, body)),
+        );
         let result = await_response(sent, body_sent.take(), rule.timeouts.request, total).await;
         let now = tokio::time::Instant::now();
         // Passive health, for every try; a body over the limit is the
@@ -313,6 +319,9 @@ async fn proxy(
     let mut response = match result {
         Err(_) => return Err(ProxyError::Timeout),
         Ok(Err(_)) if over_limit() => return Err(ProxyError::BodyTooLarge),
+        Ok(Err(err)) if err.is_connect() && is_connect_timeout(&err) => {
+            return Err(ProxyError::ConnectTimeout(err))
+        }
         Ok(Err(err)) if err.is_connect() => return Err(ProxyError::Connect(err)),
         Ok(Err(err)) => return Err(ProxyError::Upstream(err)),
         Ok(Ok(response)) => response,

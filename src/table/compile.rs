@@ -420,6 +420,7 @@ fn compile_route(
         }
 
         let mut timeouts = RuleTimeouts {
+            connect: None,
             request: DEFAULT_REQUEST_TIMEOUT,
             idle: None,
             total: None,
@@ -434,6 +435,7 @@ fn compile_route(
                     }
                 })
             };
+            timeouts.connect = parse("connect", spec.connect.as_deref());
             if let Some(d) = parse("request", spec.request.as_deref()) {
                 timeouts.request = d;
             }

@@ -81,6 +81,9 @@ pub struct Rule {
 /// A rule's time limits, parsed.
 #[derive(Debug, Clone, Copy)]
 pub struct RuleTimeouts {
+    /// Connecting to an endpoint; `None`: the proxy's `--connect-timeout`.
+    /// Past it the try fails like a refused connect (retried elsewhere).
+    pub connect: Option<Duration>,
     /// From sending the request to the response head; past it, 504.
     pub request: Duration,
     /// Longest gap between response body frames; past it, the body is cut.

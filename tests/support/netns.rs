@@ -16,6 +16,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 pub struct TestHost {
     netns: String,
     host_if: String,
+    host_ip: IpAddr,
     /// The address inside the namespace.
     pub ip: IpAddr,
 }
@@ -45,6 +46,7 @@ impl TestHost {
         let host = TestHost {
             netns: netns.clone(),
             host_if: host_if.clone(),
+            host_ip: IpAddr::V4(host_ip),
             ip: IpAddr::V4(ns_ip),
         };
         let ok = ip(&["netns", "add", &netns])
@@ -66,6 +68,18 @@ impl TestHost {
             && ip(&["-n", &netns, "link", "set", &ns_if, "up"])
             && ip(&["-n", &netns, "link", "set", "lo", "up"]);
         ok.then_some(host)
+    }
+
+    /// Makes `ip` a black hole for this machine: the namespace drops every
+    /// reply to it (a route of type `blackhole`), so a TCP connect to `ip`
+    /// gets neither a SYN-ACK nor a RST and hangs until it times out.
+    pub fn blackhole(&self) {
+        let host_ip = format!("{}/32", self.host_ip);
+        assert!(
+            ip(&["-n", &self.netns, "route", "add", "blackhole", &host_ip]),
+            "ip route add blackhole {host_ip} in {}",
+            self.netns
+        );
     }
 
     /// A listener on `ip:0` inside the namespace. The socket is created on

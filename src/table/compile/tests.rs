@@ -559,6 +559,7 @@ fn invalid_route_is_rejected_alone_with_every_error_named() {
                 },
             ],
             timeouts: Some(api::Timeouts {
+                connect: Some("250 ms".into()),
                 request: Some("soon".into()),
                 idle: Some("0s".into()),
                 total: Some("5 parsecs".into()),
@@ -585,6 +586,7 @@ fn invalid_route_is_rejected_alone_with_every_error_named() {
             "spec.rules[0].backends[0].address",
             "spec.rules[0].backends[1].service",
             "spec.rules[0].backends[2].weight",
+            "spec.rules[0].timeouts.connect",
             "spec.rules[0].timeouts.request",
             "spec.rules[0].timeouts.idle",
             "spec.rules[0].timeouts.total",
