@@ -51,6 +51,73 @@ async fn connect_failures_are_retried_on_another_endpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_body_is_held_so_a_connect_failure_is_retried_with_it() {
+    let live = Backend::echo("live").await;
+    let dead = refused_addr().to_string();
+    let proxy = Proxy::start(&yaml(&[route("mango").rule(
+        Rule::new()
+            .address(&dead, None)
+            .backend(&live)
+            .field("passiveHealth", NO_PASSIVE)
+            .field("retries", BIG_BUDGET),
+    )]))
+    .await;
+
+    // Declared length, within the replay limit: every POST reaches the live
+    // endpoint, body intact, whichever endpoint was tried first.
+    for i in 0..8 {
+        let body = format!("order {i}: two mangoes");
+        let req = request(&proxy, Method::POST, "www.mango.com", "/orders")
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(full(body.clone()))
+            .unwrap();
+        let reply = proxy.send(req).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let echo = reply.echo();
+        assert_eq!(
+            (echo.method.as_str(), echo.body.as_str()),
+            ("POST", body.as_str())
+        );
+    }
+    assert_eq!(live.requests(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_body_of_unknown_length_is_not_retried() {
+    let dead = refused_addr().to_string();
+    let live = Backend::echo("live").await;
+    let proxy = Proxy::start(&yaml(&[route("mango").rule(
+        Rule::new()
+            .address(&dead, None)
+            .backend(&live)
+            .field("passiveHealth", NO_PASSIVE)
+            .field("retries", BIG_BUDGET),
+    )]))
+    .await;
+    // Chunked: it cannot be held, so a request whose first try hits the
+    // refused endpoint gets 502. Round robin alternates, so of 4 requests
+    // exactly 2 meet the dead endpoint first.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let (tx, body) = body_channel();
+        let req = request(&proxy, Method::POST, "www.mango.com", "/")
+            .body(body)
+            .unwrap();
+        let send = proxy.send(req);
+        tx.send(bytes::Bytes::from_static(b"streamed"))
+            .await
+            .unwrap();
+        drop(tx);
+        statuses.push(send.await.status);
+    }
+    let bad = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::BAD_GATEWAY)
+        .count();
+    assert_eq!(bad, 2, "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_a_connect_failure_is_retried_once() {
     let live = Backend::echo("live").await;
     let dead = refused_addr().to_string();

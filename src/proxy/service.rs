@@ -16,7 +16,7 @@ use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
-use http_body_util::{Either, Empty, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Client;
@@ -43,16 +43,21 @@ use crate::table::{PickContext, Picked, Rule, SharedTable, Target};
 /// What the proxy sends back: a backend's streamed body, or its own.
 pub type ProxyBody = Either<Timed<Tracked<Incoming>>, Full<Bytes>>;
 
-/// A request body on its way upstream: the client's, counted on the way
-/// (the rule's `maxBodySize`), or none (bodiless requests, which can be
-/// retried).
-pub type UpstreamBody = Either<Outgoing<LimitedBody<Incoming>>, Empty<Bytes>>;
+/// A request body on its way upstream: the client's, streamed and counted
+/// on the way (the rule's `maxBodySize`), or one held whole so it can be
+/// sent again on a retry (empty for bodiless requests, or a small body of
+/// declared length).
+pub type UpstreamBody = Either<Outgoing<LimitedBody<Incoming>>, Full<Bytes>>;
 
 /// The upstream client: one pool of keep-alive connections to every backend.
 pub type UpstreamClient = Client<TimedConnector, UpstreamBody>;
 
 /// Picks tried for a retry before falling back to a scan of the endpoints.
 const RETRY_PICKS: usize = 3;
+/// Largest declared request body read whole so a retry can send it again
+/// (like nginx's in-memory `client_body_buffer_size`); larger or chunked
+/// bodies stream and are not retried.
+const REPLAYABLE_BODY: u64 = 64 * 1024;
 
 /// State shared by every connection of one proxy.
 pub struct Shared {
@@ -188,13 +193,40 @@ async fn proxy(
         })
         .map_err(ProxyError::from)?;
     let (mut target, mut set_cookie) = (picked.target, picked.set_cookie);
-    // Only a bodiless request can be sent again (a streamed body is
-    // consumed by its first try); it goes upstream as `Empty`.
-    let bodiless = body.is_end_stream();
+    // A streamed body is consumed by its first try; to be sent again, a
+    // body must be held whole. Bodiless requests are; so are small bodies
+    // of declared length when a retry could happen at all.
+    let retries = &rule.retries;
+    let may_retry = retries.attempts > 0 && rule.backends.targets().len() > 1;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let small = declared.is_some_and(|len| len <= REPLAYABLE_BODY);
     // Raised by the body when it passes the limit, so that the upstream
     // error it causes is answered 413, not 502.
-    let (body, mut body_sent, tripped) = if bodiless {
-        (Either::Right(Empty::new()), None, None)
+    let (body, mut body_sent, tripped, replay) = if body.is_end_stream() {
+        (
+            Either::Right(Full::default()),
+            None,
+            None,
+            Some(Bytes::new()),
+        )
+    } else if may_retry && small {
+        // Within the rule's maxBodySize: a larger declared length was
+        // refused in the body-limit phase.
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|_| ProxyError::BadRequest)?
+            .to_bytes();
+        (
+            Either::Right(Full::new(bytes.clone())),
+            None,
+            None,
+            Some(bytes),
+        )
     } else {
         let (body, tripped) = match policy.max_body_size {
             Some(max) => {
@@ -204,7 +236,7 @@ async fn proxy(
             None => (LimitedBody::unlimited(body), None),
         };
         let (body, body_sent) = Outgoing::new(body);
-        (Either::Left(body), body_sent, tripped)
+        (Either::Left(body), body_sent, tripped, None)
     };
     let over_limit = || tripped.as_ref().is_some_and(|t| t.load(Ordering::Acquire));
 
@@ -228,34 +260,36 @@ async fn proxy(
 
     // The whole exchange's deadline (`timeouts.total`), retries included.
     let total = rule.timeouts.total.map(|total| started + total);
-    let retries = &rule.retries;
     retries.budget.deposit(started);
     let idempotent = is_idempotent(&parts.method);
     // What a retry is rebuilt from. The client keeps a request it failed
     // to send, so this copy is made up front, but only when a retry is
-    // possible at all: a bodiless request, another endpoint, budget left.
-    let saved = (bodiless
-        && retries.attempts > 0
-        && rule.backends.targets().len() > 1
-        && retries.budget.has_token(started))
-    .then(|| {
-        (
-            parts.method.clone(),
-            parts.headers.clone(),
-            path_and_query.clone(),
-        )
-    });
+    // possible at all: a body held whole, another endpoint, budget left.
+    let saved = replay
+        .filter(|_| may_retry && retries.budget.has_token(started))
+        .map(|bytes| {
+            (
+                parts.method.clone(),
+                parts.headers.clone(),
+                path_and_query.clone(),
+                bytes,
+            )
+        });
     let mut first = Some((parts, body, path_and_query));
     let mut tried: Vec<&Target> = Vec::new();
     let (result, in_flight, try_started) = loop {
         let (mut parts, body, path_and_query) = match (first.take(), &saved) {
             (Some(first), _) => first,
-            (None, Some((method, headers, path_and_query))) => {
+            (None, Some((method, headers, path_and_query, bytes))) => {
                 let (mut parts, ()) = Request::new(()).into_parts();
                 parts.method = method.clone();
                 parts.headers = headers.clone();
                 parts.version = Version::HTTP_11;
-                (parts, Either::Right(Empty::new()), path_and_query.clone())
+                (
+                    parts,
+                    Either::Right(Full::new(bytes.clone())),
+                    path_and_query.clone(),
+                )
             }
             // A retry is only chosen below when `saved` holds the request.
             (None, None) => return Err(ProxyError::BadRequest),
@@ -293,7 +327,7 @@ async fn proxy(
             Ok(Ok(response)) => idempotent && retries.retries_status(response.status()),
         };
         if retryable && tried.len() < retries.attempts as usize {
-            if let Some((_, headers, path_and_query)) = &saved {
+            if let Some((_, headers, path_and_query, _)) = &saved {
                 tried.push(target);
                 let cx = PickContext {
                     client,
