@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -123,6 +124,83 @@ pub fn upstream_uri(authority: &Authority, path_and_query: Option<PathAndQuery>)
     parts.authority = Some(authority.clone());
     parts.path_and_query = Some(path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/")));
     Uri::from_parts(parts).ok()
+}
+
+/// Where a streamed request body waits until its first poll.
+pub type BodySlot<B> = Arc<Mutex<Option<B>>>;
+
+/// A streamed request body kept in a shared slot until hyper first polls
+/// it. A try that fails before sending a byte (a connect failure: the
+/// client drops the request unsent) leaves the body in the slot, so the
+/// next endpoint gets it whole, with nothing buffered.
+#[derive(Debug)]
+pub struct Reclaimable<B> {
+    slot: BodySlot<B>,
+    taken: Option<B>,
+}
+
+impl<B> Reclaimable<B> {
+    /// Puts `body` in a new slot.
+    pub fn new(body: B) -> (Self, BodySlot<B>) {
+        let slot = Arc::new(Mutex::new(Some(body)));
+        (
+            Reclaimable {
+                slot: slot.clone(),
+                taken: None,
+            },
+            slot,
+        )
+    }
+
+    /// The body again, if no try has started sending it.
+    pub fn reclaim(slot: &BodySlot<B>) -> Option<Self> {
+        lock(slot).is_some().then(|| Reclaimable {
+            slot: slot.clone(),
+            taken: None,
+        })
+    }
+}
+
+fn lock<B>(slot: &BodySlot<B>) -> std::sync::MutexGuard<'_, Option<B>> {
+    // No code panics while holding it; a poisoned slot still holds a body.
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<B: Body + Unpin> Body for Reclaimable<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.get_mut();
+        if this.taken.is_none() {
+            // Once per try: from here on the body belongs to this try.
+            this.taken = lock(&this.slot).take();
+        }
+        match &mut this.taken {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.taken {
+            Some(body) => body.is_end_stream(),
+            None => lock(&self.slot).as_ref().is_none_or(Body::is_end_stream),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.taken {
+            Some(body) => body.size_hint(),
+            None => lock(&self.slot)
+                .as_ref()
+                .map_or_else(|| SizeHint::with_exact(0), Body::size_hint),
+        }
+    }
 }
 
 pin_project_lite::pin_project! {

@@ -29,7 +29,8 @@ use tracing::debug;
 
 use super::error::ProxyError;
 use super::forward::{
-    is_upgrade, set_forwarded, strip_hop_by_hop, upstream_uri, Outgoing, Timed, Tracked,
+    is_upgrade, set_forwarded, strip_hop_by_hop, upstream_uri, BodySlot, Outgoing, Reclaimable,
+    Timed, Tracked,
 };
 use crate::balance::InFlight;
 use crate::health::passive::Outcome;
@@ -47,7 +48,15 @@ pub type ProxyBody = Either<Timed<Tracked<Incoming>>, Full<Bytes>>;
 /// on the way (the rule's `maxBodySize`), or one held whole so it can be
 /// sent again on a retry (empty for bodiless requests, or a small body of
 /// declared length).
-pub type UpstreamBody = Either<Outgoing<LimitedBody<Incoming>>, Full<Bytes>>;
+pub type UpstreamBody = Either<Outgoing<Reclaimable<LimitedBody<Incoming>>>, Full<Bytes>>;
+
+/// How a retry gets the request body again.
+enum Replay {
+    /// Held whole (none, or small and of declared length).
+    Held(Bytes),
+    /// Streamed: still in its slot if no try has started sending it.
+    Slot(BodySlot<LimitedBody<Incoming>>),
+}
 
 /// The upstream client: one pool of keep-alive connections to every backend.
 pub type UpstreamClient = Client<TimedConnector, UpstreamBody>;
@@ -211,7 +220,7 @@ async fn proxy(
             Either::Right(Full::default()),
             None,
             None,
-            Some(Bytes::new()),
+            Replay::Held(Bytes::new()),
         )
     } else if may_retry && small {
         // Within the rule's maxBodySize: a larger declared length was
@@ -225,7 +234,7 @@ async fn proxy(
             Either::Right(Full::new(bytes.clone())),
             None,
             None,
-            Some(bytes),
+            Replay::Held(bytes),
         )
     } else {
         let (body, tripped) = match policy.max_body_size {
@@ -235,8 +244,9 @@ async fn proxy(
             }
             None => (LimitedBody::unlimited(body), None),
         };
+        let (body, slot) = Reclaimable::new(body);
         let (body, body_sent) = Outgoing::new(body);
-        (Either::Left(body), body_sent, tripped, None)
+        (Either::Left(body), body_sent, tripped, Replay::Slot(slot))
     };
     let over_limit = || tripped.as_ref().is_some_and(|t| t.load(Ordering::Acquire));
 
@@ -265,31 +275,37 @@ async fn proxy(
     // What a retry is rebuilt from. The client keeps a request it failed
     // to send, so this copy is made up front, but only when a retry is
     // possible at all: a body held whole, another endpoint, budget left.
-    let saved = replay
-        .filter(|_| may_retry && retries.budget.has_token(started))
-        .map(|bytes| {
-            (
-                parts.method.clone(),
-                parts.headers.clone(),
-                path_and_query.clone(),
-                bytes,
-            )
-        });
+    let saved = (may_retry && retries.budget.has_token(started)).then(|| {
+        (
+            parts.method.clone(),
+            parts.headers.clone(),
+            path_and_query.clone(),
+            replay,
+        )
+    });
     let mut first = Some((parts, body, path_and_query));
     let mut tried: Vec<&Target> = Vec::new();
     let (result, in_flight, try_started) = loop {
         let (mut parts, body, path_and_query) = match (first.take(), &saved) {
             (Some(first), _) => first,
-            (None, Some((method, headers, path_and_query, bytes))) => {
+            (None, Some((method, headers, path_and_query, replay))) => {
                 let (mut parts, ()) = Request::new(()).into_parts();
                 parts.method = method.clone();
                 parts.headers = headers.clone();
                 parts.version = Version::HTTP_11;
-                (
-                    parts,
-                    Either::Right(Full::new(bytes.clone())),
-                    path_and_query.clone(),
-                )
+                let body = match replay {
+                    Replay::Held(bytes) => Either::Right(Full::new(bytes.clone())),
+                    Replay::Slot(slot) => {
+                        // Checked before choosing to retry.
+                        let Some(body) = Reclaimable::reclaim(slot) else {
+                            return Err(ProxyError::BadRequest);
+                        };
+                        let (body, sent) = Outgoing::new(body);
+                        body_sent = sent;
+                        Either::Left(body)
+                    }
+                };
+                (parts, body, path_and_query.clone())
             }
             // A retry is only chosen below when `saved` holds the request.
             (None, None) => return Err(ProxyError::BadRequest),
@@ -327,7 +343,13 @@ async fn proxy(
             Ok(Ok(response)) => idempotent && retries.retries_status(response.status()),
         };
         if retryable && tried.len() < retries.attempts as usize {
-            if let Some((_, headers, path_and_query, _)) = &saved {
+            // A streamed body can go again only if no try started sending it.
+            let replayable = match &saved {
+                Some((_, _, _, Replay::Slot(slot))) => Reclaimable::reclaim(slot).is_some(),
+                Some((_, _, _, Replay::Held(_))) => true,
+                None => false,
+            };
+            if let Some((_, headers, path_and_query, _)) = saved.as_ref().filter(|_| replayable) {
                 tried.push(target);
                 let cx = PickContext {
                     client,
