@@ -14,7 +14,6 @@ use tokio::net::TcpListener;
 use tracing::error;
 
 use crate::listeners;
-use crate::policy::client::TrustedProxies;
 use crate::proxy::ServeOptions;
 use crate::shutdown::Shutdown;
 use crate::source::kube as source;
@@ -68,12 +67,11 @@ pub async fn run(
         ready.clone(),
         shutdown.stopped(),
     ));
-    let serve_options = ServeOptions {
-        drain_timeout: options.drain_timeout,
-        trusted_proxies: TrustedProxies::new(options.trusted_proxies.iter().copied()),
-        connect_timeout: options.connect_timeout,
-        ..ServeOptions::default()
-    };
+    let serve_options = ServeOptions::from_flags(
+        options.drain_timeout,
+        &options.trusted_proxies,
+        options.connect_timeout,
+    );
     let served = listeners::serve(listener, admin, table, ready, serve_options, &shutdown).await;
     let sourced = source_task.await.map_err(Error::Task)?;
     if let Err(err) = &sourced {

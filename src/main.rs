@@ -223,12 +223,7 @@ async fn run_controller(
     let client = kube::Client::try_default()
         .await
         .context("cannot reach the Kubernetes API (in-cluster config or kubeconfig)")?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let admin = TcpListener::bind(admin)
-        .await
-        .with_context(|| format!("cannot serve admin on {admin}"))?;
+    let (listener, admin) = bind(listen, admin).await?;
     controller::run(client, options, listener, admin, signal()).await?;
     Ok(())
 }
@@ -259,18 +254,24 @@ async fn run(
     listen: SocketAddr,
     admin: SocketAddr,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let admin = TcpListener::bind(admin)
-        .await
-        .with_context(|| format!("cannot serve admin on {admin}"))?;
+    let (listener, admin) = bind(listen, admin).await?;
     if demo {
         switchyard::demo::run(options, listener, admin, signal()).await?;
     } else {
         standalone::run(options, listener, admin, signal()).await?;
     }
     Ok(())
+}
+
+/// Binds the proxy and admin listeners every serving command needs.
+async fn bind(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<(TcpListener, TcpListener)> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let admin = TcpListener::bind(admin)
+        .await
+        .with_context(|| format!("cannot serve admin on {admin}"))?;
+    Ok((listener, admin))
 }
 
 /// Resolves on SIGTERM or SIGINT.

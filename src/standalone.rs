@@ -17,7 +17,6 @@ use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
 use crate::listeners;
-use crate::policy::client::TrustedProxies;
 use crate::proxy::ServeOptions;
 use crate::shutdown::Shutdown;
 use crate::source::file::{self, Files};
@@ -124,12 +123,11 @@ async fn serve(
         ))),
         Routes::Fixed(_) => None,
     };
-    let serve_options = ServeOptions {
-        drain_timeout: options.drain_timeout,
-        trusted_proxies: TrustedProxies::new(options.trusted_proxies.iter().copied()),
-        connect_timeout: options.connect_timeout,
-        ..ServeOptions::default()
-    };
+    let serve_options = ServeOptions::from_flags(
+        options.drain_timeout,
+        &options.trusted_proxies,
+        options.connect_timeout,
+    );
     let served = listeners::serve(listener, admin, table, ready, serve_options, &shutdown).await;
     if let Some(task) = reload_task {
         task.await.map_err(Error::Task)?;
@@ -215,15 +213,19 @@ async fn load(
     files: Files,
     previous: Arc<RouteTable>,
 ) -> Result<(Compiled, Vec<Diagnostic>), Error> {
-    tokio::task::spawn_blocking(move || {
-        let loaded = file::parse(&files);
-        let compiled = compile(&loaded.snapshot, &previous);
-        let mut problems = loaded.errors;
-        problems.extend(compiled.statuses.iter().flat_map(|s| s.diagnostics()));
-        (compiled, problems)
-    })
-    .await
-    .map_err(Error::Task)
+    tokio::task::spawn_blocking(move || compile_files(&files, &previous))
+        .await
+        .map_err(Error::Task)
+}
+
+/// Parses `files` and compiles them against `previous`: the table and
+/// every problem, from the documents and from compile.
+fn compile_files(files: &Files, previous: &RouteTable) -> (Compiled, Vec<Diagnostic>) {
+    let loaded = file::parse(files);
+    let compiled = compile(&loaded.snapshot, previous);
+    let mut problems = loaded.errors;
+    problems.extend(compiled.statuses.iter().flat_map(|s| s.diagnostics()));
+    (compiled, problems)
 }
 
 fn report(problems: &[Diagnostic]) {
@@ -236,9 +238,5 @@ fn report(problems: &[Diagnostic]) {
 /// naming its file, resource and field. Empty means valid.
 pub fn check(path: &std::path::Path) -> Result<Vec<Diagnostic>, std::io::Error> {
     let files = file::read(path)?;
-    let loaded = file::parse(&files);
-    let compiled = compile(&loaded.snapshot, &RouteTable::default());
-    let mut problems = loaded.errors;
-    problems.extend(compiled.statuses.iter().flat_map(|s| s.diagnostics()));
-    Ok(problems)
+    Ok(compile_files(&files, &RouteTable::default()).1)
 }
