@@ -163,12 +163,13 @@ async fn proxy(
 
     // Phase: body limit. A declared length over the limit is refused before
     // any backend is contacted; otherwise the body is counted as it streams.
+    // (Header rules cannot touch Content-Length, so this holds to the end.)
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if let Some(max) = policy.max_body_size {
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > max) {
             return Err(ProxyError::BodyTooLarge);
         }
@@ -207,11 +208,6 @@ async fn proxy(
     // of declared length when a retry could happen at all.
     let retries = &rule.retries;
     let may_retry = retries.attempts > 0 && rule.backends.targets().len() > 1;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     let small = declared.is_some_and(|len| len <= REPLAYABLE_BODY);
     // Raised by the body when it passes the limit, so that the upstream
     // error it causes is answered 413, not 502.

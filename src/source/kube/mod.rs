@@ -103,25 +103,9 @@ pub async fn run(
     };
 
     let synced = async {
-        for store in &stores.routes {
-            store
-                .wait_until_ready()
-                .await
-                .map_err(|_| Error::NotSynced)?;
-        }
-        for store in &stores.services {
-            store
-                .wait_until_ready()
-                .await
-                .map_err(|_| Error::NotSynced)?;
-        }
-        for store in &stores.slices {
-            store
-                .wait_until_ready()
-                .await
-                .map_err(|_| Error::NotSynced)?;
-        }
-        Ok::<_, Error>(())
+        all_synced(&stores.routes).await?;
+        all_synced(&stores.services).await?;
+        all_synced(&stores.slices).await
     };
     tokio::select! {
         synced = synced => synced?,
@@ -187,6 +171,21 @@ pub async fn run(
         .is_err()
     {
         warn!("releasing the lease timed out");
+    }
+    Ok(())
+}
+
+/// Waits until every store has its first full list.
+async fn all_synced<K>(stores: &[Store<K>]) -> Result<(), Error>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    for store in stores {
+        store
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotSynced)?;
     }
     Ok(())
 }
