@@ -1,7 +1,7 @@
 //! switchyard: a Kubernetes ingress controller and HTTP load balancer.
 //!
 //! Data flows one way (see `DESIGN.md`): a source gathers
-//! `LoadBalancerRoute` documents into a [`source::Snapshot`]; the pure
+//! `LoadBalancerRoute` documents into a [`snapshot::Snapshot`]; the pure
 //! [`table::compile`] turns it into an immutable [`table::RouteTable`]
 //! published through one `ArcSwap`; the [`proxy`] serves every request from
 //! one load of it.
@@ -33,6 +33,7 @@ pub mod listeners;
 pub mod policy;
 pub mod proxy;
 pub mod shutdown;
+pub mod snapshot;
 pub mod source;
 pub mod standalone;
 pub mod table;

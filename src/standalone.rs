@@ -20,7 +20,7 @@ use crate::listeners;
 use crate::proxy::ServeOptions;
 use crate::shutdown::Shutdown;
 use crate::source::file::{self, Files};
-use crate::source::Diagnostic;
+use crate::snapshot::Diagnostic;
 use crate::table::{compile, Compiled, RouteTable, SharedTable};
 
 /// How standalone mode runs.

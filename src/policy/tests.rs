@@ -7,7 +7,7 @@ use http::{HeaderMap, Method};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::api::{self, LoadBalancerRouteSpec, PathMatch, PathMatchType, RouteMatch, RouteRule};
-use crate::source::{Age, BackendPolicy, Snapshot, SourcedRoute};
+use crate::snapshot::{Age, BackendPolicy, Snapshot, SourcedRoute};
 use crate::table::{compile, Compiled, Reason, RouteTable};
 
 fn compile_rules(rules: Vec<RouteRule>) -> Compiled {

@@ -11,7 +11,7 @@ use std::{fs, io};
 
 use serde::Deserialize;
 
-use super::{Age, BackendPolicy, Diagnostic, Snapshot, SourcedRoute};
+use crate::snapshot::{Age, BackendPolicy, Diagnostic, Snapshot, SourcedRoute};
 use crate::api::LoadBalancerRoute;
 
 const API_VERSION: &str = "switchyard.dev/v1alpha1";

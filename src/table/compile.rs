@@ -26,7 +26,7 @@ use crate::health::{ActiveCheck, Passive};
 use crate::policy::rate_limit::RateLimiter;
 use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
-use crate::source::{Snapshot, SourcedRoute};
+use crate::snapshot::{Snapshot, SourcedRoute};
 
 /// Response-head timeout when a rule sets none (nginx's `proxy_read_timeout`).
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);

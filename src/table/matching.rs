@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use regex::Regex;
 
 use crate::api::{HeaderMatchType, PathMatchType};
-use crate::source::Age;
+use crate::snapshot::Age;
 
 /// Longest DNS name; longer Host values cannot match any route.
 const MAX_HOST: usize = 253;

@@ -17,7 +17,7 @@ use http::uri::Authority;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::api;
-use crate::source::{BackendPolicy, ServiceInfo, ServicePortInfo, Snapshot};
+use crate::snapshot::{BackendPolicy, ServiceInfo, ServicePortInfo, Snapshot};
 
 /// `ResolvedRefs` reason: the Service does not exist.
 pub(super) const BACKEND_NOT_FOUND: &str = "BackendNotFound";

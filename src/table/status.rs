@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::api::Condition;
-use crate::source::Diagnostic;
+use crate::snapshot::Diagnostic;
 
 /// The outcome of compiling one route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::api::LoadBalancerRoute;
-use crate::source::{BackendPolicy, ObjectKey, Snapshot};
+use crate::snapshot::{BackendPolicy, ObjectKey, Snapshot};
 use crate::table::{compile, RouteStatus, SharedTable};
 
 pub use lease::LeaseOptions;

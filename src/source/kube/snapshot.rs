@@ -6,7 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use super::Stores;
-use crate::source::{
+use crate::snapshot::{
     Age, BackendPolicy, EndpointInfo, EndpointSliceInfo, ObjectKey, ServiceInfo, ServicePortInfo,
     Snapshot, SourcedRoute,
 };

@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 
 use super::Stores;
 use crate::api::{LoadBalancerRoute, LoadBalancerRouteStatus};
-use crate::source::ObjectKey;
+use crate::snapshot::ObjectKey;
 use crate::table::RouteStatus;
 
 /// The field manager of our server-side-apply status patches.

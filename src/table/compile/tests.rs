@@ -6,7 +6,7 @@ use crate::api::{
     Algorithm, Backend, HashOn, HashOnType, HeaderMatch, LoadBalancerRouteSpec, LoadBalancing,
     PathMatch, RouteMatch, RouteRule, Sticky, StickyCookie,
 };
-use crate::source::{
+use crate::snapshot::{
     Age, BackendPolicy, EndpointInfo, EndpointSliceInfo, ServiceInfo, ServicePortInfo,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};

@@ -1,0 +1,161 @@
+//! The snapshot: everything one compile needs, as owned plain data.
+//!
+//! Owns: [`Snapshot`] (routes, Services, EndpointSlices) that both sources
+//! produce, and the [`Diagnostic`] that tells a user which file or object,
+//! which resource and which field is wrong. Must not: import anything but
+//! `api` — it is the vocabulary sources, compile and publish share.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::api::LoadBalancerRouteSpec;
+
+/// Everything a compile needs, gathered by one source at one moment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// The routes, in no particular order (compile sorts them by age).
+    pub routes: Vec<SourcedRoute>,
+    /// Which kinds of backend the source may use.
+    pub backends: BackendPolicy,
+    /// Services by namespace and name (cluster mode; empty standalone).
+    pub services: BTreeMap<ObjectKey, ServiceInfo>,
+    /// EndpointSlices by the namespace and name of the Service they belong
+    /// to (their `kubernetes.io/service-name` label).
+    pub endpoints: BTreeMap<ObjectKey, Vec<EndpointSliceInfo>>,
+}
+
+/// Which backend references a source's routes may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendPolicy {
+    /// Standalone mode: only static `address` backends exist.
+    #[default]
+    StaticOnly,
+    /// Cluster mode: Service backends; static addresses only when the
+    /// operator allowed them (`--allow-static-backends`).
+    Cluster {
+        /// Whether `address` backends are accepted.
+        allow_static: bool,
+    },
+}
+
+/// `(namespace, name)` of an object.
+pub type ObjectKey = (String, String);
+
+/// The parts of a Service that routing needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// The Service's ports.
+    pub ports: Vec<ServicePortInfo>,
+}
+
+/// One port of a Service.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServicePortInfo {
+    /// The port's name; EndpointSlice ports carry the same name.
+    pub name: Option<String>,
+    /// The Service port number, which routes may name.
+    pub port: i32,
+}
+
+/// The parts of an EndpointSlice that routing needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointSliceInfo {
+    /// Ports by name (`None` for the unnamed port) and number.
+    pub ports: Vec<(Option<String>, i32)>,
+    /// The endpoints.
+    pub endpoints: Vec<EndpointInfo>,
+}
+
+/// One endpoint of an EndpointSlice.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// Its IP addresses (one for IPv4/IPv6 slices).
+    pub addresses: Vec<String>,
+    /// `conditions.ready` (absent counts as ready, as Kubernetes says).
+    pub ready: bool,
+    /// `conditions.terminating`: it takes no new requests.
+    pub terminating: bool,
+}
+
+/// One route as a source saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourcedRoute {
+    /// `metadata.namespace`, `default` when absent.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// Where it came from, for messages: a file path, or `kube`.
+    pub origin: Arc<str>,
+    /// How old the route is; older routes win conflicts and precedence ties.
+    pub age: Age,
+    /// The route itself.
+    pub spec: LoadBalancerRouteSpec,
+}
+
+/// A route's age. Ordered oldest first: creation time when the source knows
+/// it (Kubernetes), then the position in the source (file order), so that in
+/// standalone mode the route written first is the older.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Age {
+    /// `metadata.creationTimestamp` in seconds since the epoch, if known.
+    pub created: Option<i64>,
+    /// Position within the source (file order, then document order).
+    pub position: u64,
+}
+
+/// What makes two diagnostics the same problem (see [`Diagnostic::key`]):
+/// the keep-last-good gate compares these, never display text.
+pub type DiagnosticKey = String;
+
+/// A problem with the input, located as precisely as the source allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file (or `kube`) the problem is in.
+    pub origin: Arc<str>,
+    /// `namespace/name` of the resource, when it could be read.
+    pub resource: Option<String>,
+    /// The field path, e.g. `spec.rules[0].matches[0].path.value`.
+    pub field: Option<String>,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// What the problem is, independent of where it sits in its file: a
+    /// resource's problem is keyed by resource, field and message; a
+    /// document's by file and message with positions (document index, line,
+    /// column) left out, so an edit elsewhere in the file does not make an
+    /// old problem look new.
+    pub fn key(&self) -> DiagnosticKey {
+        match &self.resource {
+            Some(resource) => format!(
+                "{}|{resource}|{}|{}",
+                self.origin,
+                self.field.as_deref().unwrap_or(""),
+                self.message
+            ),
+            None => {
+                let message: String = self
+                    .message
+                    .chars()
+                    .filter(|c| !c.is_ascii_digit())
+                    .collect();
+                format!("{}|{message}", self.origin)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.origin)?;
+        if let Some(resource) = &self.resource {
+            write!(f, "LoadBalancerRoute {resource}: ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
