@@ -19,8 +19,8 @@ use tracing::{error, info, warn};
 use crate::listeners;
 use crate::proxy::ServeOptions;
 use crate::shutdown::Shutdown;
-use crate::source::file::{self, Files};
 use crate::snapshot::Diagnostic;
+use crate::source::file::{self, Files};
 use crate::table::{compile, Compiled, RouteTable, SharedTable};
 
 /// How standalone mode runs.

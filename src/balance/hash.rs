@@ -10,6 +10,8 @@
 
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use super::{available_from, EndpointState};
 
 /// Points per endpoint (of average weight): enough that each endpoint's
@@ -64,17 +66,17 @@ impl Ring {
     /// The endpoint owning `key`: the first available owner of the points
     /// at or after it (at most [`RING_LOOKS`] points), else the next
     /// available endpoint by index, else the owner (fail open).
-    pub fn pick(&self, key: u64, states: &[Arc<EndpointState>]) -> usize {
+    pub fn pick(&self, key: u64, states: &[Arc<EndpointState>], now: Instant) -> usize {
         let len = self.points.len();
         let start = self.points.partition_point(|(point, _)| *point < key);
         let owner = self.points[start % len].1 as usize;
-        if states[owner].is_available() {
+        if states[owner].is_available_at(now) {
             return owner;
         }
         (1..RING_LOOKS.min(len))
             .map(|k| self.points[(start + k) % len].1 as usize)
-            .find(|i| states[*i].is_available())
-            .unwrap_or_else(|| available_from(states, owner))
+            .find(|i| states[*i].is_available_at(now))
+            .unwrap_or_else(|| available_from(states, owner, now))
     }
 
     /// The owner of `key` ignoring availability (for tests and tools).

@@ -19,7 +19,7 @@ pub struct LeastConnections {
 impl LeastConnections {
     /// The available endpoint with the fewest requests in flight; when none
     /// is available, the one with the fewest overall (fail open).
-    pub fn pick(&self, states: &[Arc<EndpointState>], weights: &[u32]) -> usize {
+    pub fn pick(&self, states: &[Arc<EndpointState>], weights: &[u32], now: Instant) -> usize {
         let n = states.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let load = |i: usize| (states[i].in_flight().saturating_add(1), weights[i]);
@@ -30,7 +30,9 @@ impl LeastConnections {
             if best_any.is_none_or(|b| lower(load(i), load(b))) {
                 best_any = Some(i);
             }
-            if states[i].is_available() && best_available.is_none_or(|b| lower(load(i), load(b))) {
+            if states[i].is_available_at(now)
+                && best_available.is_none_or(|b| lower(load(i), load(b)))
+            {
                 best_available = Some(i);
             }
         }
@@ -61,10 +63,13 @@ impl LeastTime {
         if b >= a {
             b += 1;
         }
-        match (states[a].is_available(), states[b].is_available()) {
+        match (
+            states[a].is_available_at(now),
+            states[b].is_available_at(now),
+        ) {
             (true, false) => a,
             (false, true) => b,
-            (false, false) => available_from(states, a),
+            (false, false) => available_from(states, a, now),
             (true, true) => {
                 let cost = |i: usize| (score(&states[i], now), weights[i]);
                 if lower(cost(b), cost(a)) {

@@ -212,7 +212,7 @@ async fn probe_loop_follows_thresholds_on_its_interval() {
     tokio::time::sleep_until(start + Duration::from_secs(11)).await;
     assert_eq!(probes.load(Ordering::SeqCst), 3);
     assert!(!state.is_healthy());
-    assert!(!state.is_available());
+    assert!(!state.is_available_at(Instant::now()));
     // Back up: one pass (15s) is not enough, two (20s) are.
     up.store(true, Ordering::SeqCst);
     tokio::time::sleep_until(start + Duration::from_secs(16)).await;

@@ -11,8 +11,8 @@ use std::{fs, io};
 
 use serde::Deserialize;
 
-use crate::snapshot::{Age, BackendPolicy, Diagnostic, Snapshot, SourcedRoute};
 use crate::api::LoadBalancerRoute;
+use crate::snapshot::{Age, BackendPolicy, Diagnostic, Snapshot, SourcedRoute};
 
 const API_VERSION: &str = "switchyard.dev/v1alpha1";
 const KIND: &str = "LoadBalancerRoute";
