@@ -106,7 +106,7 @@ impl FirstBody {
 /// What one try gave.
 struct Tried {
     /// The response head or the failure; `Err` when the time ran out.
-    result: Result<Result<Response<Incoming>, hyper_util::client::legacy::Error>, Elapsed>,
+    result: TryResult,
     in_flight: InFlight,
     started: Instant,
     /// When it ended.
@@ -114,6 +114,9 @@ struct Tried {
 }
 
 type Elapsed = tokio::time::error::Elapsed;
+
+/// What waiting for a try's response head gives.
+type TryResult = Result<Result<Response<Incoming>, hyper_util::client::legacy::Error>, Elapsed>;
 
 /// The send phase: sends `request` to its picked endpoint and, when the
 /// failure and the rule allow, to others; returns the first response kept.
@@ -174,12 +177,7 @@ pub async fn send<'r>(
             rule.passive
                 .report(rule.backends.targets(), target, Outcome::of(&result), now);
         }
-        let result = match result {
-            Err(_) => Err(ProxyError::Timeout),
-            Ok(Err(_)) if tripped => Err(ProxyError::BodyTooLarge),
-            Ok(Err(err)) => Err(ProxyError::upstream(err)),
-            Ok(Ok(response)) => Ok(response),
-        };
+        let result = outcome(result, tripped);
         let retryable = match &result {
             Err(err) => err.retryable(ctx.idempotent),
             Ok(response) => ctx.idempotent && retries.retries_status(response.status()),
@@ -198,6 +196,18 @@ pub async fn send<'r>(
             in_flight,
             head_at: now,
         });
+    }
+}
+
+/// What the client gets from a try, if it is the last: the response head,
+/// or the failure (a body over the limit is the client's, whatever the
+/// upstream error it caused).
+fn outcome(result: TryResult, tripped: bool) -> Result<Response<Incoming>, ProxyError> {
+    match result {
+        Err(_) => Err(ProxyError::Timeout),
+        Ok(Err(_)) if tripped => Err(ProxyError::BodyTooLarge),
+        Ok(Err(err)) => Err(ProxyError::upstream(err)),
+        Ok(Ok(response)) => Ok(response),
     }
 }
 
