@@ -26,108 +26,28 @@ async fn refused() -> hyper_util::client::legacy::Error {
 #[tokio::test]
 async fn each_error_knows_its_side_retryability_and_status() {
     use Side::{Client as C, Proxy as P, Upstream as U};
-    let cases: Vec<(ProxyError, Side, bool, bool, StatusCode, &str)> = vec![
-        // (error, side, retried if idempotent, retried otherwise, status, reason)
-        (
-            ProxyError::NoRoute,
-            C,
-            false,
-            false,
-            StatusCode::NOT_FOUND,
-            "no_route",
-        ),
-        (
-            ProxyError::BadRequest,
-            C,
-            false,
-            false,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        ),
-        (
-            ProxyError::MethodNotAllowed,
-            C,
-            false,
-            false,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-        ),
-        (
-            ProxyError::NoEndpoint("no Service".into()),
-            P,
-            false,
-            false,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_endpoint",
-        ),
-        (
-            ProxyError::NoHealthyEndpoint,
-            U,
-            false,
-            false,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_healthy_endpoint",
-        ),
-        (
-            ProxyError::Connect(refused().await),
-            U,
-            true,
-            true,
-            StatusCode::BAD_GATEWAY,
-            "connect_failed",
-        ),
-        (
-            ProxyError::ConnectTimeout(refused().await),
-            U,
-            true,
-            true,
-            StatusCode::GATEWAY_TIMEOUT,
-            "connect_timeout",
-        ),
-        (
-            ProxyError::Upstream(refused().await),
-            U,
-            true,
-            false,
-            StatusCode::BAD_GATEWAY,
-            "upstream_failed",
-        ),
-        (
-            ProxyError::Timeout,
-            U,
-            false,
-            false,
-            StatusCode::GATEWAY_TIMEOUT,
-            "timeout",
-        ),
-        (
-            ProxyError::Forbidden(Denied::DeniedPath),
-            C,
-            false,
-            false,
-            StatusCode::FORBIDDEN,
-            "forbidden",
-        ),
-        (
-            ProxyError::RateLimited {
-                retry_after_secs: 3,
-            },
-            C,
-            false,
-            false,
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-        ),
-        (
-            ProxyError::BodyTooLarge,
-            C,
-            false,
-            false,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-        ),
+    let denied = ProxyError::Forbidden(Denied::DeniedPath);
+    let limited = ProxyError::RateLimited {
+        retry_after_secs: 3,
+    };
+    // (error, side, retried if idempotent, retried otherwise, status, reason)
+    #[rustfmt::skip]
+    let cases: Vec<(ProxyError, Side, bool, bool, u16, &str)> = vec![
+        (ProxyError::NoRoute, C, false, false, 404, "no_route"),
+        (ProxyError::BadRequest, C, false, false, 400, "bad_request"),
+        (ProxyError::MethodNotAllowed, C, false, false, 405, "method_not_allowed"),
+        (ProxyError::NoEndpoint("none".into()), P, false, false, 503, "no_endpoint"),
+        (ProxyError::NoHealthyEndpoint, U, false, false, 503, "no_healthy_endpoint"),
+        (ProxyError::Connect(refused().await), U, true, true, 502, "connect_failed"),
+        (ProxyError::ConnectTimeout(refused().await), U, true, true, 504, "connect_timeout"),
+        (ProxyError::Upstream(refused().await), U, true, false, 502, "upstream_failed"),
+        (ProxyError::Timeout, U, false, false, 504, "timeout"),
+        (denied, C, false, false, 403, "forbidden"),
+        (limited, C, false, false, 429, "rate_limited"),
+        (ProxyError::BodyTooLarge, C, false, false, 413, "body_too_large"),
     ];
     for (err, side, idempotent, other, status, reason) in cases {
+        let status = StatusCode::from_u16(status).expect("a status");
         assert_eq!(err.side(), side, "side of {reason}");
         assert_eq!(
             err.retryable(true),
