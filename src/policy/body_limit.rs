@@ -1,16 +1,9 @@
 //! The per-rule request body limit.
 //!
-//! Owns: parsing `maxBodySize` quantities (once, at compile) and
-//! [`LimitedBody`], which counts a streamed request body and fails it the
-//! moment it passes the limit. Must not: buffer the body.
+//! Owns: parsing `maxBodySize` quantities (once, at compile). Must not:
+//! touch bodies (the proxy's `LimitedBody` counts a streamed body against
+//! the limit).
 
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use bytes::Buf;
-use http_body::{Body, Frame, SizeHint};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// Parses a size: plain bytes (`1048576`) or a Kubernetes-style quantity
@@ -46,91 +39,6 @@ pub fn parse_quantity(value: &IntOrString) -> Result<u64, String> {
         _ => return Err(bad()),
     };
     n.checked_mul(unit).ok_or_else(bad)
-}
-
-/// The error a [`LimitedBody`] fails with: the limit was passed, or the
-/// client's body failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    /// More bytes than the rule's `maxBodySize` arrived.
-    #[error("request body is larger than the limit")]
-    TooLarge,
-    /// Reading the client's body failed.
-    #[error(transparent)]
-    Inner(#[from] hyper::Error),
-}
-
-pin_project_lite::pin_project! {
-    /// A request body counted as it streams; past `limit` bytes it fails
-    /// with [`BodyError::TooLarge`] and raises its `tripped` flag, so the
-    /// proxy can answer 413 instead of a generic upstream error.
-    pub struct LimitedBody<B> {
-        #[pin]
-        inner: B,
-        remaining: u64,
-        tripped: Option<Arc<AtomicBool>>,
-    }
-}
-
-impl<B> LimitedBody<B> {
-    /// No limit.
-    pub fn unlimited(inner: B) -> Self {
-        LimitedBody {
-            inner,
-            remaining: u64::MAX,
-            tripped: None,
-        }
-    }
-
-    /// At most `limit` bytes; `tripped` is set when the limit is passed.
-    pub fn new(inner: B, limit: u64, tripped: Arc<AtomicBool>) -> Self {
-        LimitedBody {
-            inner,
-            remaining: limit,
-            tripped: Some(tripped),
-        }
-    }
-}
-
-impl<B> Body for LimitedBody<B>
-where
-    B: Body<Error = hyper::Error>,
-    B::Data: Buf,
-{
-    type Data = B::Data;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        match this.inner.poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let len = frame.data_ref().map_or(0, |d| d.remaining() as u64);
-                if len > *this.remaining {
-                    if let Some(tripped) = this.tripped {
-                        tripped.store(true, Ordering::Release);
-                    }
-                    *this.remaining = 0;
-                    return Poll::Ready(Some(Err(BodyError::TooLarge)));
-                }
-                *this.remaining -= len;
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Inner(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]

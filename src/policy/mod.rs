@@ -10,7 +10,7 @@
 //! - [`client`]: the client address, behind trusted proxies.
 //! - [`firewall`]: allow/deny CIDRs, denied paths and headers, methods.
 //! - [`rate_limit`]: GCRA buckets per key, bounded memory.
-//! - [`body_limit`]: `maxBodySize` quantities and the counting body.
+//! - [`body_limit`]: `maxBodySize` quantities (the counting body is the proxy's).
 //! - [`headers`]: request/response header and query parameter changes.
 //! - [`rewrite`]: path and host rewrites.
 //! - [`redirect`]: redirect answers.

@@ -1,10 +1,14 @@
-//! Every way a proxied request can fail, and the one place that maps each to
-//! what the client sees.
+//! Every way a proxied request can fail: which side failed, whether another
+//! try may fix it, and the one place that maps each to what the client sees.
+//!
+//! Must not: know about redirects or other answers the proxy makes on
+//! purpose (those are [`super::answer::Answer`]s).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+use super::connect::is_connect_timeout;
 use crate::policy::firewall::Denied;
 use crate::table::NoTarget;
 
@@ -52,18 +56,75 @@ pub enum ProxyError {
     /// The request body is larger than the rule's `maxBodySize`.
     #[error("request body over the limit")]
     BodyTooLarge,
-    /// The rule answers with a redirect (not a failure, but answered by the
-    /// proxy like one).
-    #[error("redirect to {location:?}")]
-    Redirect {
-        /// 301, 302, 303, 307 or 308.
-        status: StatusCode,
-        /// Where to.
-        location: HeaderValue,
-    },
+}
+
+/// Which side of the proxy a failure comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client's request: malformed, refused by policy, or for nothing
+    /// served here.
+    Client,
+    /// The backend: unreachable, failing, or too slow.
+    Upstream,
+    /// The proxy's own state: the rule has nothing to send to.
+    Proxy,
+}
+
+impl Side {
+    /// A short, stable label for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+            Side::Proxy => "proxy",
+        }
+    }
 }
 
 impl ProxyError {
+    /// The failure of a try that reached the upstream client: a connect
+    /// timeout, another connect failure, or a failure after connecting.
+    pub fn upstream(err: hyper_util::client::legacy::Error) -> ProxyError {
+        if !err.is_connect() {
+            ProxyError::Upstream(err)
+        } else if is_connect_timeout(&err) {
+            ProxyError::ConnectTimeout(err)
+        } else {
+            ProxyError::Connect(err)
+        }
+    }
+
+    /// Which side failed.
+    pub fn side(&self) -> Side {
+        match self {
+            ProxyError::NoRoute
+            | ProxyError::BadRequest
+            | ProxyError::MethodNotAllowed
+            | ProxyError::Forbidden(_)
+            | ProxyError::RateLimited { .. }
+            | ProxyError::BodyTooLarge => Side::Client,
+            ProxyError::NoHealthyEndpoint
+            | ProxyError::Connect(_)
+            | ProxyError::ConnectTimeout(_)
+            | ProxyError::Upstream(_)
+            | ProxyError::Timeout => Side::Upstream,
+            ProxyError::NoEndpoint(_) => Side::Proxy,
+        }
+    }
+
+    /// Whether another endpoint may be tried for a request that failed
+    /// so: always when nothing reached the backend (a failed connect),
+    /// for an `idempotent` request when the connection failed before any
+    /// response byte, never otherwise (a timed-out backend may still be
+    /// working on it; a body over the limit is the client's doing).
+    pub fn retryable(&self, idempotent: bool) -> bool {
+        match self {
+            ProxyError::Connect(_) | ProxyError::ConnectTimeout(_) => true,
+            ProxyError::Upstream(_) => idempotent,
+            _ => false,
+        }
+    }
+
     /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -78,7 +139,6 @@ impl ProxyError {
             ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::Redirect { status, .. } => *status,
         }
     }
 
@@ -97,13 +157,12 @@ impl ProxyError {
             ProxyError::Forbidden(_) => "forbidden",
             ProxyError::RateLimited { .. } => "rate_limited",
             ProxyError::BodyTooLarge => "body_too_large",
-            ProxyError::Redirect { .. } => "redirect",
         }
     }
 
-    /// The response: the status and a one-line body.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
-        let body: &'static str = match &self {
+    /// The one-line body the client gets.
+    fn body(&self) -> &'static str {
+        match self {
             ProxyError::NoRoute => "no route for this host and path\n",
             ProxyError::BadRequest => "malformed request\n",
             ProxyError::MethodNotAllowed => "CONNECT is not supported\n",
@@ -118,27 +177,31 @@ impl ProxyError {
             ProxyError::Forbidden(_) => "forbidden\n",
             ProxyError::RateLimited { .. } => "too many requests\n",
             ProxyError::BodyTooLarge => "request body too large\n",
-            ProxyError::Redirect { .. } => "redirecting\n",
-        };
-        let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-        *response.status_mut() = self.status();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        match self {
-            ProxyError::RateLimited { retry_after_secs } => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            }
-            ProxyError::Redirect { location, .. } => {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            _ => {}
+        }
+    }
+
+    /// The response: the status and a one-line body.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let mut response = plain_response(self.status(), self.body());
+        if let ProxyError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }
+}
+
+/// A response the proxy makes itself: `status` and a one-line plain-text
+/// `body`.
+pub fn plain_response(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 impl From<NoTarget<'_>> for ProxyError {
@@ -149,3 +212,6 @@ impl From<NoTarget<'_>> for ProxyError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

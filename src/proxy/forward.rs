@@ -1,20 +1,14 @@
-//! Forwarding rules: hop-by-hop headers, `X-Forwarded-*`, the upstream URI,
-//! and the body wrapper that tracks a request until its response ends.
-
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Duration;
+//! Forwarding rules: the host a request asks for, hop-by-hop headers,
+//! `X-Forwarded-*` and the upstream URI.
+//!
+//! Owns: these header and URI rules as plain functions over headers. Must
+//! not: know about rules, routes or bodies (body wrappers live in
+//! [`super::body`]).
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
-use http_body::{Body, Frame, SizeHint};
-use tokio::sync::oneshot;
-use tokio::time::{Instant, Sleep};
-
-use crate::balance::InFlight;
+use http::Request;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -126,287 +120,16 @@ pub fn upstream_uri(authority: &Authority, path_and_query: Option<PathAndQuery>)
     Uri::from_parts(parts).ok()
 }
 
-/// Where a streamed request body waits until its first poll.
-pub type BodySlot<B> = Arc<Mutex<Option<B>>>;
-
-/// A streamed request body kept in a shared slot until hyper first polls
-/// it. A try that fails before sending a byte (a connect failure: the
-/// client drops the request unsent) leaves the body in the slot, so the
-/// next endpoint gets it whole, with nothing buffered.
-#[derive(Debug)]
-pub struct Reclaimable<B> {
-    slot: BodySlot<B>,
-    taken: Option<B>,
-}
-
-impl<B> Reclaimable<B> {
-    /// Puts `body` in a new slot.
-    pub fn new(body: B) -> (Self, BodySlot<B>) {
-        let slot = Arc::new(Mutex::new(Some(body)));
-        (
-            Reclaimable {
-                slot: slot.clone(),
-                taken: None,
-            },
-            slot,
-        )
-    }
-
-    /// The body again, if no try has started sending it.
-    pub fn reclaim(slot: &BodySlot<B>) -> Option<Self> {
-        lock(slot).is_some().then(|| Reclaimable {
-            slot: slot.clone(),
-            taken: None,
-        })
-    }
-}
-
-fn lock<B>(slot: &BodySlot<B>) -> std::sync::MutexGuard<'_, Option<B>> {
-    // No code panics while holding it; a poisoned slot still holds a body.
-    slot.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl<B: Body + Unpin> Body for Reclaimable<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let this = self.get_mut();
-        if this.taken.is_none() {
-            // Once per try: from here on the body belongs to this try.
-            this.taken = lock(&this.slot).take();
+/// The host the client asked for: the URI authority (absolute form, or
+/// HTTP/2's `:authority`) without userinfo, else the `Host` header.
+pub fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
+    match req.uri().authority() {
+        Some(authority) => {
+            let text = authority.as_str();
+            let text = text.rsplit_once('@').map_or(text, |(_, host)| host);
+            HeaderValue::from_str(text).ok()
         }
-        match &mut this.taken {
-            Some(body) => Pin::new(body).poll_frame(cx),
-            None => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.taken {
-            Some(body) => body.is_end_stream(),
-            None => lock(&self.slot).as_ref().is_none_or(Body::is_end_stream),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.taken {
-            Some(body) => body.size_hint(),
-            None => lock(&self.slot)
-                .as_ref()
-                .map_or_else(|| SizeHint::with_exact(0), Body::size_hint),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A request body on its way upstream that says when it has been sent
-    /// whole (or failed), so the response timeout can start then.
-    pub struct Outgoing<B> {
-        #[pin]
-        inner: B,
-        done: Option<oneshot::Sender<()>>,
-    }
-}
-
-impl<B: Body> Outgoing<B> {
-    /// Wraps `inner`; the receiver resolves once it has ended. Bodiless
-    /// requests (most GETs) get no channel: they are sent with the head.
-    pub fn new(inner: B) -> (Self, Option<oneshot::Receiver<()>>) {
-        if inner.is_end_stream() {
-            return (Outgoing { inner, done: None }, None);
-        }
-        let (tx, rx) = oneshot::channel();
-        (
-            Outgoing {
-                inner,
-                done: Some(tx),
-            },
-            Some(rx),
-        )
-    }
-}
-
-impl<B: Body> Body for Outgoing<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
-            if let Some(done) = this.done.take() {
-                let _ = done.send(());
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that keeps its request counted as in flight on the
-    /// endpoint until the body ends or is dropped.
-    pub struct Tracked<B> {
-        #[pin]
-        inner: B,
-        guard: Option<InFlight>,
-    }
-}
-
-impl<B> Tracked<B> {
-    /// Wraps `inner`, ending `guard` with it.
-    pub fn new(inner: B, guard: InFlight) -> Self {
-        Tracked {
-            inner,
-            guard: Some(guard),
-        }
-    }
-}
-
-impl<B: Body> Body for Tracked<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            this.guard.take();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Why a response body ended early.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyCut {
-    /// The backend's body failed (reset, closed, garbage).
-    #[error("the backend's response body failed")]
-    Upstream(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The backend sent nothing for the rule's `idle` timeout.
-    #[error("the backend's response body stalled past the idle timeout")]
-    Idle,
-    /// The rule's `total` timeout passed while the body was streaming.
-    #[error("the request's total timeout passed")]
-    Total,
-}
-
-pin_project_lite::pin_project! {
-    /// A response body under the rule's `idle` and `total` timeouts: when
-    /// either passes it ends with an error (the head was already sent, so
-    /// a cut body is all that can be said). Without timeouts it only
-    /// passes frames through, with no timer.
-    pub struct Timed<B> {
-        #[pin]
-        inner: B,
-        idle: Option<Duration>,
-        total: Option<Instant>,
-        timer: Option<Pin<Box<Sleep>>>,
-        cut: bool,
-    }
-}
-
-impl<B> Timed<B> {
-    /// Wraps `inner`, whose head arrived at `now`; `total` is the
-    /// exchange's deadline.
-    pub fn new(inner: B, idle: Option<Duration>, total: Option<Instant>, now: Instant) -> Self {
-        let timer =
-            next_deadline(idle, total, now).map(|at| Box::pin(tokio::time::sleep_until(at)));
-        Timed {
-            inner,
-            idle,
-            total,
-            timer,
-            cut: false,
-        }
-    }
-}
-
-/// The earlier of `now + idle` and `total`.
-fn next_deadline(idle: Option<Duration>, total: Option<Instant>, now: Instant) -> Option<Instant> {
-    match (idle.map(|idle| now + idle), total) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-impl<B> Body for Timed<B>
-where
-    B: Body,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Data = B::Data;
-    type Error = BodyCut;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        if *this.cut {
-            return Poll::Ready(None);
-        }
-        match this.inner.poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(timer), Some(_)) = (this.timer.as_mut(), *this.idle) {
-                    if let Some(at) = next_deadline(*this.idle, *this.total, Instant::now()) {
-                        timer.as_mut().reset(at);
-                    }
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(BodyCut::Upstream(err.into())))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => {
-                let Some(timer) = this.timer.as_mut() else {
-                    return Poll::Pending;
-                };
-                if timer.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                *this.cut = true;
-                let total = this.total.is_some_and(|at| timer.deadline() >= at);
-                Poll::Ready(Some(Err(if total {
-                    BodyCut::Total
-                } else {
-                    BodyCut::Idle
-                })))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.cut || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        None => req.headers().get(header::HOST).cloned(),
     }
 }
 
@@ -423,43 +146,6 @@ mod tests {
             );
         }
         map
-    }
-
-    /// A body that never sends anything.
-    struct Silent;
-
-    impl Body for Silent {
-        type Data = Bytes;
-        type Error = std::convert::Infallible;
-
-        fn poll_frame(
-            self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            Poll::Pending
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_body_is_cut_at_the_idle_timeout() {
-        use http_body_util::BodyExt;
-        let start = Instant::now();
-        let mut body = Timed::new(Silent, Some(Duration::from_secs(1)), None, start);
-        let cut = body.frame().await;
-        assert!(matches!(cut, Some(Err(BodyCut::Idle))), "{cut:?}");
-        assert_eq!(Instant::now() - start, Duration::from_secs(1));
-        assert!(body.frame().await.is_none(), "a cut body stays ended");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_total_deadline_wins_when_earlier() {
-        use http_body_util::BodyExt;
-        let start = Instant::now();
-        let total = start + Duration::from_secs(2);
-        let mut body = Timed::new(Silent, Some(Duration::from_secs(5)), Some(total), start);
-        let cut = body.frame().await;
-        assert!(matches!(cut, Some(Err(BodyCut::Total))), "{cut:?}");
-        assert_eq!(Instant::now(), total);
     }
 
     #[test]
@@ -504,5 +190,23 @@ mod tests {
         let mut fresh = HeaderMap::new();
         set_forwarded(&mut fresh, &peer, None);
         assert_eq!(fresh["x-forwarded-for"], "127.0.0.1");
+    }
+
+    #[test]
+    fn the_authority_wins_over_the_host_header_and_loses_its_userinfo() {
+        let req = Request::builder()
+            .uri("http://user:pw@www.mango.com:8080/a")
+            .header("host", "other.example")
+            .body(())
+            .unwrap();
+        assert_eq!(request_host(&req).unwrap(), "www.mango.com:8080");
+        let req = Request::builder()
+            .uri("/a")
+            .header("host", "www.mango.com")
+            .body(())
+            .unwrap();
+        assert_eq!(request_host(&req).unwrap(), "www.mango.com");
+        let req = Request::builder().uri("/a").body(()).unwrap();
+        assert!(request_host(&req).is_none());
     }
 }

@@ -1,16 +1,28 @@
 //! The embedded HTTP proxy.
 //!
 //! Owns: accepting and serving client connections (HTTP/1.1, h2c, upgrades),
-//! the per-request phases, forwarding over one pooled upstream client, and
-//! the mapping of every failure to a status. Must not: hold a lock or parse
-//! configuration per request — it reads the compiled table through one
-//! `ArcSwap` load.
+//! the per-request phases over one [`ctx::RequestCtx`] (route → admit →
+//! answer → prepare → send → respond → log), forwarding over one pooled
+//! upstream client, the body wrappers, and the mapping of every failure to
+//! a status. Must not: hold a lock or parse configuration per request — it
+//! reads the compiled table through one `ArcSwap` load.
+//!
+//! Files: `server` (accept, serve, drain), `service` (the phases in order;
+//! route, admit, answer), `prepare`, `retry` (the send phase), `respond`,
+//! `answer` (proxy-made answers and their log line), `ctx`, `body`,
+//! `forward` (header and URI rules), `connect`, `error`.
 
+mod answer;
+mod body;
 mod connect;
+mod ctx;
 mod error;
 mod forward;
+mod prepare;
+mod respond;
+mod retry;
 mod server;
 mod service;
 
-pub use error::ProxyError;
+pub use error::{ProxyError, Side};
 pub use server::{serve, ServeOptions};

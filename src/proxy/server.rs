@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,13 +12,13 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::connect::TimedConnector;
-use super::service::{handle, Connection, Shared};
+use super::service::{handle, Connection, Shared, UpstreamClient};
 use crate::policy::client::TrustedProxies;
 use crate::table::SharedTable;
 
@@ -74,39 +75,18 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    // The connect timeout is applied by `TimedConnector`, per rule.
-    connector.set_connect_timeout(None);
-    let connector = TimedConnector::new(connector, options.connect_timeout);
-    let client = Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        // Enough idle connections per backend for a busy proxy's bursts,
-        // bounded so a spike does not leave thousands of idle sockets.
-        .pool_max_idle_per_host(512)
-        .build(connector);
     // Flipped when the drain deadline passes: every connection and tunnel
     // still open is closed, so nothing is served after `serve` returns.
     let (close_tx, close_rx) = watch::channel(false);
     let tunnels = TaskTracker::new();
     let shared = Arc::new(Shared {
         table,
-        client,
+        client: upstream_client(options.connect_timeout),
         trusted_proxies: options.trusted_proxies.clone(),
         closing: close_rx.clone(),
         tunnels: tunnels.clone(),
     });
-
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    // HTTP/2 pings find dead peers, whose connections would otherwise hold a
-    // permit forever.
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
+    let builder = connection_builder();
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(options.max_connections));
     info!(addr = %listener.local_addr()?, "proxy listening");
@@ -134,9 +114,6 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        if let Err(err) = stream.set_nodelay(true) {
-            debug!(error = %err, "could not set TCP_NODELAY");
-        }
         let conn = Arc::new(Connection {
             shared: shared.clone(),
             // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
@@ -146,24 +123,79 @@ pub async fn serve(
             peer_trusted: shared.trusted_proxies.contains(peer.ip()),
             _permit: permit,
         });
-        let service = service_fn(move |req| handle(conn.clone(), req));
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        let mut closing = close_rx.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                served = connection => if let Err(err) = served {
-                    debug!(%peer, error = %err, "connection ended with an error");
-                },
-                _ = closing.wait_for(|close| *close) => {
-                    debug!(%peer, "connection closed at the drain deadline");
-                }
-            }
-        });
+        spawn_connection(&builder, &graceful, &close_rx, stream, peer, conn);
     }
     drop(listener);
+    drain(graceful, tunnels, options.drain_timeout).await;
+    let _ = close_tx.send(true);
+    Ok(())
+}
+
+/// The pooled upstream client, connecting with `connect_timeout` unless a
+/// rule sets its own.
+fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    // The connect timeout is applied by `TimedConnector`, per rule.
+    connector.set_connect_timeout(None);
+    let connector = TimedConnector::new(connector, connect_timeout);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        // Enough idle connections per backend for a busy proxy's bursts,
+        // bounded so a spike does not leave thousands of idle sockets.
+        .pool_max_idle_per_host(512)
+        .build(connector)
+}
+
+/// How client connections are served: HTTP/1.1 and HTTP/2, with timers.
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    // HTTP/2 pings find dead peers, whose connections would otherwise hold a
+    // permit forever.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+/// Serves one accepted connection in its own task, watched by the graceful
+/// shutdown and closed at the drain deadline.
+fn spawn_connection(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    closing: &watch::Receiver<bool>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: Arc<Connection>,
+) {
+    if let Err(err) = stream.set_nodelay(true) {
+        debug!(error = %err, "could not set TCP_NODELAY");
+    }
+    let service = service_fn(move |req| handle(conn.clone(), req));
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .into_owned();
+    let connection = graceful.watch(connection);
+    let mut closing = closing.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            served = connection => if let Err(err) = served {
+                debug!(%peer, error = %err, "connection ended with an error");
+            },
+            _ = closing.wait_for(|close| *close) => {
+                debug!(%peer, "connection closed at the drain deadline");
+            }
+        }
+    });
+}
+
+/// Waits for in-flight requests and open tunnels to finish, for at most
+/// `timeout`.
+async fn drain(graceful: GracefulShutdown, tunnels: TaskTracker, timeout: Duration) {
     info!("proxy stopped accepting; draining in-flight requests");
     tunnels.close();
     let drained = async {
@@ -172,10 +204,8 @@ pub async fn serve(
     };
     tokio::select! {
         () = drained => info!("proxy drained"),
-        () = tokio::time::sleep(options.drain_timeout) => {
-            warn!(timeout = ?options.drain_timeout, "drain timed out; closing remaining connections");
+        () = tokio::time::sleep(timeout) => {
+            warn!(?timeout, "drain timed out; closing remaining connections");
         }
     }
-    let _ = close_tx.send(true);
-    Ok(())
 }

@@ -1,0 +1,170 @@
+//! Response body wrappers: [`Tracked`] keeps the request counted in flight
+//! on its endpoint until the body ends; [`Timed`] enforces the rule's idle
+//! and total timeouts on the body. Must not: start a timer the rule did not
+//! ask for.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use crate::balance::InFlight;
+
+// === impl Tracked ===
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted as in flight on the
+    /// endpoint until the body ends or is dropped.
+    pub struct Tracked<B> {
+        #[pin]
+        inner: B,
+        guard: Option<InFlight>,
+    }
+}
+
+impl<B> Tracked<B> {
+    /// Wraps `inner`, ending `guard` with it.
+    pub fn new(inner: B, guard: InFlight) -> Self {
+        Tracked {
+            inner,
+            guard: Some(guard),
+        }
+    }
+}
+
+impl<B: Body> Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            this.guard.take();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+// === impl Timed ===
+
+/// Why a response body ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyCut {
+    /// The backend's body failed (reset, closed, garbage).
+    #[error("the backend's response body failed")]
+    Upstream(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The backend sent nothing for the rule's `idle` timeout.
+    #[error("the backend's response body stalled past the idle timeout")]
+    Idle,
+    /// The rule's `total` timeout passed while the body was streaming.
+    #[error("the request's total timeout passed")]
+    Total,
+}
+
+pin_project_lite::pin_project! {
+    /// A response body under the rule's `idle` and `total` timeouts: when
+    /// either passes it ends with an error (the head was already sent, so
+    /// a cut body is all that can be said). Without timeouts it only
+    /// passes frames through, with no timer.
+    pub struct Timed<B> {
+        #[pin]
+        inner: B,
+        idle: Option<Duration>,
+        total: Option<Instant>,
+        timer: Option<Pin<Box<Sleep>>>,
+        cut: bool,
+    }
+}
+
+impl<B> Timed<B> {
+    /// Wraps `inner`, whose head arrived at `now`; `total` is the
+    /// exchange's deadline.
+    pub fn new(inner: B, idle: Option<Duration>, total: Option<Instant>, now: Instant) -> Self {
+        let timer =
+            next_deadline(idle, total, now).map(|at| Box::pin(tokio::time::sleep_until(at)));
+        Timed {
+            inner,
+            idle,
+            total,
+            timer,
+            cut: false,
+        }
+    }
+}
+
+/// The earlier of `now + idle` and `total`.
+fn next_deadline(idle: Option<Duration>, total: Option<Instant>, now: Instant) -> Option<Instant> {
+    match (idle.map(|idle| now + idle), total) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl<B> Body for Timed<B>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = BodyCut;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        if *this.cut {
+            return Poll::Ready(None);
+        }
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(timer), Some(_)) = (this.timer.as_mut(), *this.idle) {
+                    if let Some(at) = next_deadline(*this.idle, *this.total, Instant::now()) {
+                        timer.as_mut().reset(at);
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(BodyCut::Upstream(err.into())))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let Some(timer) = this.timer.as_mut() else {
+                    return Poll::Pending;
+                };
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                *this.cut = true;
+                let total = this.total.is_some_and(|at| timer.deadline() >= at);
+                Poll::Ready(Some(Err(if total {
+                    BodyCut::Total
+                } else {
+                    BodyCut::Idle
+                })))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.cut || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

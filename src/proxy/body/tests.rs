@@ -1,0 +1,86 @@
+//! Unit tests of the body wrappers.
+
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+
+use super::response::BodyCut;
+use super::*;
+
+/// A body that never sends anything.
+struct Silent;
+
+impl Body for Silent {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Pending
+    }
+}
+
+fn full(text: &'static str) -> Full<Bytes> {
+    Full::new(Bytes::from_static(text.as_bytes()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_body_is_cut_at_the_idle_timeout() {
+    let start = Instant::now();
+    let mut body = Timed::new(Silent, Some(Duration::from_secs(1)), None, start);
+    let cut = body.frame().await;
+    assert!(matches!(cut, Some(Err(BodyCut::Idle))), "{cut:?}");
+    assert_eq!(Instant::now() - start, Duration::from_secs(1));
+    assert!(body.frame().await.is_none(), "a cut body stays ended");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_total_deadline_wins_when_earlier() {
+    let start = Instant::now();
+    let total = start + Duration::from_secs(2);
+    let mut body = Timed::new(Silent, Some(Duration::from_secs(5)), Some(total), start);
+    let cut = body.frame().await;
+    assert!(matches!(cut, Some(Err(BodyCut::Total))), "{cut:?}");
+    assert_eq!(Instant::now(), total);
+}
+
+#[tokio::test]
+async fn a_reclaimable_body_never_polled_comes_back_whole_when_dropped() {
+    let (body, mut reclaim) = Reclaimable::new(full("hello"));
+    assert!(reclaim.take().is_none(), "nothing comes back while held");
+    drop(body);
+    let back = reclaim.take().expect("an unpolled body comes back");
+    let bytes = back.collect().await.expect("a full body").to_bytes();
+    assert_eq!(bytes, "hello");
+}
+
+#[tokio::test]
+async fn a_reclaimable_body_once_polled_does_not_come_back() {
+    let (mut body, mut reclaim) = Reclaimable::new(full("hello"));
+    let frame = body.frame().await.expect("a frame").expect("no error");
+    assert_eq!(frame.into_data().expect("data"), "hello");
+    drop(body);
+    assert!(reclaim.take().is_none(), "a polled body belongs to its try");
+}
+
+#[tokio::test]
+async fn a_reclaimable_body_without_a_way_back_streams_like_its_body() {
+    let body = Reclaimable::once(full("hello"));
+    assert_eq!(body.size_hint().exact(), Some(5));
+    assert!(!body.is_end_stream());
+    let bytes = body.collect().await.expect("a full body").to_bytes();
+    assert_eq!(bytes, "hello");
+}
+
+#[tokio::test]
+async fn an_outgoing_body_says_when_it_has_been_sent_whole() {
+    let (body, sent) = Outgoing::new(full("hello"));
+    let sent = sent.expect("a body with bytes gets a channel");
+    body.collect().await.expect("a full body");
+    assert!(sent.await.is_ok());
+    let (_, none) = Outgoing::new(Full::<Bytes>::default());
+    assert!(none.is_none(), "a bodiless request is sent with its head");
+}

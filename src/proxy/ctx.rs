@@ -1,0 +1,47 @@
+//! The per-request context the phases share.
+//!
+//! Owns: [`RequestCtx`], what the route phase learns once and every later
+//! phase reads. Must not: hold the route table (only the matched rule's
+//! `Arc` outlives the one table load) or anything locked.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use tokio::time::Instant;
+
+use crate::table::Rule;
+
+/// What the route phase learns about a request, read by every later phase.
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// The matched rule; the only part of the table kept across awaits.
+    pub rule: Arc<Rule>,
+    /// The client: the peer, or behind trusted proxies the right-most
+    /// untrusted `X-Forwarded-For` hop. Firewall, rate limit and balancing
+    /// key on it.
+    pub client: IpAddr,
+    /// The host the client asked for (absolute-form or HTTP/2 authority,
+    /// else `Host`), used for matching and redirects. The prepare phase
+    /// takes it (for `Host` and `X-Forwarded-Host`), so it is `None` after.
+    pub host: Option<HeaderValue>,
+    /// Length of the matched path prefix (0 for other matches), for prefix
+    /// rewrites and redirects.
+    pub prefix_len: usize,
+    /// When the request was routed: rate limits, the first pick and the
+    /// retry budget read this one clock reading.
+    pub started: Instant,
+    /// The whole exchange's deadline (`timeouts.total`), retries and the
+    /// response body included.
+    pub deadline: Option<Instant>,
+    /// Whether the method is idempotent: only then are failures after
+    /// connecting, and retryable statuses, tried again.
+    pub idempotent: bool,
+}
+
+impl RequestCtx {
+    /// The host as text, when it is visible ASCII.
+    pub fn host_str(&self) -> Option<&str> {
+        self.host.as_ref().and_then(|h| h.to_str().ok())
+    }
+}

@@ -1,0 +1,124 @@
+//! The prepare phase: the request as it will be forwarded.
+//!
+//! Owns: path and query rewrites, the rule's request headers, the first
+//! pick, the hop-by-hop strip, `Host` and `X-Forwarded-*`, in today's
+//! order. Must not: touch the body or the network (that is the send
+//! phase).
+//!
+//! Order, kept as it was before the phases were split out: the rule's
+//! request headers are applied before the hop-by-hop strip (issue 9 item
+//! 5), and the first endpoint is picked here, after header and query rules
+//! (hash keys and sticky cookies read the request as rewritten) but before
+//! the hop-by-hop strip and `X-Forwarded-*`, so a hash on such a header
+//! still sees the client's value.
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{header, HeaderValue, Request, Version};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+
+use super::ctx::RequestCtx;
+use super::error::ProxyError;
+use super::forward::{is_upgrade, set_forwarded, strip_hop_by_hop};
+use super::service::Connection;
+use crate::policy::rewrite::HostRewrite;
+use crate::policy::RulePolicy;
+use crate::table::{PickContext, Picked};
+
+/// A request ready for its first try.
+pub struct Prepared<'r> {
+    /// The head as forwarded, without its URI (set per try).
+    pub parts: Parts,
+    /// The client's body, not yet read.
+    pub body: Incoming,
+    /// The path and query to send (rewritten when the rule says so).
+    pub path_and_query: Option<PathAndQuery>,
+    /// The endpoint of the first try, and any sticky cookie to set.
+    pub picked: Picked<'r>,
+}
+
+/// Prepares `req` for its first try; `host` is the context's (taken from
+/// it, used for `Host` and `X-Forwarded-Host`). Also returns the client
+/// side of a protocol upgrade the request asks for.
+pub fn prepare<'r>(
+    conn: &Connection,
+    ctx: &'r RequestCtx,
+    host: Option<HeaderValue>,
+    mut req: Request<Incoming>,
+) -> Result<(Prepared<'r>, Option<OnUpgrade>), ProxyError> {
+    let policy = &ctx.rule.policy;
+    let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let path_and_query = rewrite(&mut parts, policy, ctx.prefix_len)?;
+    let picked = ctx
+        .rule
+        .backends
+        .pick(&PickContext {
+            client: ctx.client,
+            headers: &parts.headers,
+            query: path_and_query.as_ref().and_then(|pq| pq.query()),
+            now: ctx.started,
+        })
+        .map_err(ProxyError::from)?;
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    match &policy.host_rewrite {
+        Some(HostRewrite::Hostname(name)) => {
+            parts.headers.insert(header::HOST, name.clone());
+        }
+        // Set per try: each may go to another endpoint.
+        Some(HostRewrite::BackendAddress) => {}
+        None => {
+            if let Some(host) = &host {
+                parts.headers.insert(header::HOST, host.clone());
+            }
+        }
+    }
+    // X-Forwarded-Host: the host the client asked for, before any rewrite.
+    set_forwarded(&mut parts.headers, &conn.peer_ip, host);
+    parts.version = Version::HTTP_11;
+    let prepared = Prepared {
+        parts,
+        body,
+        path_and_query,
+        picked,
+    };
+    Ok((prepared, client_upgrade))
+}
+
+/// Path and query rewrites (returning the new path-and-query; untouched
+/// when the rule has none) and request header changes.
+fn rewrite(
+    parts: &mut Parts,
+    policy: &RulePolicy,
+    prefix_len: usize,
+) -> Result<Option<PathAndQuery>, ProxyError> {
+    if let Some(modifier) = &policy.request_headers {
+        modifier.apply(&mut parts.headers);
+    }
+    let original = parts.uri.path_and_query().cloned();
+    if policy.path_rewrite.is_none() && policy.query.is_none() {
+        return Ok(original);
+    }
+    let path = parts.uri.path();
+    let query = parts.uri.query();
+    let path = match &policy.path_rewrite {
+        Some(rewrite) => rewrite.apply(path, prefix_len),
+        None => path.into(),
+    };
+    let query = match &policy.query {
+        Some(modifier) => modifier.apply(query).map(Into::into),
+        None => query.map(std::borrow::Cow::Borrowed),
+    };
+    let mut out = String::with_capacity(path.len() + query.as_ref().map_or(0, |q| q.len() + 1));
+    out.push_str(&path);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(&query);
+    }
+    PathAndQuery::from_maybe_shared(Bytes::from(out))
+        .map(Some)
+        .map_err(|_| ProxyError::BadRequest)
+}

@@ -1,0 +1,98 @@
+//! The respond phase: the backend's response on its way to the client.
+//!
+//! Owns: protocol upgrades (the tunnel between the two upgraded
+//! connections), the hop-by-hop strip of the response, the sticky cookie,
+//! the rule's response headers and the response body wrappers. Must not:
+//! retry or fail: once a head arrived it is what the client gets.
+
+use std::sync::Arc;
+
+use http::{header, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tracing::debug;
+
+use super::body::{ProxyBody, Timed, Tracked};
+use super::ctx::RequestCtx;
+use super::forward::strip_hop_by_hop;
+use super::retry::Sent;
+use super::service::Connection;
+use crate::balance::InFlight;
+
+/// The response the client gets from what the send phase got back;
+/// `client_upgrade` is set when the client asked to switch protocols.
+pub fn respond(
+    conn: &Arc<Connection>,
+    ctx: &RequestCtx,
+    sent: Sent<'_>,
+    client_upgrade: Option<OnUpgrade>,
+) -> Response<ProxyBody> {
+    let Sent {
+        mut response,
+        set_cookie,
+        in_flight,
+        head_at,
+    } = sent;
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            conn.shared.tunnels.spawn(tunnel(
+                client_upgrade,
+                upstream_upgrade,
+                in_flight,
+                conn.clone(),
+            ));
+            let (parts, _) = response.into_parts();
+            return Response::from_parts(parts, Either::Right(Full::default()));
+        }
+    }
+    strip_hop_by_hop(response.headers_mut(), false);
+    if let Some(cookie) = set_cookie {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
+    }
+    let rule = &ctx.rule;
+    if let Some(modifier) = &rule.policy.response_headers {
+        modifier.apply(response.headers_mut());
+    }
+    let (idle, total) = (rule.timeouts.idle, ctx.deadline);
+    response.map(|body| {
+        Either::Left(Timed::new(
+            Tracked::new(body, in_flight),
+            idle,
+            total,
+            head_at,
+        ))
+    })
+}
+
+/// Copies bytes both ways between the upgraded client and backend
+/// connections until either side closes, or the proxy's drain deadline passes.
+async fn tunnel(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    _in_flight: InFlight,
+    // Holds the connection's permit: an open tunnel counts against the cap.
+    conn: Arc<Connection>,
+) {
+    let mut closing = conn.shared.closing.clone();
+    let copy = async {
+        let (client, upstream) = tokio::join!(client, upstream);
+        match (client, upstream) {
+            (Ok(client), Ok(upstream)) => {
+                let mut client = TokioIo::new(client);
+                let mut upstream = TokioIo::new(upstream);
+                if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                    debug!(error = %err, "upgraded connection closed with an error");
+                }
+            }
+            (Err(err), _) | (_, Err(err)) => debug!(error = %err, "protocol upgrade failed"),
+        }
+    };
+    tokio::select! {
+        () = copy => {}
+        _ = closing.wait_for(|close| *close) => debug!("upgraded connection closed at the drain deadline"),
+    }
+}

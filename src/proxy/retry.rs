@@ -1,0 +1,402 @@
+//! The send phase: the request body as it goes upstream, tries, and
+//! retries on another endpoint.
+//!
+//! Owns: choosing how the body travels (held whole when small and a retry
+//! is possible, else streamed and counted), one try through the pooled
+//! client under the rule's timeouts, passive health reports, and the retry
+//! decision (which failures, how many, the budget, which endpoint next).
+//! Must not: lock, or buffer a body it was not asked to hold.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, Version};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::body::{LimitedBody, Outgoing, Reclaim, Reclaimable, UpstreamBody};
+use super::connect::CONNECT_TIMEOUT;
+use super::ctx::RequestCtx;
+use super::error::ProxyError;
+use super::forward::upstream_uri;
+use super::prepare::Prepared;
+use super::service::Connection;
+use crate::balance::InFlight;
+use crate::health::passive::Outcome;
+use crate::policy::rewrite::HostRewrite;
+use crate::table::{PickContext, Picked, Rule, Target};
+
+/// Picks tried for a retry before falling back to a scan of the endpoints.
+const RETRY_PICKS: usize = 3;
+/// Largest declared request body read whole so a retry can send it again
+/// (like nginx's in-memory `client_body_buffer_size`); larger or chunked
+/// bodies stream, and are retried only if no try started sending them.
+const REPLAYABLE_BODY: u64 = 64 * 1024;
+
+/// The backend's response head, and what the respond phase needs.
+pub struct Sent<'r> {
+    /// The response head; its body still streams from the backend.
+    pub response: Response<Incoming>,
+    /// A sticky-session cookie to add to the response.
+    pub set_cookie: Option<&'r HeaderValue>,
+    /// Keeps the request counted on its endpoint until the body ends.
+    pub in_flight: InFlight,
+    /// When the head arrived.
+    pub head_at: Instant,
+}
+
+/// One try's request: the head without its URI, and its body.
+struct Attempt {
+    parts: Parts,
+    body: UpstreamBody,
+    /// Resolves once a streamed body has been sent whole.
+    body_sent: Option<oneshot::Receiver<()>>,
+    path_and_query: Option<PathAndQuery>,
+}
+
+/// How a retry gets the request body again.
+enum Replay {
+    /// Held whole (none, or small and of declared length).
+    Held(Bytes),
+    /// Streamed: comes back only if its try never polled it.
+    Streamed(Reclaim<LimitedBody<Incoming>>),
+    /// Streamed with no way back: no retry is possible.
+    Gone,
+}
+
+/// What a retry is rebuilt from. The client keeps a request it failed to
+/// send, so this copy is made up front, but only when a retry is possible
+/// at all: another endpoint, budget left.
+struct Saved {
+    method: Method,
+    headers: HeaderMap,
+    path_and_query: Option<PathAndQuery>,
+    replay: Replay,
+}
+
+/// The first try's body, and what goes with it.
+struct FirstBody {
+    body: UpstreamBody,
+    /// Resolves once a streamed body has been sent whole.
+    body_sent: Option<oneshot::Receiver<()>>,
+    /// Raised by a limited body when it passes the rule's `maxBodySize`.
+    tripped: Option<Arc<AtomicBool>>,
+    replay: Replay,
+}
+
+impl FirstBody {
+    /// A body held whole: sent as `body`, replayed from `bytes`.
+    fn held(body: Full<Bytes>, bytes: Bytes) -> Self {
+        FirstBody {
+            body: Either::Right(body),
+            body_sent: None,
+            tripped: None,
+            replay: Replay::Held(bytes),
+        }
+    }
+}
+
+/// What one try gave.
+struct Tried {
+    /// The response head or the failure; `Err` when the time ran out.
+    result: TryResult,
+    in_flight: InFlight,
+    started: Instant,
+    /// When it ended.
+    now: Instant,
+}
+
+type Elapsed = tokio::time::error::Elapsed;
+
+/// What waiting for a try's response head gives.
+type TryResult = Result<Result<Response<Incoming>, hyper_util::client::legacy::Error>, Elapsed>;
+
+/// The send phase: sends `request` to its picked endpoint and, when the
+/// failure and the rule allow, to others; returns the first response kept.
+pub async fn send<'r>(
+    conn: &Connection,
+    ctx: &'r RequestCtx,
+    request: Prepared<'r>,
+    declared: Option<u64>,
+) -> Result<Sent<'r>, ProxyError> {
+    let rule = &*ctx.rule;
+    let retries = &rule.retries;
+    let may_retry = retries.attempts > 0 && rule.backends.targets().len() > 1;
+    let Prepared {
+        parts,
+        body,
+        path_and_query,
+        picked,
+    } = request;
+    let small = declared.is_some_and(|len| len <= REPLAYABLE_BODY);
+    let FirstBody {
+        body,
+        body_sent,
+        tripped,
+        replay,
+    } = upstream_body(body, may_retry, small, rule.policy.max_body_size).await?;
+    // Raised by the body when it passes the limit, so that the upstream
+    // error it causes is answered 413, not 502.
+    let over_limit = || tripped.as_ref().is_some_and(|t| t.load(Ordering::Acquire));
+    retries.budget.deposit(ctx.started);
+    let mut saved = (may_retry && retries.budget.has_token(ctx.started)).then(|| Saved {
+        method: parts.method.clone(),
+        headers: parts.headers.clone(),
+        path_and_query: path_and_query.clone(),
+        replay,
+    });
+    let mut attempt = Attempt {
+        parts,
+        body,
+        body_sent,
+        path_and_query,
+    };
+    let Picked {
+        mut target,
+        mut set_cookie,
+    } = picked;
+    let mut tried: Vec<&Target> = Vec::new();
+    loop {
+        let Tried {
+            result,
+            in_flight,
+            started,
+            now,
+        } = try_once(conn, ctx, target, attempt).await?;
+        let tripped = over_limit();
+        // Passive health, for every try; a body over the limit is the
+        // client's doing.
+        if !tripped {
+            rule.passive
+                .report(rule.backends.targets(), target, Outcome::of(&result), now);
+        }
+        let result = outcome(result, tripped);
+        let retryable = match &result {
+            Err(err) => err.retryable(ctx.idempotent),
+            Ok(response) => ctx.idempotent && retries.retries_status(response.status()),
+        };
+        if retryable && tried.len() < retries.attempts as usize {
+            if let Some((next, picked)) = retry(ctx, &mut saved, &mut tried, target, now) {
+                (attempt, target, set_cookie) = (next, picked.target, picked.set_cookie);
+                continue;
+            }
+        }
+        let response = result?;
+        target.state.observe_latency(now - started, now);
+        return Ok(Sent {
+            response,
+            set_cookie,
+            in_flight,
+            head_at: now,
+        });
+    }
+}
+
+/// What the client gets from a try, if it is the last: the response head,
+/// or the failure (a body over the limit is the client's, whatever the
+/// upstream error it caused).
+fn outcome(result: TryResult, tripped: bool) -> Result<Response<Incoming>, ProxyError> {
+    match result {
+        Err(_) => Err(ProxyError::Timeout),
+        Ok(Err(_)) if tripped => Err(ProxyError::BodyTooLarge),
+        Ok(Err(err)) => Err(ProxyError::upstream(err)),
+        Ok(Ok(response)) => Ok(response),
+    }
+}
+
+/// The body of the first try, how it says it has been sent, the flag it
+/// raises past the limit, and how a retry gets it again. A streamed body
+/// is consumed by its first try; to be sent again whatever happens, a body
+/// must be held whole. Bodiless requests are; so are `small` bodies (of
+/// declared length) when a retry could happen at all.
+async fn upstream_body(
+    body: Incoming,
+    may_retry: bool,
+    small: bool,
+    max_body_size: Option<u64>,
+) -> Result<FirstBody, ProxyError> {
+    if body.is_end_stream() {
+        return Ok(FirstBody::held(Full::default(), Bytes::new()));
+    }
+    if may_retry && small {
+        // Within the rule's maxBodySize: a larger declared length was
+        // refused in the admit phase.
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|_| ProxyError::BadRequest)?
+            .to_bytes();
+        return Ok(FirstBody::held(Full::new(bytes.clone()), bytes));
+    }
+    let (body, tripped) = match max_body_size {
+        Some(max) => {
+            let tripped = Arc::new(AtomicBool::new(false));
+            (LimitedBody::new(body, max, tripped.clone()), Some(tripped))
+        }
+        None => (LimitedBody::unlimited(body), None),
+    };
+    let (body, replay) = if may_retry {
+        let (body, reclaim) = Reclaimable::new(body);
+        (body, Replay::Streamed(reclaim))
+    } else {
+        (Reclaimable::once(body), Replay::Gone)
+    };
+    let (body, body_sent) = Outgoing::new(body);
+    Ok(FirstBody {
+        body: Either::Left(body),
+        body_sent,
+        tripped,
+        replay,
+    })
+}
+
+/// One try to `target`, under the rule's connect and request timeouts and
+/// the exchange's deadline.
+async fn try_once(
+    conn: &Connection,
+    ctx: &RequestCtx,
+    target: &Target,
+    attempt: Attempt,
+) -> Result<Tried, ProxyError> {
+    let Attempt {
+        mut parts,
+        body,
+        body_sent,
+        path_and_query,
+    } = attempt;
+    let rule = &ctx.rule;
+    if let Some(HostRewrite::BackendAddress) = &rule.policy.host_rewrite {
+        if let Ok(address) = HeaderValue::from_str(target.authority.as_str()) {
+            parts.headers.insert(header::HOST, address);
+        }
+    }
+    parts.uri = upstream_uri(&target.authority, path_and_query).ok_or(ProxyError::BadRequest)?;
+    let started = Instant::now();
+    let in_flight = target.state.start_request();
+    // The connector reads the rule's connect timeout from this scope.
+    let sent = CONNECT_TIMEOUT.scope(
+        rule.timeouts.connect,
+        conn.shared.client.request(Request::from_parts(parts, body)),
+    );
+    let result = await_response(sent, body_sent, rule.timeouts.request, ctx.deadline).await;
+    Ok(Tried {
+        result,
+        in_flight,
+        started,
+        now: Instant::now(),
+    })
+}
+
+/// The next try, if the request can go again: its body can be sent again
+/// (held whole, or streamed and never polled), another endpoint is
+/// available, and the budget allows.
+fn retry<'r>(
+    ctx: &'r RequestCtx,
+    saved: &mut Option<Saved>,
+    tried: &mut Vec<&'r Target>,
+    failed: &'r Target,
+    now: Instant,
+) -> Option<(Attempt, Picked<'r>)> {
+    let saved = saved.as_mut()?;
+    let (body, body_sent) = saved.replay.next()?;
+    tried.push(failed);
+    let cx = PickContext {
+        client: ctx.client,
+        headers: &saved.headers,
+        query: saved.path_and_query.as_ref().and_then(|pq| pq.query()),
+        now,
+    };
+    let next = next_target(&ctx.rule, &cx, tried)?;
+    if !ctx.rule.retries.budget.withdraw(now) {
+        return None;
+    }
+    debug!(
+        from = %failed.authority,
+        to = %next.target.authority,
+        "retrying on another endpoint"
+    );
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = saved.method.clone();
+    parts.headers = saved.headers.clone();
+    parts.version = Version::HTTP_11;
+    let attempt = Attempt {
+        parts,
+        body,
+        body_sent,
+        path_and_query: saved.path_and_query.clone(),
+    };
+    Some((attempt, next))
+}
+
+impl Replay {
+    /// The body for another try, or `None` when it cannot be sent again.
+    fn next(&mut self) -> Option<(UpstreamBody, Option<oneshot::Receiver<()>>)> {
+        match self {
+            Replay::Held(bytes) => Some((Either::Right(Full::new(bytes.clone())), None)),
+            Replay::Streamed(reclaim) => {
+                let (body, again) = Reclaimable::new(reclaim.take()?);
+                *reclaim = again;
+                let (body, body_sent) = Outgoing::new(body);
+                Some((Either::Left(body), body_sent))
+            }
+            Replay::Gone => None,
+        }
+    }
+}
+
+/// Another endpoint for a retry: a few picks (the balancer skips
+/// unavailable endpoints), then, for balancers that keep choosing the same
+/// one (hash, sticky), the first available endpoint not yet tried.
+fn next_target<'r>(rule: &'r Rule, cx: &PickContext<'_>, tried: &[&Target]) -> Option<Picked<'r>> {
+    let untried = |t: &Target| !tried.iter().any(|done| std::ptr::eq(*done, t));
+    for _ in 0..RETRY_PICKS {
+        match rule.backends.pick(cx) {
+            Ok(picked) if untried(picked.target) => return Some(picked),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    rule.backends
+        .targets()
+        .iter()
+        .find(|t| t.weight > 0 && untried(t) && t.state.is_available_at(cx.now))
+        .map(|target| Picked {
+            target,
+            set_cookie: None,
+        })
+}
+
+/// Waits for the response head. The timeout starts once the request body
+/// has been sent whole, so a slow upload is not mistaken for a slow backend;
+/// the `total` deadline, when set, bounds the whole wait.
+async fn await_response<F: std::future::Future>(
+    response: F,
+    body_sent: Option<oneshot::Receiver<()>>,
+    timeout: std::time::Duration,
+    total: Option<Instant>,
+) -> Result<F::Output, Elapsed> {
+    let head = async move {
+        let Some(body_sent) = body_sent else {
+            return tokio::time::timeout(timeout, response).await;
+        };
+        tokio::pin!(response);
+        tokio::select! {
+            out = &mut response => Ok(out),
+            _ = body_sent => tokio::time::timeout(timeout, response).await,
+        }
+    };
+    match total {
+        None => head.await,
+        Some(at) => match tokio::time::timeout_at(at, head).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(elapsed),
+        },
+    }
+}
