@@ -6,6 +6,8 @@
 //! validate anything that needs more than the type system — values are
 //! checked and parsed once, in `table::compile`.
 
+pub mod values;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

@@ -1,10 +1,17 @@
 //! Compile tests: snapshot in, table and statuses out. Each rule of a
 //! fixture routes to its own backend port, so a lookup says which rule won.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
+use http::Method;
+
+use super::super::Backends;
 use super::*;
+use crate::api::values::parse_duration;
 use crate::api::{
-    Algorithm, Backend, HashOn, HashOnType, HeaderMatch, LoadBalancerRouteSpec, LoadBalancing,
-    PathMatch, RouteMatch, RouteRule, Sticky, StickyCookie,
+    Algorithm, Backend, HashOn, HashOnType, HeaderMatch, HeaderMatchType, LoadBalancerRouteSpec,
+    LoadBalancing, PathMatch, PathMatchType, RouteMatch, RouteRule, Sticky, StickyCookie,
 };
 use crate::snapshot::{
     Age, BackendPolicy, EndpointInfo, EndpointSliceInfo, ServiceInfo, ServicePortInfo,
@@ -1364,7 +1371,7 @@ fn field_errors(compiled: &Compiled) -> Vec<(String, String)> {
     compiled.statuses[0]
         .errors
         .iter()
-        .map(|e| (e.field.clone(), e.message.clone()))
+        .map(|e| (e.field.to_string(), e.message.clone()))
         .collect()
 }
 
