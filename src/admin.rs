@@ -111,12 +111,12 @@ pub struct EndpointSummary {
 /// The routes of `table` and their statuses, oldest first.
 pub fn route_summary(table: &RouteTable) -> Vec<RouteSummary<'_>> {
     (table.routes().iter())
-        .map(|served| RouteSummary {
-            namespace: &served.status.namespace,
-            name: &served.status.name,
-            origin: &served.status.origin,
-            status: &served.status,
-            spec: &served.spec,
+        .map(|record| RouteSummary {
+            namespace: &record.status.namespace,
+            name: &record.status.name,
+            origin: &record.status.origin,
+            status: &record.status,
+            spec: &record.spec,
         })
         .collect()
 }

@@ -110,23 +110,7 @@ impl ActiveCheck {
             spec.unhealthy_threshold,
             DEFAULT_UNHEALTHY_THRESHOLD,
         );
-        let (min_status, max_status) = spec
-            .expected_statuses
-            .map_or(DEFAULT_STATUSES, |r| (r.min, r.max));
-        if !(100..=599).contains(&min_status) {
-            err("expectedStatuses.min", Invalid::Status(min_status));
-        }
-        if !(100..=599).contains(&max_status) {
-            err("expectedStatuses.max", Invalid::Status(max_status));
-        } else if max_status < min_status {
-            err(
-                "expectedStatuses.max",
-                Invalid::StatusRange {
-                    min: min_status,
-                    max: max_status,
-                },
-            );
-        }
+        let (min_status, max_status) = statuses(spec, &at, errors);
         if errors.len() != before {
             return None;
         }
@@ -145,6 +129,23 @@ impl ActiveCheck {
     pub fn passes(&self, status: u16) -> bool {
         (self.min_status..=self.max_status).contains(&status)
     }
+}
+
+/// `expectedStatuses` (absent: 200 to 399), each end checked.
+fn statuses(spec: &api::HealthCheck, at: &FieldPath, errors: &mut Problems) -> (u16, u16) {
+    let (min, max) = spec
+        .expected_statuses
+        .map_or(DEFAULT_STATUSES, |r| (r.min, r.max));
+    let at = at.key("expectedStatuses");
+    if !(100..=599).contains(&min) {
+        errors.push(at.key("min"), Invalid::Status(min));
+    }
+    if !(100..=599).contains(&max) {
+        errors.push(at.key("max"), Invalid::Status(max));
+    } else if max < min {
+        errors.push(at.key("max"), Invalid::StatusRange { min, max });
+    }
+    (min, max)
 }
 
 #[cfg(test)]

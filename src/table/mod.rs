@@ -54,7 +54,7 @@ pub struct RouteTable {
     /// One per (endpoint, active check) of the served rules, sorted.
     probes: Vec<Probe>,
     /// Every route of the snapshot with its status, oldest first.
-    routes: Vec<Served>,
+    routes: Vec<RouteRecord>,
 }
 
 /// The rules of one host, best precedence first.
@@ -184,7 +184,7 @@ impl Backends {
 /// A route of the compiled snapshot as written, with what compile said of
 /// it (served or not): what `/routes` shows.
 #[derive(Debug)]
-pub struct Served {
+pub struct RouteRecord {
     /// The route's status; it names the route and its origin.
     pub status: RouteStatus,
     /// The route as written.
@@ -253,7 +253,7 @@ impl RouteTable {
 
     /// The routes of the compiled snapshot and their statuses, oldest
     /// first.
-    pub fn routes(&self) -> &[Served] {
+    pub fn routes(&self) -> &[RouteRecord] {
         &self.routes
     }
 }

@@ -20,7 +20,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{ConditionState, HostRules, Probe, Reason, RouteStatus, RouteTable, Rule, Served};
+use super::{ConditionState, HostRules, Probe, Reason, RouteRecord, RouteStatus, RouteTable, Rule};
 use crate::api;
 use crate::balance::EndpointState;
 use crate::diagnostic::{CompileError, FieldPath, Invalid};
@@ -86,7 +86,7 @@ struct Assembly {
     claims: Claims,
     buckets: HashMap<HostKey, Vec<(Rank, RequestMatch, Arc<Rule>)>>,
     statuses: Vec<RouteStatus>,
-    served: Vec<Served>,
+    records: Vec<RouteRecord>,
 }
 
 /// Compiles `snapshot`. Service backends resolve to the ready endpoints of
@@ -173,7 +173,7 @@ impl Assembly {
             ready,
             ready_endpoints,
         };
-        self.served.push(Served {
+        self.records.push(RouteRecord {
             status: status.clone(),
             spec: route.spec.clone(),
         });
@@ -208,7 +208,7 @@ impl Assembly {
             endpoints: self.endpoints,
             limiters: self.limiters,
             probes,
-            routes: self.served,
+            routes: self.records,
             ..RouteTable::default()
         };
         for (host, mut entries) in self.buckets {
