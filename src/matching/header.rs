@@ -6,7 +6,7 @@ use regex::Regex;
 use crate::api::values::{
     parse_anchored_regex, parse_header_name, parse_header_value, HeaderProblem,
 };
-use crate::api::HeaderMatchType;
+use crate::api::{HeaderMatch, HeaderMatchType};
 
 /// A compiled header condition.
 #[derive(Debug, Clone)]
@@ -52,6 +52,15 @@ impl HeaderMatcher {
                 HeaderValueMatcher::Exact(want) => v == want,
                 HeaderValueMatcher::Regex(re) => v.to_str().is_ok_and(|v| re.is_match(v)),
             })
+    }
+}
+
+impl TryFrom<&HeaderMatch> for HeaderMatcher {
+    type Error = HeaderMatchError;
+
+    /// Compiles a `headers[]` (or `denyHeaders[]`) entry.
+    fn try_from(spec: &HeaderMatch) -> Result<Self, HeaderMatchError> {
+        HeaderMatcher::new(spec.kind, &spec.name, &spec.value)
     }
 }
 

@@ -3,7 +3,7 @@
 use regex::Regex;
 
 use crate::api::values::{parse_anchored_regex, PathError, PathMatchError};
-use crate::api::PathMatchType;
+use crate::api::{PathMatch, PathMatchType};
 
 /// A compiled path condition.
 #[derive(Debug, Clone)]
@@ -49,6 +49,15 @@ impl PathMatcher {
             }
             PathMatcher::Regex(re) => re.is_match(path),
         }
+    }
+}
+
+impl TryFrom<&PathMatch> for PathMatcher {
+    type Error = PathMatchError;
+
+    /// Compiles a `path` condition.
+    fn try_from(spec: &PathMatch) -> Result<Self, PathMatchError> {
+        PathMatcher::new(spec.kind, &spec.value)
     }
 }
 

@@ -78,7 +78,7 @@ impl Firewall {
         }
         let mut deny_headers = Vec::with_capacity(spec.deny_headers.len());
         for (i, h) in spec.deny_headers.iter().enumerate() {
-            match HeaderMatcher::new(h.kind, &h.name, &h.value) {
+            match HeaderMatcher::try_from(h) {
                 Ok(m) => deny_headers.push(m),
                 Err(e) => errors.push(at.key("denyHeaders").index(i).key(e.0), e.1),
             }

@@ -106,7 +106,7 @@ fn compile_match(
     let mut headers = Vec::new();
     let mut header_keys = Vec::new();
     for (h, header) in wanted.headers.iter().enumerate() {
-        match HeaderMatcher::new(header.kind, &header.name, &header.value) {
+        match HeaderMatcher::try_from(header) {
             Ok(matcher) => {
                 headers.push(matcher);
                 header_keys.push((
