@@ -1,7 +1,9 @@
 //! The admin listener: `/healthz`, `/readyz` and `/routes`.
 //!
-//! Owns: the operator's view of a running process. Must not: sit on the
-//! request path; it only reads the published table.
+//! Owns: the operator's view of a running process, including the `/routes`
+//! view types ([`RouteSummary`], [`EndpointSummary`]) built from what the
+//! table exposes. Must not: sit on the request path; it only reads the
+//! published table.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,7 +22,8 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::{debug, info};
 
-use crate::table::{EndpointSummary, RouteSummary, SharedTable};
+use crate::api::LoadBalancerRouteSpec;
+use crate::table::{RouteStatus, RouteTable, SharedTable};
 
 /// What the admin endpoints read.
 #[derive(Clone)]
@@ -71,9 +74,66 @@ pub async fn serve(
 
 #[derive(Serialize)]
 struct RoutesView<'a> {
-    routes: &'a [RouteSummary],
+    routes: Vec<RouteSummary<'a>>,
     /// Each endpoint's health (active checks, ejection) and load.
     endpoints: Vec<EndpointSummary>,
+}
+
+/// A route as `/routes` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteSummary<'a> {
+    /// The route's namespace.
+    pub namespace: &'a str,
+    /// The route's name.
+    pub name: &'a str,
+    /// The file or source it came from.
+    pub origin: &'a str,
+    /// Whether it is served, and why not.
+    pub status: &'a RouteStatus,
+    /// The route as written.
+    pub spec: &'a LoadBalancerRouteSpec,
+}
+
+/// An endpoint's health and load, as `/routes` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSummary {
+    /// `host:port`.
+    pub address: String,
+    /// Whether active health checks pass (true without checks).
+    pub healthy: bool,
+    /// Whether passive health has it ejected.
+    pub ejected: bool,
+    /// Requests in flight.
+    pub in_flight: u64,
+}
+
+/// The routes of `table` and their statuses, oldest first.
+pub fn route_summary(table: &RouteTable) -> Vec<RouteSummary<'_>> {
+    (table.routes().iter())
+        .map(|record| RouteSummary {
+            namespace: &record.status.namespace,
+            name: &record.status.name,
+            origin: &record.status.origin,
+            status: &record.status,
+            spec: &record.spec,
+        })
+        .collect()
+}
+
+/// Every endpoint of `table` at `now`, by address.
+pub fn endpoint_summary(table: &RouteTable, now: tokio::time::Instant) -> Vec<EndpointSummary> {
+    let mut list: Vec<EndpointSummary> = table
+        .endpoints()
+        .map(|(address, state)| EndpointSummary {
+            address: address.to_string(),
+            healthy: state.is_healthy(),
+            ejected: state.is_ejected_at(now),
+            in_flight: state.in_flight(),
+        })
+        .collect();
+    list.sort_by(|a, b| a.address.cmp(&b.address));
+    list
 }
 
 fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -90,8 +150,8 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
         "/routes" => {
             let table = state.table.load();
             let view = RoutesView {
-                routes: table.summary(),
-                endpoints: table.endpoint_summary(tokio::time::Instant::now()),
+                routes: route_summary(&table),
+                endpoints: endpoint_summary(&table, tokio::time::Instant::now()),
             };
             match serde_json::to_vec_pretty(&view) {
                 Ok(json) => {

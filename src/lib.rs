@@ -9,7 +9,9 @@
 //! Layout:
 //! - [`api`]: the resource types and defaults; no I/O.
 //! - [`source`]: where documents come from (files today); no routing.
-//! - [`table`]: compile, matching, conflicts; no sockets or clocks.
+//! - [`diagnostic`]: typed compile errors (field path, reason, code); a leaf.
+//! - [`matching`]: host, path, header matchers and precedence; a leaf.
+//! - [`table`]: compile, conflicts, conditions; no sockets or clocks.
 //! - [`balance`]: picking an endpoint, endpoint state; no HTTP.
 //! - [`health`]: active probes and passive ejection, written to endpoint
 //!   state; never on the request path.
@@ -28,8 +30,10 @@ pub mod api;
 pub mod balance;
 pub mod controller;
 pub mod demo;
+pub mod diagnostic;
 pub mod health;
 pub mod listeners;
+pub mod matching;
 pub mod policy;
 pub mod proxy;
 pub mod shutdown;

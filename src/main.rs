@@ -12,11 +12,11 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use ipnet::IpNet;
+use switchyard::api::values::parse_cidr;
+use switchyard::api::values::parse_duration;
 use switchyard::controller;
-use switchyard::policy::firewall::parse_cidr;
 use switchyard::source::kube::LeaseOptions;
 use switchyard::standalone::{self, Options};
-use switchyard::table::parse_duration;
 
 /// A Kubernetes ingress controller and HTTP load balancer.
 #[derive(Parser)]

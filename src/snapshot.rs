@@ -1,7 +1,7 @@
 //! The snapshot: everything one compile needs, as owned plain data.
 //!
 //! Owns: [`Snapshot`] (routes, Services, EndpointSlices) that both sources
-//! produce, and the [`Diagnostic`] that tells a user which file or object,
+//! produce, and the [`Diagnostic`] (with its stable [`Code`]) that tells a user which file or object,
 //! which resource and which field is wrong. Must not: import anything but
 //! `api` — it is the vocabulary sources, compile and publish share.
 
@@ -104,9 +104,57 @@ pub struct Age {
     pub position: u64,
 }
 
+/// What kind of problem a [`Diagnostic`] is, stable across wording and
+/// positions: what the keep-last-good gate compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// A file that cannot be read.
+    Unreadable,
+    /// A document that is not YAML.
+    Yaml,
+    /// A document of another kind.
+    Kind,
+    /// A document of another API version.
+    ApiVersion,
+    /// A document without `metadata.name`.
+    MissingName,
+    /// A field of the wrong type or shape.
+    Schema,
+    /// A field the resource does not have.
+    UnknownField,
+    /// A field compile refused; the code of its `diagnostic::Invalid`.
+    Invalid(&'static str),
+}
+
+impl Code {
+    /// The code as text, kebab-case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Unreadable => "unreadable",
+            Code::Yaml => "invalid-yaml",
+            Code::Kind => "wrong-kind",
+            Code::ApiVersion => "wrong-api-version",
+            Code::MissingName => "missing-name",
+            Code::Schema => "schema",
+            Code::UnknownField => "unknown-field",
+            Code::Invalid(code) => code,
+        }
+    }
+}
+
 /// What makes two diagnostics the same problem (see [`Diagnostic::key`]):
 /// the keep-last-good gate compares these, never display text.
-pub type DiagnosticKey = String;
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DiagnosticKey {
+    /// The file (or `kube`).
+    pub origin: Arc<str>,
+    /// `namespace/name`, when known.
+    pub resource: Option<String>,
+    /// The field path, when known.
+    pub field: Option<String>,
+    /// What kind of problem.
+    pub code: Code,
+}
 
 /// A problem with the input, located as precisely as the source allows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,32 +165,24 @@ pub struct Diagnostic {
     pub resource: Option<String>,
     /// The field path, e.g. `spec.rules[0].matches[0].path.value`.
     pub field: Option<String>,
+    /// What kind of problem, stable.
+    pub code: Code,
     /// What is wrong, for a person.
     pub message: String,
 }
 
 impl Diagnostic {
-    /// What the problem is, independent of where it sits in its file: a
-    /// resource's problem is keyed by resource, field and message; a
-    /// document's by file and message with positions (document index, line,
-    /// column) left out, so an edit elsewhere in the file does not make an
+    /// What the problem is, independent of where it sits in its file and of
+    /// its wording: `(origin, resource, field, code)`. A document's problem
+    /// has no resource or field, so its key leaves out positions (document
+    /// index, line, column): an edit elsewhere in the file does not make an
     /// old problem look new.
     pub fn key(&self) -> DiagnosticKey {
-        match &self.resource {
-            Some(resource) => format!(
-                "{}|{resource}|{}|{}",
-                self.origin,
-                self.field.as_deref().unwrap_or(""),
-                self.message
-            ),
-            None => {
-                let message: String = self
-                    .message
-                    .chars()
-                    .filter(|c| !c.is_ascii_digit())
-                    .collect();
-                format!("{}|{message}", self.origin)
-            }
+        DiagnosticKey {
+            origin: self.origin.clone(),
+            resource: self.resource.clone(),
+            field: self.field.clone(),
+            code: self.code,
         }
     }
 }
@@ -157,5 +197,60 @@ impl fmt::Display for Diagnostic {
             write!(f, "{field}: ")?;
         }
         f.write_str(&self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diagnostic(field: Option<&str>, code: Code, message: &str) -> Diagnostic {
+        Diagnostic {
+            origin: Arc::from("routes.yaml"),
+            resource: field.map(|_| "shop/mango".to_owned()),
+            field: field.map(str::to_owned),
+            code,
+            message: message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn diagnostic_key_is_origin_resource_field_and_code_not_text() {
+        let soon = diagnostic(
+            Some("spec.rules[0].timeouts.request"),
+            Code::Invalid("invalid-duration"),
+            "\"soon\" is not a duration (for example 500ms, 30s, 1m30s)",
+        );
+        let later = diagnostic(
+            Some("spec.rules[0].timeouts.request"),
+            Code::Invalid("invalid-duration"),
+            "\"later\" is not a duration (for example 500ms, 30s, 1m30s)",
+        );
+        assert_eq!(soon.key(), later.key());
+        let zero = diagnostic(
+            Some("spec.rules[0].timeouts.request"),
+            Code::Invalid("zero-duration"),
+            "\"0s\" must be longer than zero",
+        );
+        assert_ne!(soon.key(), zero.key());
+    }
+
+    #[test]
+    fn document_diagnostic_key_is_position_independent() {
+        let first = diagnostic(
+            None,
+            Code::Yaml,
+            "document 1: invalid YAML at line 3 column 1: x",
+        );
+        let moved = diagnostic(
+            None,
+            Code::Yaml,
+            "document 2: invalid YAML at line 9 column 4: x",
+        );
+        assert_eq!(first.key(), moved.key());
+        let kind = diagnostic(None, Code::Kind, "document 1: kind is \"Service\"");
+        assert_ne!(first.key(), kind.key());
+        assert_eq!(Code::Yaml.as_str(), "invalid-yaml");
+        assert_eq!(Code::Invalid("no-rules").as_str(), "no-rules");
     }
 }

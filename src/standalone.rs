@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 use crate::listeners;
 use crate::proxy::ServeOptions;
 use crate::shutdown::Shutdown;
-use crate::snapshot::Diagnostic;
+use crate::snapshot::{Diagnostic, DiagnosticKey};
 use crate::source::file::{self, Files};
 use crate::table::{compile, Compiled, RouteTable, SharedTable};
 
@@ -142,7 +142,7 @@ async fn serve(
 async fn reload(
     path: PathBuf,
     mut last: Files,
-    mut published_problems: HashSet<String>,
+    mut published_problems: HashSet<DiagnosticKey>,
     table: SharedTable,
     interval: Duration,
     shutdown: impl Future<Output = ()>,
@@ -179,7 +179,7 @@ async fn reload(
         last = files.clone();
         match load(files, table.load_full()).await {
             Ok((compiled, problems)) => {
-                let found: HashSet<String> = problems.iter().map(Diagnostic::key).collect();
+                let found: HashSet<DiagnosticKey> = problems.iter().map(Diagnostic::key).collect();
                 report(&problems);
                 if found.is_subset(&published_problems) {
                     info!(

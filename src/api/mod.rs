@@ -3,9 +3,10 @@
 //!
 //! Owns: the serde/schemars shape of the resource, its defaults and the
 //! documentation users read with `kubectl explain`. Must not: do I/O or
-//! validate anything that needs more than the type system — values are
-//! checked and parsed once, in `table::compile`.
-
+//! validate anything that needs more than the type system. The value
+//! parsers ([`values`]: durations, quantities, CIDRs, methods, header
+//! names, `host:port`) live here so every layer parses alike; `table::compile`
+//! calls them once per route.
 //!
 //! Layout, by concept: [`route`] (the spec and its rules), [`matches`]
 //! (request conditions), [`filters`] (header, query and path changes,
@@ -20,6 +21,7 @@ mod matches;
 mod resilience;
 mod route;
 mod status;
+pub mod values;
 
 pub use admission::*;
 pub use backend::*;

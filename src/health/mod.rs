@@ -15,7 +15,8 @@ use std::time::Duration;
 use http::uri::PathAndQuery;
 
 use crate::api;
-use crate::table::{parse_duration, FieldError};
+use crate::api::values::parse_duration;
+use crate::diagnostic::{FieldPath, Invalid, Problems};
 
 pub use passive::Passive;
 
@@ -57,54 +58,45 @@ impl ActiveCheck {
     /// every problem is pushed to `errors`, naming its field.
     pub fn compile(
         spec: &api::HealthCheck,
-        at: &str,
-        errors: &mut Vec<FieldError>,
+        at: impl Into<FieldPath>,
+        errors: &mut Problems,
     ) -> Option<ActiveCheck> {
+        let at = at.into();
         let before = errors.len();
-        let mut err = |field: &str, message: String| {
-            errors.push(FieldError {
-                field: format!("{at}.{field}"),
-                message,
-            })
-        };
+        let mut err = |field: &str, reason: Invalid| errors.push(at.key(field), reason);
         let path_text = spec.path.as_deref().unwrap_or(DEFAULT_PATH);
         let path = if !path_text.starts_with('/') {
-            err("path", format!("{path_text:?} must start with /"));
+            err("path", Invalid::ProbePathRelative(path_text.to_owned()));
             None
         } else {
             match PathAndQuery::try_from(path_text) {
                 Ok(path) => Some(path),
                 Err(_) => {
-                    err("path", format!("{path_text:?} is not a valid path"));
+                    err("path", Invalid::ProbePath(path_text.to_owned()));
                     None
                 }
             }
         };
         let mut duration = |field: &str, text: Option<&str>, default: Duration| match text {
             None => default,
-            Some(text) => parse_duration(text).unwrap_or_else(|message| {
-                err(field, message);
+            Some(text) => parse_duration(text).unwrap_or_else(|e| {
+                err(field, e.into());
                 default
             }),
         };
         let interval = duration("interval", spec.interval.as_deref(), DEFAULT_INTERVAL);
         let timeout = duration("timeout", spec.timeout.as_deref(), DEFAULT_TIMEOUT);
-        let mut err = |field: &str, message: String| {
-            errors.push(FieldError {
-                field: format!("{at}.{field}"),
-                message,
-            })
-        };
+        let mut err = |field: &str, reason: Invalid| errors.push(at.key(field), reason);
         if timeout > interval {
             err(
                 "timeout",
-                format!("{timeout:?} is longer than the interval ({interval:?})"),
+                Invalid::TimeoutOverInterval { timeout, interval },
             );
         }
         let mut threshold = |field: &str, value: Option<u32>, default: u32| {
             let value = value.unwrap_or(default);
             if value == 0 {
-                err(field, "must be at least 1".to_owned());
+                err(field, Invalid::AtLeastOne);
             }
             value
         };
@@ -118,26 +110,7 @@ impl ActiveCheck {
             spec.unhealthy_threshold,
             DEFAULT_UNHEALTHY_THRESHOLD,
         );
-        let (min_status, max_status) = spec
-            .expected_statuses
-            .map_or(DEFAULT_STATUSES, |r| (r.min, r.max));
-        if !(100..=599).contains(&min_status) {
-            err(
-                "expectedStatuses.min",
-                format!("{min_status} is not an HTTP status (100 to 599)"),
-            );
-        }
-        if !(100..=599).contains(&max_status) {
-            err(
-                "expectedStatuses.max",
-                format!("{max_status} is not an HTTP status (100 to 599)"),
-            );
-        } else if max_status < min_status {
-            err(
-                "expectedStatuses.max",
-                format!("{max_status} is below min ({min_status})"),
-            );
-        }
+        let (min_status, max_status) = statuses(spec, &at, errors);
         if errors.len() != before {
             return None;
         }
@@ -156,6 +129,23 @@ impl ActiveCheck {
     pub fn passes(&self, status: u16) -> bool {
         (self.min_status..=self.max_status).contains(&status)
     }
+}
+
+/// `expectedStatuses` (absent: 200 to 399), each end checked.
+fn statuses(spec: &api::HealthCheck, at: &FieldPath, errors: &mut Problems) -> (u16, u16) {
+    let (min, max) = spec
+        .expected_statuses
+        .map_or(DEFAULT_STATUSES, |r| (r.min, r.max));
+    let at = at.key("expectedStatuses");
+    if !(100..=599).contains(&min) {
+        errors.push(at.key("min"), Invalid::Status(min));
+    }
+    if !(100..=599).contains(&max) {
+        errors.push(at.key("max"), Invalid::Status(max));
+    } else if max < min {
+        errors.push(at.key("max"), Invalid::StatusRange { min, max });
+    }
+    (min, max)
 }
 
 #[cfg(test)]

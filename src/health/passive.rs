@@ -8,11 +8,14 @@
 
 use std::time::Duration;
 
+use http::uri::Authority;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::api;
-use crate::table::{parse_duration, FieldError, Target};
+use crate::api::values::parse_duration;
+use crate::balance::EndpointState;
+use crate::diagnostic::{FieldPath, Invalid, Problems};
 
 /// Failures in a row that eject, when absent.
 const DEFAULT_CONSECUTIVE_FAILURES: u32 = 5;
@@ -22,6 +25,16 @@ const DEFAULT_BASE_EJECTION: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_EJECTION: Duration = Duration::from_secs(300);
 /// Largest share of a rule's endpoints ejected at once, when absent.
 const DEFAULT_MAX_EJECTED_PERCENT: u32 = 50;
+
+/// An endpoint as passive health sees it: its shared state, and its
+/// address for logs. The table's endpoints implement it; health knows
+/// nothing else of the table.
+pub trait Tracked {
+    /// The endpoint's shared runtime state.
+    fn state(&self) -> &EndpointState;
+    /// The endpoint's `host:port`, for logs.
+    fn authority(&self) -> &Authority;
+}
 
 /// How a forwarded request went, for passive health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,32 +86,28 @@ impl Passive {
     /// problem is pushed to `errors`, naming its field.
     pub fn compile(
         spec: Option<&api::PassiveHealth>,
-        at: &str,
-        errors: &mut Vec<FieldError>,
+        at: impl Into<FieldPath>,
+        errors: &mut Problems,
     ) -> Passive {
+        let at = at.into();
         let mut passive = Passive::default();
         let Some(spec) = spec else {
             return passive;
         };
-        let mut err = |field: &str, message: String| {
-            errors.push(FieldError {
-                field: format!("{at}.{field}"),
-                message,
-            })
-        };
+        let mut err = |field: &str, reason: Invalid| errors.push(at.key(field), reason);
         if let Some(n) = spec.consecutive_failures {
             passive.consecutive_failures = n;
         }
         if let Some(text) = &spec.base_ejection {
             match parse_duration(text) {
                 Ok(d) => passive.base_ejection = d,
-                Err(message) => err("baseEjection", message),
+                Err(e) => err("baseEjection", e.into()),
             }
         }
         if let Some(text) = &spec.max_ejection {
             match parse_duration(text) {
                 Ok(d) => passive.max_ejection = d,
-                Err(message) => err("maxEjection", message),
+                Err(e) => err("maxEjection", e.into()),
             }
         }
         if spec.max_ejection.is_none() {
@@ -107,18 +116,15 @@ impl Passive {
         } else if passive.max_ejection < passive.base_ejection {
             err(
                 "maxEjection",
-                format!(
-                    "{:?} is shorter than baseEjection ({:?})",
-                    passive.max_ejection, passive.base_ejection
-                ),
+                Invalid::EjectionRange {
+                    base: passive.base_ejection,
+                    max: passive.max_ejection,
+                },
             );
         }
         if let Some(percent) = spec.max_ejected_percent {
             if percent > 100 {
-                err(
-                    "maxEjectedPercent",
-                    format!("{percent} is out of range: a percentage is 0 to 100"),
-                );
+                err("maxEjectedPercent", Invalid::EjectedPercent(percent));
             } else {
                 passive.max_ejected_percent = percent;
             }
@@ -132,14 +138,14 @@ impl Passive {
     /// that would eject more than `maxEjectedPercent` of `targets`. After an
     /// ejection ends the count is still past the threshold, so one more
     /// failure ejects again, for twice as long.
-    pub fn report(&self, targets: &[Target], target: &Target, outcome: Outcome, now: Instant) {
+    pub fn report<T: Tracked>(&self, targets: &[T], target: &T, outcome: Outcome, now: Instant) {
         if self.consecutive_failures == 0 {
             return;
         }
-        let state = &target.state;
+        let state = target.state();
         if outcome == Outcome::Success {
             if state.record_success(now) {
-                info!(endpoint = %target.authority, "ejected endpoint answering again");
+                info!(endpoint = %target.authority(), "ejected endpoint answering again");
             }
             return;
         }
@@ -153,11 +159,11 @@ impl Passive {
         }
         let ejected = targets
             .iter()
-            .filter(|t| t.state.is_ejected_at(now))
+            .filter(|t| t.state().is_ejected_at(now))
             .count();
         if !within_cap(ejected + 1, targets.len(), self.max_ejected_percent) {
             debug!(
-                endpoint = %target.authority,
+                endpoint = %target.authority(),
                 failures,
                 ejected,
                 endpoints = targets.len(),
@@ -167,7 +173,7 @@ impl Passive {
         }
         if let Some(length) = state.eject(now, self.base_ejection, self.max_ejection) {
             warn!(
-                endpoint = %target.authority,
+                endpoint = %target.authority(),
                 failures,
                 ejection = ?length,
                 ejections = state.ejections(),

@@ -48,7 +48,7 @@ fn passive(failures: u32, base: u64, max: u64, percent: u32) -> Passive {
     }
 }
 
-fn fields(errors: &[crate::table::FieldError]) -> Vec<&str> {
+fn fields(errors: &[crate::diagnostic::CompileError]) -> Vec<&str> {
     errors.iter().map(|e| e.field.as_str()).collect()
 }
 
@@ -56,7 +56,7 @@ fn fields(errors: &[crate::table::FieldError]) -> Vec<&str> {
 
 #[test]
 fn active_check_defaults() {
-    let mut errors = Vec::new();
+    let mut errors = crate::diagnostic::Problems::default();
     let compiled = ActiveCheck::compile(&HealthCheck::default(), "r", &mut errors).unwrap();
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(compiled.path.as_str(), "/healthz");
@@ -80,7 +80,7 @@ fn active_check_errors_name_their_fields() {
         unhealthy_threshold: Some(0),
         expected_statuses: Some(StatusRange { min: 300, max: 200 }),
     };
-    let mut errors = Vec::new();
+    let mut errors = crate::diagnostic::Problems::default();
     assert!(ActiveCheck::compile(&spec, "spec.rules[0].healthCheck", &mut errors).is_none());
     assert_eq!(
         fields(&errors),
@@ -97,7 +97,7 @@ fn active_check_errors_name_their_fields() {
         expected_statuses: Some(StatusRange { min: 99, max: 600 }),
         ..HealthCheck::default()
     };
-    let mut errors = Vec::new();
+    let mut errors = crate::diagnostic::Problems::default();
     assert!(ActiveCheck::compile(&bad_status, "h", &mut errors).is_none());
     assert_eq!(
         fields(&errors),
@@ -107,7 +107,7 @@ fn active_check_errors_name_their_fields() {
 
 #[test]
 fn passive_defaults_and_errors() {
-    let mut errors = Vec::new();
+    let mut errors = crate::diagnostic::Problems::default();
     assert_eq!(Passive::compile(None, "p", &mut errors), Passive::default());
     assert_eq!(Passive::default(), passive(5, 30, 300, 50));
     let spec = PassiveHealth {
@@ -124,7 +124,7 @@ fn passive_defaults_and_errors() {
             "spec.rules[1].passiveHealth.maxEjectedPercent",
         ]
     );
-    let mut errors = Vec::new();
+    let mut errors = crate::diagnostic::Problems::default();
     let spec = PassiveHealth {
         base_ejection: Some("30".into()),
         ..PassiveHealth::default()
@@ -132,7 +132,7 @@ fn passive_defaults_and_errors() {
     Passive::compile(Some(&spec), "p", &mut errors);
     assert_eq!(fields(&errors), ["p.baseEjection"]);
     // Only a base longer than the default cap: the cap follows it.
-    let mut errors = Vec::new();
+    let mut errors = crate::diagnostic::Problems::default();
     let spec = PassiveHealth {
         base_ejection: Some("10m".into()),
         ..PassiveHealth::default()

@@ -8,10 +8,10 @@
 
 use std::net::IpAddr;
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 use ipnet::IpNet;
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+use crate::api::values::{split_host_port, X_FORWARDED_FOR};
 
 /// The process-wide list of proxies whose `X-Forwarded-For` is believed
 /// (`--trusted-proxies`). Empty by default: then the client is always the
@@ -71,9 +71,12 @@ fn parse_forwarded_ip(entry: &[u8]) -> Option<IpAddr> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Some(ip.to_canonical());
     }
-    let host = match text.strip_prefix('[') {
-        Some(rest) => rest.split_once(']')?.0,
-        None => text.rsplit_once(':')?.0,
+    let host = match split_host_port(text) {
+        (bracketed, _) if bracketed.starts_with('[') => {
+            bracketed.strip_prefix('[')?.strip_suffix(']')?
+        }
+        (host, Some(_)) => host,
+        (_, None) => return None,
     };
     host.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
@@ -81,7 +84,7 @@ fn parse_forwarded_ip(entry: &[u8]) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::firewall::parse_cidr;
+    use crate::api::values::parse_cidr;
     use http::HeaderValue;
 
     fn ip(s: &str) -> IpAddr {

@@ -1,9 +1,9 @@
 //! The per-rule firewall.
 //!
 //! Owns: the compiled [`Firewall`] (CIDRs parsed, path prefixes checked,
-//! header regexes compiled, methods parsed — all at compile), judging a
-//! request against it, and [`parse_cidr`]. Must not: parse configuration
-//! per request, or decide who the client is (that is `policy::client`).
+//! header regexes compiled, methods parsed — all at compile) and judging a
+//! request against it. Must not: parse configuration per request, or decide
+//! who the client is (that is `policy::client`).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -11,9 +11,13 @@ use std::net::IpAddr;
 use http::{HeaderMap, Method};
 use ipnet::IpNet;
 
+/// The CIDR parser, at its old path (tests/support uses it); it lives in
+/// `api::values`.
+pub use crate::api::values::parse_cidr;
+use crate::api::values::parse_method;
 use crate::api::{self, PathMatchType};
-use crate::table::matching::{HeaderMatcher, PathMatcher};
-use crate::table::FieldError;
+use crate::diagnostic::{FieldPath, Problems};
+use crate::matching::{HeaderMatcher, PathMatcher};
 
 /// A compiled firewall; see [`api::Firewall`] for the rules.
 #[derive(Debug, Clone, Default)]
@@ -56,15 +60,12 @@ impl Denied {
 impl Firewall {
     /// Compiles `spec`; problems are pushed to `errors`, each naming its
     /// field under `at` (e.g. `spec.rules[0].firewall`).
-    pub fn compile(spec: &api::Firewall, at: &str, errors: &mut Vec<FieldError>) -> Self {
-        let mut err = |field: String, message: String| errors.push(FieldError { field, message });
+    pub fn compile(spec: &api::Firewall, at: impl Into<FieldPath>, errors: &mut Problems) -> Self {
+        let at = at.into();
         let mut cidrs = |list: &[String], name: &str| -> Box<[IpNet]> {
             let mut out = Vec::with_capacity(list.len());
             for (i, text) in list.iter().enumerate() {
-                match parse_cidr(text) {
-                    Ok(net) => out.push(net),
-                    Err(message) => err(format!("{at}.{name}[{i}]"), message),
-                }
+                out.extend(errors.check(|| at.key(name).index(i), parse_cidr(text)));
             }
             out.into()
         };
@@ -72,27 +73,23 @@ impl Firewall {
         let deny = cidrs(&spec.deny, "deny");
         let mut deny_paths = Vec::with_capacity(spec.deny_paths.len());
         for (i, path) in spec.deny_paths.iter().enumerate() {
-            match PathMatcher::new(PathMatchType::Prefix, path) {
-                Ok(m) => deny_paths.push(m),
-                Err(message) => err(format!("{at}.denyPaths[{i}]"), message),
-            }
+            let compiled = PathMatcher::new(PathMatchType::Prefix, path);
+            deny_paths.extend(errors.check(|| at.key("denyPaths").index(i), compiled));
         }
         let mut deny_headers = Vec::with_capacity(spec.deny_headers.len());
         for (i, h) in spec.deny_headers.iter().enumerate() {
-            match HeaderMatcher::new(h.kind, &h.name, &h.value) {
+            match HeaderMatcher::try_from(h) {
                 Ok(m) => deny_headers.push(m),
-                Err((sub, message)) => err(format!("{at}.denyHeaders[{i}].{sub}"), message),
+                Err(e) => errors.push(at.key("denyHeaders").index(i).key(e.0), e.1),
             }
         }
+        // The same parser as a route match's `methods`: `get` is refused
+        // as a typo there, so it is here (it would deny every GET).
         let mut methods = Vec::with_capacity(spec.methods.len());
         for (i, method) in spec.methods.iter().enumerate() {
-            match Method::from_bytes(method.as_bytes()) {
-                Ok(m) if !methods.contains(&m) => methods.push(m),
-                Ok(_) => {}
-                Err(_) => err(
-                    format!("{at}.methods[{i}]"),
-                    format!("{method:?} is not an HTTP method"),
-                ),
+            match errors.check(|| at.key("methods").index(i), parse_method(method)) {
+                Some(m) if !methods.contains(&m) => methods.push(m),
+                _ => {}
             }
         }
         Firewall {
@@ -193,24 +190,6 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Parses a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (which
-/// means just it). Host bits are cleared: `10.1.2.3/8` is `10.0.0.0/8`.
-pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
-    let trimmed = text.trim();
-    let net = match trimmed.parse::<IpNet>() {
-        Ok(net) => net,
-        Err(_) => match trimmed.parse::<IpAddr>() {
-            Ok(ip) => IpNet::from(ip),
-            Err(_) => {
-                return Err(format!(
-                    "{text:?} is not a CIDR (for example 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7)"
-                ))
-            }
-        },
-    };
-    Ok(net.trunc())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +238,7 @@ mod tests {
     }
 
     fn firewall(spec: api::Firewall) -> Firewall {
-        let mut errors = Vec::new();
+        let mut errors = crate::diagnostic::Problems::default();
         let fw = Firewall::compile(&spec, "fw", &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
         fw
@@ -352,7 +331,7 @@ mod tests {
 
     #[test]
     fn invalid_firewall_fields_are_each_named() {
-        let mut errors = Vec::new();
+        let mut errors = crate::diagnostic::Problems::default();
         Firewall::compile(
             &api::Firewall {
                 allow: vec!["10.0.0.0/8".into(), "10.0.0.300/8".into()],
@@ -380,5 +359,22 @@ mod tests {
             ]
         );
         assert!(errors[0].message.contains("\"10.0.0.300/8\" is not a CIDR"));
+    }
+
+    #[test]
+    fn firewall_method_typo_is_refused_like_a_route_match_typo() {
+        let mut errors = crate::diagnostic::Problems::default();
+        let spec = api::Firewall {
+            methods: vec!["POST".into(), "get".into()],
+            ..api::Firewall::default()
+        };
+        Firewall::compile(&spec, "spec.rules[0].firewall", &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "spec.rules[0].firewall.methods[1]");
+        assert_eq!(errors[0].code, "method-case");
+        assert_eq!(
+            errors[0].message,
+            "methods are case-sensitive: \"get\" never matches; use \"GET\""
+        );
     }
 }

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::api;
-use crate::table::FieldError;
+use crate::api::values::{parse_header_name, parse_header_value};
+use crate::diagnostic::{FieldPath, Invalid, Problems};
 
 /// Compiled header changes: `remove`, then `set`, then `add`.
 #[derive(Debug, Clone, Default)]
@@ -22,23 +23,21 @@ pub struct HeaderModifier {
 
 impl HeaderModifier {
     /// Compiles `spec`; problems go to `errors`, named under `at`.
-    pub fn compile(spec: &api::HeaderModifier, at: &str, errors: &mut Vec<FieldError>) -> Self {
+    pub fn compile(
+        spec: &api::HeaderModifier,
+        at: impl Into<FieldPath>,
+        errors: &mut Problems,
+    ) -> Self {
+        let at = at.into();
         let mut pairs = |map: &BTreeMap<String, String>, list: &str| {
             let mut out = Vec::with_capacity(map.len());
             for (name, value) in map {
-                let field = format!("{at}.{list}.{name}");
-                let checked = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| format!("{name:?} is not a valid header name"))
-                    .and_then(|n| managed(&n).map_or(Ok(n), Err))
-                    .and_then(|n| {
-                        HeaderValue::from_str(value)
-                            .map(|v| (n, v))
-                            .map_err(|_| format!("{value:?} is not a valid header value"))
-                    });
-                match checked {
-                    Ok(pair) => out.push(pair),
-                    Err(message) => errors.push(FieldError { field, message }),
-                }
+                let checked = changeable(name).and_then(|n| {
+                    parse_header_value(value)
+                        .map(|v| (n, v))
+                        .map_err(Invalid::from)
+                });
+                out.extend(errors.check(|| at.key(list).key(name), checked));
             }
             out.into_boxed_slice()
         };
@@ -46,16 +45,7 @@ impl HeaderModifier {
         let add = pairs(&spec.add, "add");
         let mut remove = Vec::with_capacity(spec.remove.len());
         for (i, name) in spec.remove.iter().enumerate() {
-            let checked = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("{name:?} is not a valid header name"))
-                .and_then(|n| managed(&n).map_or(Ok(n), Err));
-            match checked {
-                Ok(n) => remove.push(n),
-                Err(message) => errors.push(FieldError {
-                    field: format!("{at}.remove[{i}]"),
-                    message,
-                }),
-            }
+            remove.extend(errors.check(|| at.key("remove").index(i), changeable(name)));
         }
         HeaderModifier {
             set,
@@ -83,11 +73,11 @@ impl HeaderModifier {
     }
 }
 
-/// Why `name` may not be changed by a header rule, if it may not: the
-/// proxy owns message framing and connection headers (a wrong
-/// `Content-Length` or `Transfer-Encoding` would desynchronise the
-/// backend connection), and `Host` has its own rule.
-fn managed(name: &HeaderName) -> Option<String> {
+/// Parses a header name a header rule may change. The proxy owns message
+/// framing and connection headers (a wrong `Content-Length` or
+/// `Transfer-Encoding` would desynchronise the backend connection), and
+/// `Host` has its own rule.
+fn changeable(name: &str) -> Result<HeaderName, Invalid> {
     const FRAMING: [&str; 8] = [
         "connection",
         "content-length",
@@ -98,14 +88,13 @@ fn managed(name: &HeaderName) -> Option<String> {
         "transfer-encoding",
         "upgrade",
     ];
+    let name = parse_header_name(name)?;
     if name == http::header::HOST {
-        Some("Host cannot be changed here; use rewrite.host".to_owned())
+        Err(Invalid::HostHeader)
     } else if FRAMING.contains(&name.as_str()) {
-        Some(format!(
-            "{name} is managed by the proxy (framing and connection headers cannot be changed)"
-        ))
+        Err(Invalid::ManagedHeader(name.to_string()))
     } else {
-        None
+        Ok(name)
     }
 }
 
@@ -121,33 +110,32 @@ pub struct QueryModifier {
 
 impl QueryModifier {
     /// Compiles `spec`; problems go to `errors`, named under `at`.
-    pub fn compile(spec: &api::QueryModifier, at: &str, errors: &mut Vec<FieldError>) -> Self {
-        let mut check = |name: &str, field: String| {
+    pub fn compile(
+        spec: &api::QueryModifier,
+        at: impl Into<FieldPath>,
+        errors: &mut Problems,
+    ) -> Self {
+        let at = at.into();
+        let mut check = |name: &str, field: FieldPath| {
             let ok = !name.is_empty()
                 && name
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
             if !ok {
-                errors.push(FieldError {
-                    field,
-                    message: format!(
-                        "{name:?} is not a query parameter name switchyard can match: \
-                         use letters, digits and - . _ ~"
-                    ),
-                });
+                errors.push(field, Invalid::QueryName(name.to_owned()));
             }
             ok
         };
         let mut drop = Vec::new();
         let mut append = Vec::new();
         for (i, name) in spec.remove.iter().enumerate() {
-            if check(name, format!("{at}.remove[{i}]")) {
+            if check(name, at.key("remove").index(i)) {
                 drop.push(name.as_str().into());
             }
         }
         for (list, map) in [("set", &spec.set), ("add", &spec.add)] {
             for (name, value) in map {
-                if check(name, format!("{at}.{list}.{name}")) {
+                if check(name, at.key(list).key(name)) {
                     if list == "set" {
                         drop.push(name.as_str().into());
                     }
@@ -218,7 +206,7 @@ mod tests {
 
     #[test]
     fn headers_are_removed_then_set_then_added() {
-        let mut errors = Vec::new();
+        let mut errors = crate::diagnostic::Problems::default();
         let m = HeaderModifier::compile(
             &api::HeaderModifier {
                 set: map(&[("X-Set", "new")]),
@@ -243,7 +231,7 @@ mod tests {
 
     #[test]
     fn bad_header_names_and_values_are_named() {
-        let mut errors = Vec::new();
+        let mut errors = crate::diagnostic::Problems::default();
         HeaderModifier::compile(
             &api::HeaderModifier {
                 set: map(&[("Bad Name", "x"), ("Content-Length", "0"), ("Host", "x")]),
@@ -269,7 +257,7 @@ mod tests {
 
     #[test]
     fn query_changes_cases() {
-        let mut errors = Vec::new();
+        let mut errors = crate::diagnostic::Problems::default();
         let m = QueryModifier::compile(
             &api::QueryModifier {
                 set: map(&[("lang", "en")]),

@@ -10,7 +10,8 @@
 //! - [`client`]: the client address, behind trusted proxies.
 //! - [`firewall`]: allow/deny CIDRs, denied paths and headers, methods.
 //! - [`rate_limit`]: GCRA buckets per key, bounded memory.
-//! - [`body_limit`]: `maxBodySize` quantities (the counting body is the proxy's).
+//! - [`body_limit`]: `maxBodySize` quantities, parsed by
+//!   `api::values::parse_quantity` (the counting body is the proxy's).
 //! - [`headers`]: request/response header and query parameter changes.
 //! - [`rewrite`]: path and host rewrites.
 //! - [`redirect`]: redirect answers.
@@ -32,9 +33,9 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName};
 
+use crate::api::values::{parse_header_name, parse_quantity};
 use crate::api::{self, RateLimitKeyType};
-use crate::table::FieldError;
-use body_limit::parse_quantity;
+use crate::diagnostic::{FieldPath, Invalid, Problems};
 use firewall::Firewall;
 use headers::{HeaderModifier, QueryModifier};
 use rate_limit::{Limited, RateLimiter, DEFAULT_MAX_KEYS};
@@ -152,69 +153,57 @@ impl RulePolicy {
     /// given. Problems are pushed to `errors`, each naming its field.
     pub fn compile(
         rule: &api::RouteRule,
-        at: &str,
+        at: impl Into<FieldPath>,
         prefix_matches: bool,
         limiter: Option<Arc<RateLimiter>>,
-        errors: &mut Vec<FieldError>,
+        errors: &mut Problems,
     ) -> Self {
+        let at = at.into();
         let mut policy = RulePolicy {
             firewall: rule
                 .firewall
                 .as_ref()
-                .map(|f| Firewall::compile(f, &format!("{at}.firewall"), errors)),
+                .map(|f| Firewall::compile(f, at.key("firewall"), errors)),
             request_headers: rule
                 .request_headers
                 .as_ref()
-                .map(|h| HeaderModifier::compile(h, &format!("{at}.requestHeaders"), errors)),
+                .map(|h| HeaderModifier::compile(h, at.key("requestHeaders"), errors)),
             response_headers: rule
                 .response_headers
                 .as_ref()
-                .map(|h| HeaderModifier::compile(h, &format!("{at}.responseHeaders"), errors)),
+                .map(|h| HeaderModifier::compile(h, at.key("responseHeaders"), errors)),
             query: rule
                 .query_params
                 .as_ref()
-                .map(|q| QueryModifier::compile(q, &format!("{at}.queryParams"), errors)),
+                .map(|q| QueryModifier::compile(q, at.key("queryParams"), errors)),
             ..RulePolicy::default()
         };
         if let Some(rewrite) = &rule.rewrite {
-            policy.path_rewrite = rewrite.path.as_ref().and_then(|p| {
-                PathRewrite::compile(p, &format!("{at}.rewrite.path"), prefix_matches, errors)
-            });
+            let at = at.key("rewrite");
+            policy.path_rewrite = rewrite
+                .path
+                .as_ref()
+                .and_then(|p| PathRewrite::compile(p, at.key("path"), prefix_matches, errors));
             policy.host_rewrite = rewrite
                 .host
                 .as_ref()
-                .and_then(|h| HostRewrite::compile(h, &format!("{at}.rewrite.host"), errors));
+                .and_then(|h| HostRewrite::compile(h, at.key("host"), errors));
         }
         if let Some(redirect) = &rule.redirect {
-            let field = format!("{at}.redirect");
+            let field = at.key("redirect");
             if !rule.backends.is_empty() {
-                errors.push(FieldError {
-                    field: field.clone(),
-                    message: "a rule either redirects or has backends, not both".to_owned(),
-                });
+                errors.push(field.clone(), Invalid::RedirectWithBackends);
             }
             if rule.rewrite.is_some() {
-                errors.push(FieldError {
-                    field: field.clone(),
-                    message: "a rule either redirects or rewrites, not both; \
-                              use redirect.path to change the path"
-                        .to_owned(),
-                });
+                errors.push(field.clone(), Invalid::RedirectWithRewrite);
             }
-            policy.redirect = Redirect::compile(redirect, &field, prefix_matches, errors);
+            policy.redirect = Redirect::compile(redirect, field, prefix_matches, errors);
         }
         if let Some(limit) = &rule.rate_limit {
-            policy.rate_limit =
-                compile_rate_limit(limit, &format!("{at}.rateLimit"), limiter, errors);
+            policy.rate_limit = compile_rate_limit(limit, &at.key("rateLimit"), limiter, errors);
         }
         if let Some(size) = &rule.max_body_size {
-            match parse_quantity(size) {
-                Ok(bytes) => policy.max_body_size = Some(bytes),
-                Err(message) => errors.push(FieldError {
-                    field: format!("{at}.maxBodySize"),
-                    message,
-                }),
-            }
+            policy.max_body_size = errors.check(|| at.key("maxBodySize"), parse_quantity(size));
         }
         policy
     }
@@ -222,37 +211,32 @@ impl RulePolicy {
 
 fn compile_rate_limit(
     spec: &api::RateLimit,
-    at: &str,
+    at: &FieldPath,
     previous: Option<Arc<RateLimiter>>,
-    errors: &mut Vec<FieldError>,
+    errors: &mut Problems,
 ) -> Option<RateLimit> {
     let before = errors.len();
-    let mut err = |field: &str, message: String| {
-        errors.push(FieldError {
-            field: format!("{at}.{field}"),
-            message,
-        })
-    };
     if spec.requests_per_second == 0 {
-        err("requestsPerSecond", "must be at least 1".to_owned());
+        errors.push(at.key("requestsPerSecond"), Invalid::AtLeastOne);
     }
     if spec.burst == Some(0) {
-        err("burst", "must be at least 1".to_owned());
+        errors.push(at.key("burst"), Invalid::AtLeastOne);
     }
+    let field = || at.key("key").key("header");
     let key = match (spec.key.kind, &spec.key.header) {
-        (RateLimitKeyType::Header, Some(name)) => match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(name) => Some(RateKey::Header(name)),
-            Err(_) => {
-                err("key.header", format!("{name:?} is not a valid header name"));
-                None
-            }
-        },
+        (RateLimitKeyType::Header, Some(name)) => errors
+            .check(field, parse_header_name(name))
+            .map(RateKey::Header),
         (RateLimitKeyType::Header, None) => {
-            err("key.header", "type Header needs `header`".to_owned());
+            let needs = Invalid::Needs {
+                kind: "Header",
+                field: "header",
+            };
+            errors.push(field(), needs);
             None
         }
         (_, Some(_)) => {
-            err("key.header", "only type Header takes `header`".to_owned());
+            errors.push(field(), Invalid::HeaderUnused);
             None
         }
         (RateLimitKeyType::ClientIp, None) => Some(RateKey::ClientIp),

@@ -10,7 +10,8 @@ use http::{HeaderValue, StatusCode};
 
 use super::rewrite::{valid_host, PathRewrite};
 use crate::api;
-use crate::table::FieldError;
+use crate::api::values::split_host_port;
+use crate::diagnostic::{FieldPath, Invalid, Problems};
 
 /// A compiled redirect.
 #[derive(Debug, Clone)]
@@ -27,24 +28,17 @@ impl Redirect {
     /// Compiles `spec`; problems go to `errors`, named under `at`.
     pub fn compile(
         spec: &api::Redirect,
-        at: &str,
+        at: impl Into<FieldPath>,
         prefix_matches: bool,
-        errors: &mut Vec<FieldError>,
+        errors: &mut Problems,
     ) -> Option<Self> {
+        let at = at.into();
         let before = errors.len();
-        let mut err = |field: &str, message: String| {
-            errors.push(FieldError {
-                field: format!("{at}.{field}"),
-                message,
-            })
-        };
+        let mut err = |field: &str, reason: Invalid| errors.push(at.key(field), reason);
         let status = match spec.status_code.unwrap_or(302) {
             code @ (301 | 302 | 303 | 307 | 308) => StatusCode::from_u16(code).ok(),
             code => {
-                err(
-                    "statusCode",
-                    format!("{code} is not a redirect status: use 301, 302, 303, 307 or 308"),
-                );
+                err("statusCode", Invalid::RedirectStatus(code));
                 None
             }
         };
@@ -58,13 +52,8 @@ impl Redirect {
             Some("http") => Some("http"),
             Some("https") => Some("https"),
             Some(_) => {
-                err(
-                    "scheme",
-                    format!(
-                        "{:?} is not a scheme: use http or https",
-                        spec.scheme.as_deref().unwrap_or("")
-                    ),
-                );
+                let scheme = spec.scheme.as_deref().unwrap_or("");
+                err("scheme", Invalid::Scheme(scheme.to_owned()));
                 None
             }
         };
@@ -73,20 +62,17 @@ impl Redirect {
             Some(h) if !h.contains(':') && valid_host(h) => Some(h.to_ascii_lowercase().into()),
             Some(h) if h.parse::<std::net::Ipv6Addr>().is_ok() => Some(format!("[{h}]").into()),
             Some(h) => {
-                err(
-                    "hostname",
-                    format!("{h:?} is not a hostname (a DNS name or an IP address, without port)"),
-                );
+                err("hostname", Invalid::RedirectHostname(h.clone()));
                 None
             }
         };
         if spec.port == Some(0) {
-            err("port", "0 is not a port".to_owned());
+            err("port", Invalid::ZeroPort);
         }
         let path = spec
             .path
             .as_ref()
-            .and_then(|p| PathRewrite::compile(p, &format!("{at}.path"), prefix_matches, errors));
+            .and_then(|p| PathRewrite::compile(p, at.key("path"), prefix_matches, errors));
         if errors.len() > before {
             return None;
         }
@@ -108,7 +94,7 @@ impl Redirect {
         query: Option<&str>,
         prefix_len: usize,
     ) -> Option<HeaderValue> {
-        let (request_host, request_port) = host.map_or((None, None), split_host_port);
+        let (request_host, request_port) = host.map_or((None, None), host_and_port);
         let scheme = self.scheme.unwrap_or("http");
         let port = self.port.or(if self.scheme.is_some() {
             None
@@ -148,18 +134,8 @@ fn default_port(scheme: &str) -> u16 {
 }
 
 /// `www.x.com:8080` → (`www.x.com`, 8080); `[::1]:80` → (`[::1]`, 80).
-fn split_host_port(host: &str) -> (Option<&str>, Option<u16>) {
-    let (h, port) = if host.starts_with('[') {
-        match host.find(']') {
-            Some(end) => (&host[..=end], host[end + 1..].strip_prefix(':')),
-            None => (host, None),
-        }
-    } else {
-        match host.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (host, None),
-        }
-    };
+fn host_and_port(host: &str) -> (Option<&str>, Option<u16>) {
+    let (h, port) = split_host_port(host);
     let h = (!h.is_empty()).then_some(h);
     (h, port.and_then(|p| p.parse().ok()))
 }
@@ -181,7 +157,7 @@ mod tests {
     }
 
     fn redirect(spec: api::Redirect) -> Redirect {
-        let mut errors = Vec::new();
+        let mut errors = crate::diagnostic::Problems::default();
         let r = Redirect::compile(&spec, "r", true, &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
         r.unwrap()
@@ -240,7 +216,7 @@ mod tests {
 
     #[test]
     fn invalid_redirects_are_named() {
-        let mut errors = Vec::new();
+        let mut errors = crate::diagnostic::Problems::default();
         Redirect::compile(
             &api::Redirect {
                 scheme: Some("ftp".into()),

@@ -12,7 +12,7 @@ use http::{Method, StatusCode};
 use tokio::time::Instant;
 
 use crate::api;
-use crate::table::FieldError;
+use crate::diagnostic::{FieldPath, Invalid, Problems};
 
 /// Retries after the first try, when absent.
 const DEFAULT_ATTEMPTS: u32 = 1;
@@ -55,33 +55,26 @@ impl RetryPolicy {
     /// problem is pushed to `errors`, naming its field.
     pub fn compile(
         spec: Option<&api::Retries>,
-        at: &str,
-        errors: &mut Vec<FieldError>,
+        at: impl Into<FieldPath>,
+        errors: &mut Problems,
     ) -> RetryPolicy {
         let Some(spec) = spec else {
             return RetryPolicy::default();
         };
-        let mut err = |field: String, message: String| {
-            errors.push(FieldError {
-                field: format!("{at}.{field}"),
-                message,
-            })
-        };
+        let at = at.into();
         let attempts = spec.attempts.unwrap_or(DEFAULT_ATTEMPTS);
         if attempts > MAX_ATTEMPTS {
-            err(
-                "attempts".into(),
-                format!("{attempts} retries is over the most, {MAX_ATTEMPTS}"),
-            );
+            let over = Invalid::TooManyRetries {
+                attempts,
+                max: MAX_ATTEMPTS,
+            };
+            errors.push(at.key("attempts"), over);
         }
         let mut on = Vec::with_capacity(spec.on.len());
         for (i, &code) in spec.on.iter().enumerate() {
             match StatusCode::from_u16(code) {
                 Ok(status) if status.as_u16() >= 200 => on.push(status),
-                _ => err(
-                    format!("on[{i}]"),
-                    format!("{code} is not a response status (200 to 599)"),
-                ),
+                _ => errors.push(at.key("on").index(i), Invalid::RetryStatus(code)),
             }
         }
         let percent = spec
@@ -90,10 +83,7 @@ impl RetryPolicy {
             .and_then(|b| b.percent)
             .unwrap_or(DEFAULT_PERCENT);
         if percent > 100 {
-            err(
-                "budget.percent".into(),
-                format!("{percent} is not a percentage (0 to 100)"),
-            );
+            errors.push(at.key("budget").key("percent"), Invalid::Percent(percent));
         }
         let min_per_second = spec
             .budget
@@ -273,7 +263,7 @@ mod tests {
                 min_per_second: None,
             }),
         };
-        let mut errors = Vec::new();
+        let mut errors = crate::diagnostic::Problems::default();
         let policy = RetryPolicy::compile(Some(&spec), "spec.rules[0].retries", &mut errors);
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(

@@ -12,9 +12,10 @@ use http::uri::Authority;
 use http::HeaderValue;
 use regex::Regex;
 
+use crate::api::values::{parse_regex, PathError};
 use crate::api::{self, PathModifierType};
-use crate::table::matching::{compile_regex, HostKey};
-use crate::table::FieldError;
+use crate::diagnostic::{FieldPath, Invalid, Problems};
+use crate::matching::HostKey;
 
 /// A compiled path change.
 #[derive(Debug, Clone)]
@@ -38,15 +39,13 @@ impl PathRewrite {
     /// rule is a `Prefix` match (required by `ReplacePrefixMatch`).
     pub fn compile(
         spec: &api::PathModifier,
-        at: &str,
+        at: impl Into<FieldPath>,
         prefix_matches: bool,
-        errors: &mut Vec<FieldError>,
+        errors: &mut Problems,
     ) -> Option<Self> {
-        let mut err = |field: &str, message: String| {
-            errors.push(FieldError {
-                field: format!("{at}.{field}"),
-                message,
-            });
+        let at = at.into();
+        let mut err = |field: &str, reason: Invalid| {
+            errors.push(at.key(field), reason);
             None
         };
         let (field, value) = match spec.kind {
@@ -57,47 +56,41 @@ impl PathRewrite {
             PathModifierType::RegularExpression => ("pattern", &spec.pattern),
         };
         let Some(value) = value else {
-            return err(field, format!("type {:?} needs `{field}`", spec.kind));
+            let kind = kind_name(spec.kind);
+            return err(field, Invalid::Needs { kind, field });
         };
         match spec.kind {
             PathModifierType::ReplacePrefixMatch | PathModifierType::ReplaceFullPath => {
-                if let Err(message) = check_path(value, true) {
-                    return err(field, message);
+                if let Err(e) = check_path(value, true) {
+                    return err(field, e.into());
                 }
                 if spec.kind == PathModifierType::ReplaceFullPath {
                     return Some(PathRewrite::ReplaceFull(value.as_str().into()));
                 }
                 if !prefix_matches {
-                    return err(
-                        field,
-                        "ReplacePrefixMatch needs every match of the rule to be a Prefix path match"
-                            .to_owned(),
-                    );
+                    return err(field, Invalid::PrefixRewriteNeedsPrefix);
                 }
                 Some(PathRewrite::ReplacePrefix(
                     value.trim_end_matches('/').into(),
                 ))
             }
             PathModifierType::RegularExpression => {
-                let pattern = match Regex::new(value) {
+                let pattern = match parse_regex(value) {
                     Ok(re) => re,
-                    // compile_regex words the error on one line, as
-                    // everywhere else.
-                    Err(e) => {
-                        let message = compile_regex(value)
-                            .err()
-                            .unwrap_or_else(|| format!("invalid regular expression: {e}"));
-                        return err(field, message);
-                    }
+                    Err(e) => return err(field, e.into()),
                 };
                 let Some(substitution) = &spec.substitution else {
+                    let kind = kind_name(spec.kind);
                     return err(
                         "substitution",
-                        "type RegularExpression needs `substitution`".to_owned(),
+                        Invalid::Needs {
+                            kind,
+                            field: "substitution",
+                        },
                     );
                 };
-                if let Err(message) = check_path(substitution, false) {
-                    return err("substitution", message);
+                if let Err(e) = check_path(substitution, false) {
+                    return err("substitution", e.into());
                 }
                 Some(PathRewrite::Regex {
                     pattern,
@@ -135,9 +128,9 @@ impl PathRewrite {
 
 /// Checks a configured path (or, with `absolute == false`, a fragment of
 /// one): only characters a request path may hold, no query or fragment.
-fn check_path(value: &str, absolute: bool) -> Result<(), String> {
+fn check_path(value: &str, absolute: bool) -> Result<(), PathError> {
     if absolute && !value.starts_with('/') {
-        return Err(format!("{value:?} must start with '/'"));
+        return Err(PathError::NotAbsolute(value.to_owned()));
     }
     let ok = value.bytes().all(|b| {
         b.is_ascii_graphic()
@@ -149,9 +142,16 @@ fn check_path(value: &str, absolute: bool) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{value:?} must be a path: no query, fragment, spaces or characters that need encoding"
-        ))
+        Err(PathError::NeedsEncoding(value.to_owned()))
+    }
+}
+
+/// A path modifier type as the resource spells it.
+fn kind_name(kind: PathModifierType) -> &'static str {
+    match kind {
+        PathModifierType::ReplacePrefixMatch => "ReplacePrefixMatch",
+        PathModifierType::ReplaceFullPath => "ReplaceFullPath",
+        PathModifierType::RegularExpression => "RegularExpression",
     }
 }
 
@@ -168,17 +168,19 @@ impl HostRewrite {
     /// Compiles `spec`; problems go to `errors`, named under `at`.
     pub fn compile(
         spec: &api::HostRewrite,
-        at: &str,
-        errors: &mut Vec<FieldError>,
+        at: impl Into<FieldPath>,
+        errors: &mut Problems,
     ) -> Option<Self> {
+        let at = at.into();
         match spec.kind {
             api::HostRewriteType::BackendAddress => Some(HostRewrite::BackendAddress),
             api::HostRewriteType::Hostname => {
                 let Some(hostname) = &spec.hostname else {
-                    errors.push(FieldError {
-                        field: format!("{at}.hostname"),
-                        message: "type Hostname needs `hostname`".to_owned(),
-                    });
+                    let needs = Invalid::Needs {
+                        kind: "Hostname",
+                        field: "hostname",
+                    };
+                    errors.push(at.key("hostname"), needs);
                     return None;
                 };
                 let valid = hostname
@@ -187,12 +189,8 @@ impl HostRewrite {
                     .filter(|a| !hostname.contains('@') && valid_host(a.host()))
                     .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
                 if valid.is_none() {
-                    errors.push(FieldError {
-                        field: format!("{at}.hostname"),
-                        message: format!(
-                            "{hostname:?} is not a hostname (for example api.internal or api.internal:8443)"
-                        ),
-                    });
+                    let invalid = Invalid::RewriteHostname(hostname.clone());
+                    errors.push(at.key("hostname"), invalid);
                 }
                 valid.map(HostRewrite::Hostname)
             }
@@ -226,7 +224,7 @@ mod tests {
     }
 
     fn rewrite(kind: PathModifierType, value: &str, substitution: Option<&str>) -> PathRewrite {
-        let mut errors = Vec::new();
+        let mut errors = crate::diagnostic::Problems::default();
         let r = PathRewrite::compile(&modifier(kind, value, substitution), "p", true, &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
         r.unwrap()
@@ -394,7 +392,7 @@ mod tests {
                 "p.replaceFullPath",
             ),
         ] {
-            let mut errors = Vec::new();
+            let mut errors = crate::diagnostic::Problems::default();
             assert!(
                 PathRewrite::compile(&m, "p", prefix_ok, &mut errors).is_none(),
                 "case {case}"

@@ -295,3 +295,18 @@ fn every_policy_field_is_described_in_the_crd_schema() {
         );
     }
 }
+
+#[test]
+fn a_firewall_method_typo_rejects_the_route_instead_of_denying_every_get() {
+    let compiled = compile_rules(vec![RouteRule {
+        backends: vec![backend()],
+        firewall: Some(api::Firewall {
+            methods: vec!["get".into()],
+            ..api::Firewall::default()
+        }),
+        ..RouteRule::default()
+    }]);
+    assert_eq!(compiled.statuses[0].reason, Reason::Invalid);
+    assert_eq!(fields(&compiled), ["spec.rules[0].firewall.methods[0]"]);
+    assert_eq!(compiled.statuses[0].errors[0].code, "method-case");
+}

@@ -12,7 +12,7 @@ use std::{fs, io};
 use serde::Deserialize;
 
 use crate::api::LoadBalancerRoute;
-use crate::snapshot::{Age, BackendPolicy, Diagnostic, Snapshot, SourcedRoute};
+use crate::snapshot::{Age, BackendPolicy, Code, Diagnostic, Snapshot, SourcedRoute};
 
 const API_VERSION: &str = "switchyard.dev/v1alpha1";
 const KIND: &str = "LoadBalancerRoute";
@@ -80,6 +80,7 @@ pub fn parse(files: &Files) -> Loaded {
                     origin,
                     resource: None,
                     field: None,
+                    code: Code::Unreadable,
                     message: message.clone(),
                 });
                 continue;
@@ -120,6 +121,7 @@ fn yaml_error(origin: &Arc<str>, index: usize, err: &serde_yaml_ng::Error) -> Di
         origin: origin.clone(),
         resource: None,
         field: None,
+        code: Code::Yaml,
         message: format!("document {}: invalid YAML{at}: {err}", index + 1),
     }
 }
@@ -130,28 +132,35 @@ fn document_to_route(
     index: usize,
     age: Age,
 ) -> Result<SourcedRoute, Vec<Diagnostic>> {
-    let doc_error = |message: String| {
+    let doc_error = |code: Code, message: String| {
         vec![Diagnostic {
             origin: origin.clone(),
             resource: None,
             field: None,
+            code,
             message: format!("document {}: {message}", index + 1),
         }]
     };
     let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
     let kind = text("kind");
     if kind.as_deref() != Some(KIND) {
-        return Err(doc_error(format!(
-            "kind is {}, expected {KIND}",
-            kind.map_or_else(|| "missing".to_owned(), |k| format!("{k:?}"))
-        )));
+        return Err(doc_error(
+            Code::Kind,
+            format!(
+                "kind is {}, expected {KIND}",
+                kind.map_or_else(|| "missing".to_owned(), |k| format!("{k:?}"))
+            ),
+        ));
     }
     let api_version = text("apiVersion");
     if api_version.as_deref() != Some(API_VERSION) {
-        return Err(doc_error(format!(
-            "apiVersion is {}, expected {API_VERSION}",
-            api_version.map_or_else(|| "missing".to_owned(), |v| format!("{v:?}"))
-        )));
+        return Err(doc_error(
+            Code::ApiVersion,
+            format!(
+                "apiVersion is {}, expected {API_VERSION}",
+                api_version.map_or_else(|| "missing".to_owned(), |v| format!("{v:?}"))
+            ),
+        ));
     }
     let metadata = value.get("metadata");
     let meta_text = |key: &str| {
@@ -161,14 +170,18 @@ fn document_to_route(
             .map(str::to_owned)
     };
     let Some(name) = meta_text("name") else {
-        return Err(doc_error("metadata.name is missing".to_owned()));
+        return Err(doc_error(
+            Code::MissingName,
+            "metadata.name is missing".to_owned(),
+        ));
     };
     let namespace = meta_text("namespace").unwrap_or_else(|| "default".to_owned());
     let resource = format!("{namespace}/{name}");
-    let located = |field: String, message: String| Diagnostic {
+    let located = |field: String, code: Code, message: String| Diagnostic {
         origin: origin.clone(),
         resource: Some(resource.clone()),
         field: Some(field),
+        code,
         message,
     };
 
@@ -190,13 +203,17 @@ fn document_to_route(
         Ok(route) => route,
         Err(err) => {
             let field = err.path().to_string();
-            return Err(vec![located(field, err.into_inner().to_string())]);
+            return Err(vec![located(
+                field,
+                Code::Schema,
+                err.into_inner().to_string(),
+            )]);
         }
     };
     if !unknown.is_empty() {
         return Err(unknown
             .into_iter()
-            .map(|field| located(field, "unknown field".to_owned()))
+            .map(|field| located(field, Code::UnknownField, "unknown field".to_owned()))
             .collect());
     }
     Ok(SourcedRoute {

@@ -3,11 +3,10 @@
 //!
 //! Owns: [`RouteTable`] (immutable once built), [`compile`] (pure: snapshot
 //! in, table and statuses out), backend resolution (Services and
-//! EndpointSlices to endpoints), matching and conflict rules, and the status
+//! EndpointSlices to endpoints), conflict rules, and the status
 //! conditions of each route. Must not: touch sockets, files or clocks.
 
 mod compile;
-pub mod matching;
 mod pick;
 mod resolve;
 mod status;
@@ -19,18 +18,21 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::uri::Authority;
 use http::{HeaderMap, Method};
-use serde::Serialize;
 
-pub use compile::{compile, parse_duration, Compiled};
+/// Compile errors: a field path and a typed reason (the vocabulary lives in
+/// the leaf `diagnostic`, so the per-rule compilers below `table` share it).
+pub use crate::diagnostic::{CompileError, FieldPath, Invalid, Problems};
+pub use compile::{compile, Compiled};
 pub use pick::{Balancing, GroupSpec, PickContext, Picked};
-pub use status::{ConditionState, FieldError, Reason, RouteStatus};
+pub use status::{ConditionReason, ConditionState, Reason, RouteStatus};
 
 use crate::api::LoadBalancerRouteSpec;
 use crate::balance::EndpointState;
+use crate::health::passive::Tracked;
 use crate::health::{ActiveCheck, Passive};
+use crate::matching::{request_host, RequestMatch};
 use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
-use matching::{request_host, RequestMatch};
 
 /// The published table, swapped whole on every compile. Requests `load()`
 /// it once; in-flight requests keep the table they started with.
@@ -51,8 +53,8 @@ pub struct RouteTable {
     limiters: LimiterStates,
     /// One per (endpoint, active check) of the served rules, sorted.
     probes: Vec<Probe>,
-    /// What `/routes` shows.
-    summary: Vec<RouteSummary>,
+    /// Every route of the snapshot with its status, oldest first.
+    routes: Vec<RouteRecord>,
 }
 
 /// The rules of one host, best precedence first.
@@ -121,6 +123,16 @@ pub struct Target {
     pub weight: u32,
 }
 
+impl Tracked for Target {
+    fn state(&self) -> &EndpointState {
+        &self.state
+    }
+
+    fn authority(&self) -> &Authority {
+        &self.authority
+    }
+}
+
 /// One active health check of one endpoint: what the health supervisor
 /// runs a probe task for.
 #[derive(Debug, Clone)]
@@ -169,30 +181,11 @@ impl Backends {
     }
 }
 
-/// An endpoint's health and load, as `/routes` shows it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointSummary {
-    /// `host:port`.
-    pub address: String,
-    /// Whether active health checks pass (true without checks).
-    pub healthy: bool,
-    /// Whether passive health has it ejected.
-    pub ejected: bool,
-    /// Requests in flight.
-    pub in_flight: u64,
-}
-
-/// A route as `/routes` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RouteSummary {
-    /// The route's namespace.
-    pub namespace: String,
-    /// The route's name.
-    pub name: String,
-    /// The file or source it came from.
-    pub origin: String,
-    /// Whether it is served, and why not.
+/// A route of the compiled snapshot as written, with what compile said of
+/// it (served or not): what `/routes` shows.
+#[derive(Debug)]
+pub struct RouteRecord {
+    /// The route's status; it names the route and its origin.
     pub status: RouteStatus,
     /// The route as written.
     pub spec: LoadBalancerRouteSpec,
@@ -253,24 +246,14 @@ impl RouteTable {
         &self.probes
     }
 
-    /// Every endpoint of the table at `now`, by address, for `/routes`.
-    pub fn endpoint_summary(&self, now: tokio::time::Instant) -> Vec<EndpointSummary> {
-        let mut list: Vec<EndpointSummary> = self
-            .endpoints
-            .iter()
-            .map(|(address, state)| EndpointSummary {
-                address: address.to_string(),
-                healthy: state.is_healthy(),
-                ejected: state.is_ejected_at(now),
-                in_flight: state.in_flight(),
-            })
-            .collect();
-        list.sort_by(|a, b| a.address.cmp(&b.address));
-        list
+    /// Every endpoint of the table with its shared state, in no order.
+    pub fn endpoints(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<EndpointState>)> {
+        self.endpoints.iter()
     }
 
-    /// The routes and their statuses, for `/routes`.
-    pub fn summary(&self) -> &[RouteSummary] {
-        &self.summary
+    /// The routes of the compiled snapshot and their statuses, oldest
+    /// first.
+    pub fn routes(&self) -> &[RouteRecord] {
+        &self.routes
     }
 }

@@ -12,8 +12,10 @@ use http::{header, HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
 use super::Target;
+use crate::api::values::{check_cookie_name, parse_header_name};
 use crate::api::{self, Algorithm, HashOnType};
 use crate::balance::{hash_key, Balancer, Endpoint, RoundRobin};
+use crate::diagnostic::Invalid;
 
 /// What a pick may look at: the request as the client sent it.
 #[derive(Debug, Clone, Copy)]
@@ -219,31 +221,27 @@ fn set_cookie(spec: &StickySpec, id: u64) -> HeaderValue {
 }
 
 impl HashKey {
-    /// Compiles `hashOn`; the error names the sub-field (`.name`) and says
-    /// what is wrong.
-    pub fn compile(spec: &api::HashOn) -> Result<Self, (&'static str, String)> {
+    /// Compiles `hashOn`; every error is about its `name` field.
+    pub fn compile(spec: &api::HashOn) -> Result<Self, Invalid> {
         let name = spec.name.as_deref();
-        let needed = || (".name", "a name is needed with this type".to_owned());
         match spec.kind {
             HashOnType::ClientIp => match name {
                 None => Ok(HashKey::ClientIp),
-                Some(_) => Err((".name", "ClientIP takes no name".to_owned())),
+                Some(_) => Err(Invalid::NameUnused),
             },
             HashOnType::Header => {
-                let name = name.ok_or_else(needed)?;
-                HeaderName::from_bytes(name.as_bytes())
-                    .map(HashKey::Header)
-                    .map_err(|_| (".name", format!("{name:?} is not a valid header name")))
+                let name = name.ok_or(Invalid::NameNeeded)?;
+                Ok(HashKey::Header(parse_header_name(name)?))
             }
             HashOnType::Cookie => {
-                let name = name.ok_or_else(needed)?;
-                check_cookie_name(name).map_err(|m| (".name", m))?;
+                let name = name.ok_or(Invalid::NameNeeded)?;
+                check_cookie_name(name)?;
                 Ok(HashKey::Cookie(name.into()))
             }
             HashOnType::QueryParameter => {
-                let name = name.ok_or_else(needed)?;
+                let name = name.ok_or(Invalid::NameNeeded)?;
                 if name.is_empty() || name.contains(['&', '=', '#', ' ']) {
-                    return Err((".name", format!("{name:?} is not a query parameter name")));
+                    return Err(Invalid::HashQueryName(name.to_owned()));
                 }
                 Ok(HashKey::QueryParameter(name.into()))
             }
@@ -264,15 +262,6 @@ impl HashKey {
             }),
         }
     }
-}
-
-/// Validates a cookie name (an RFC 6265 token).
-pub fn check_cookie_name(name: &str) -> Result<(), String> {
-    let token = |b: u8| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b);
-    if name.is_empty() || !name.bytes().all(token) {
-        return Err(format!("{name:?} is not a valid cookie name"));
-    }
-    Ok(())
 }
 
 /// The value of cookie `name` in the `Cookie` headers (the first one).

@@ -16,13 +16,11 @@ use std::sync::Arc;
 use http::uri::Authority;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::ConditionReason;
 use crate::api;
+use crate::api::values::parse_address;
+use crate::diagnostic::Invalid;
 use crate::snapshot::{BackendPolicy, ServiceInfo, ServicePortInfo, Snapshot};
-
-/// `ResolvedRefs` reason: the Service does not exist.
-pub(super) const BACKEND_NOT_FOUND: &str = "BackendNotFound";
-/// `ResolvedRefs` reason: the Service exists but the reference does not fit it.
-pub(super) const INVALID_BACKEND: &str = "InvalidBackend";
 
 /// One endpoint: its key for `EndpointState` reuse (the authority as text)
 /// and the parsed authority.
@@ -43,66 +41,58 @@ pub(super) enum Resolved {
     },
     /// A reference that does not resolve now (the route is still served).
     Unresolved {
-        /// [`BACKEND_NOT_FOUND`] or [`INVALID_BACKEND`].
-        reason: &'static str,
+        /// `BackendNotFound` or `InvalidBackend`.
+        reason: ConditionReason,
         /// What is wrong, for the condition and the 503 reason.
         message: String,
     },
 }
 
 /// Resolves `backend` of a route in `namespace`. The error is a field error:
-/// the sub-field (`.address`, `.service`, `.port`, or `""` for the backend
-/// itself) and its message.
+/// the sub-field (`address`, `service`, `port`, or `None` for the backend
+/// itself) and why.
 pub(super) fn resolve_backend(
     backend: &api::Backend,
     namespace: &str,
     snapshot: &Snapshot,
-) -> Result<Resolved, (&'static str, String)> {
+) -> Result<Resolved, (Option<&'static str>, Invalid)> {
     let policy = snapshot.backends;
     match (&backend.service, &backend.address) {
-        (Some(_), Some(_)) => Err(("", "set either `service` or `address`, not both".to_owned())),
+        (Some(_), Some(_)) => Err((None, Invalid::ServiceAndAddress)),
         (Some(service), None) => match policy {
             BackendPolicy::StaticOnly => Err((
-                ".service",
-                format!(
-                    "service backend {service:?} needs a cluster; in standalone mode \
-                     a backend is a static `address: host:port`"
-                ),
+                Some("service"),
+                Invalid::ServiceNeedsCluster(service.clone()),
             )),
             BackendPolicy::Cluster { .. } => {
                 if service.is_empty() {
-                    return Err((".service", "the Service name is empty".to_owned()));
+                    return Err((Some("service"), Invalid::EmptyServiceName));
                 }
-                let port = wanted_port(backend.port.as_ref()).map_err(|m| (".port", m))?;
+                let port = wanted_port(backend.port.as_ref()).map_err(|m| (Some("port"), m))?;
                 Ok(resolve_service(namespace, service, &port, snapshot))
             }
         },
         (None, Some(address)) => match policy {
             BackendPolicy::Cluster {
                 allow_static: false,
-            } => Err((
-                ".address",
-                "static address backends are not allowed in this cluster; the controller \
-                 runs without --allow-static-backends (use `service` and `port`)"
-                    .to_owned(),
-            )),
+            } => Err((Some("address"), Invalid::StaticNotAllowed)),
             BackendPolicy::StaticOnly | BackendPolicy::Cluster { allow_static: true } => {
-                let authority = parse_address(address).map_err(|m| (".address", m))?;
+                let authority =
+                    parse_address(address).map_err(|e| (Some("address"), Invalid::from(e)))?;
                 Ok(Resolved::Static((Arc::from(authority.as_str()), authority)))
             }
         },
         (None, None) => Err((
-            "",
-            match policy {
-                BackendPolicy::StaticOnly => "a backend needs an `address: host:port`",
-                BackendPolicy::Cluster {
-                    allow_static: false,
-                } => "a backend needs a `service` and a `port`",
-                BackendPolicy::Cluster { allow_static: true } => {
-                    "a backend needs a `service` and a `port`, or an `address: host:port`"
-                }
-            }
-            .to_owned(),
+            None,
+            Invalid::NoBackendRef {
+                service: matches!(policy, BackendPolicy::Cluster { .. }),
+                address: !matches!(
+                    policy,
+                    BackendPolicy::Cluster {
+                        allow_static: false
+                    }
+                ),
+            },
         )),
     }
 }
@@ -114,22 +104,22 @@ enum PortRef {
     Name(String),
 }
 
-fn wanted_port(port: Option<&IntOrString>) -> Result<PortRef, String> {
+fn wanted_port(port: Option<&IntOrString>) -> Result<PortRef, Invalid> {
     let number = |n: i32| {
         if (1..=65535).contains(&n) {
             Ok(PortRef::Number(n))
         } else {
-            Err(format!("{n} is not a port number (1 to 65535)"))
+            Err(Invalid::PortNumber(n))
         }
     };
     match port {
-        None => Err("a service backend needs a `port`: the Service port's number or name".into()),
+        None => Err(Invalid::PortMissing),
         Some(IntOrString::Int(n)) => number(*n),
         // `port: "80"` is a number a YAML writer quoted; Kubernetes port
         // names always contain a letter, so the reading is unambiguous.
         Some(IntOrString::String(s)) => match s.parse::<i32>() {
             Ok(n) => number(n),
-            Err(_) if s.is_empty() => Err("the port name is empty".into()),
+            Err(_) if s.is_empty() => Err(Invalid::EmptyPortName),
             Err(_) => Ok(PortRef::Name(s.clone())),
         },
     }
@@ -140,7 +130,7 @@ fn resolve_service(namespace: &str, name: &str, port: &PortRef, snapshot: &Snaps
     let service = format!("{namespace}/{name}");
     let Some(info) = snapshot.services.get(&key) else {
         return Resolved::Unresolved {
-            reason: BACKEND_NOT_FOUND,
+            reason: ConditionReason::BackendNotFound,
             message: format!("service {service} not found"),
         };
     };
@@ -154,7 +144,7 @@ fn resolve_service(namespace: &str, name: &str, port: &PortRef, snapshot: &Snaps
             PortRef::Name(name) => format!("port named {name:?}"),
         };
         return Resolved::Unresolved {
-            reason: INVALID_BACKEND,
+            reason: ConditionReason::InvalidBackend,
             message: format!("service {service} has no {wanted}; {}", list_ports(info)),
         };
     };
@@ -230,14 +220,4 @@ fn endpoint_authority(address: &str, port: u16) -> Option<Endpoint> {
     };
     let authority = parse_address(&text).ok()?;
     Some((Arc::from(authority.as_str()), authority))
-}
-
-/// Parses a static `host:port`.
-pub(super) fn parse_address(address: &str) -> Result<Authority, String> {
-    let bad = || format!("{address:?} is not host:port (for example 127.0.0.1:8080)");
-    let authority: Authority = address.parse().map_err(|_| bad())?;
-    if address.contains('@') || authority.host().is_empty() || authority.port_u16().is_none() {
-        return Err(bad());
-    }
-    Ok(authority)
 }

@@ -5,10 +5,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::api::Condition;
-use crate::snapshot::Diagnostic;
+use crate::diagnostic::CompileError;
+use crate::snapshot::{Code, Diagnostic};
 
 /// The outcome of compiling one route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,7 +24,7 @@ pub struct RouteStatus {
     /// Accepted, or why not.
     pub reason: Reason,
     /// Every problem found, each naming its field.
-    pub errors: Vec<FieldError>,
+    pub errors: Vec<CompileError>,
     /// The `ResolvedRefs` condition: whether every backend reference names
     /// something that exists. A Service that is missing (or lacks the port)
     /// does not reject the route; its backend just has no endpoints. For a
@@ -44,8 +45,8 @@ pub struct RouteStatus {
 pub struct ConditionState {
     /// Whether the condition holds (`True`).
     pub status: bool,
-    /// The CamelCase reason, e.g. `BackendNotFound`.
-    pub reason: &'static str,
+    /// The reason, e.g. `BackendNotFound`.
+    pub reason: ConditionReason,
     /// What happened, for a person: what to fix when `status` is false.
     pub message: String,
 }
@@ -62,13 +63,27 @@ pub enum Reason {
     Conflicted,
 }
 
-/// One problem in a route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    /// The field path, e.g. `spec.rules[0].backends[1].address`.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
+/// The reason of a condition: CamelCase on the resource, an enum here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConditionReason {
+    /// `Accepted`: the route is served.
+    Accepted,
+    /// `Invalid`: a field is invalid.
+    Invalid,
+    /// `Conflicted`: an older route claims a host + match.
+    Conflicted,
+    /// `ResolvedRefs`: every backend reference resolved.
+    ResolvedRefs,
+    /// `BackendNotFound`: a referenced Service does not exist.
+    BackendNotFound,
+    /// `InvalidBackend`: the Service exists but lacks the port.
+    InvalidBackend,
+    /// `Ready`: every rule can answer.
+    Ready,
+    /// `NoReadyEndpoints`: a rule waits for endpoints.
+    NoReadyEndpoints,
+    /// `NoBackends`: a rule has no backends by design.
+    NoBackends,
 }
 
 // === impl RouteStatus ===
@@ -92,9 +107,9 @@ impl RouteStatus {
     pub fn conditions(&self) -> Vec<Condition> {
         let accepted = match self.reason {
             Reason::Accepted => {
-                ConditionState::met(Reason::Accepted.as_str(), "the route is served")
+                ConditionState::met(Reason::Accepted.condition(), "the route is served")
             }
-            reason => ConditionState::unmet(reason.as_str(), self.error_list()),
+            reason => ConditionState::unmet(reason.condition(), self.error_list()),
         };
         [
             ("Accepted", &accepted),
@@ -105,7 +120,7 @@ impl RouteStatus {
         .map(|(kind, state)| Condition {
             kind: kind.to_owned(),
             status: if state.status { "True" } else { "False" }.to_owned(),
-            reason: state.reason.to_owned(),
+            reason: state.reason.as_str().to_owned(),
             message: state.message.clone(),
             // Stamped by the status writer, which knows the previous status
             // and the clock; compile reads no clock.
@@ -129,7 +144,8 @@ impl RouteStatus {
         self.errors.iter().map(|e| Diagnostic {
             origin: self.origin.clone(),
             resource: Some(format!("{}/{}", self.namespace, self.name)),
-            field: Some(e.field.clone()),
+            field: Some(e.field.to_string()),
+            code: Code::Invalid(e.code),
             message: e.message.clone(),
         })
     }
@@ -139,7 +155,7 @@ impl RouteStatus {
 
 impl ConditionState {
     /// A condition that holds.
-    pub fn met(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn met(reason: ConditionReason, message: impl Into<String>) -> Self {
         ConditionState {
             status: true,
             reason,
@@ -148,7 +164,7 @@ impl ConditionState {
     }
 
     /// A condition that does not hold.
-    pub fn unmet(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn unmet(reason: ConditionReason, message: impl Into<String>) -> Self {
         ConditionState {
             status: false,
             reason,
@@ -160,7 +176,7 @@ impl ConditionState {
     /// with the reason it is not.
     pub(super) fn not_accepted(reason: Reason) -> Self {
         ConditionState::unmet(
-            reason.as_str(),
+            reason.condition(),
             "not evaluated: the route is not served; fix the problems in the Accepted condition",
         )
     }
@@ -176,6 +192,52 @@ impl Reason {
             Reason::Invalid => "Invalid",
             Reason::Conflicted => "Conflicted",
         }
+    }
+
+    /// The same reason, as a condition reason.
+    pub fn condition(self) -> ConditionReason {
+        match self {
+            Reason::Accepted => ConditionReason::Accepted,
+            Reason::Invalid => ConditionReason::Invalid,
+            Reason::Conflicted => ConditionReason::Conflicted,
+        }
+    }
+}
+
+// === impl ConditionReason ===
+
+impl ConditionReason {
+    /// The reason as the resource spells it, CamelCase.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionReason::Accepted => "Accepted",
+            ConditionReason::Invalid => "Invalid",
+            ConditionReason::Conflicted => "Conflicted",
+            ConditionReason::ResolvedRefs => "ResolvedRefs",
+            ConditionReason::BackendNotFound => "BackendNotFound",
+            ConditionReason::InvalidBackend => "InvalidBackend",
+            ConditionReason::Ready => "Ready",
+            ConditionReason::NoReadyEndpoints => "NoReadyEndpoints",
+            ConditionReason::NoBackends => "NoBackends",
+        }
+    }
+}
+
+impl fmt::Display for ConditionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ConditionReason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for ConditionReason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

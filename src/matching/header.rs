@@ -1,0 +1,90 @@
+//! Headers: a compiled header condition ([`HeaderMatcher`]).
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use regex::Regex;
+
+use crate::api::values::{
+    parse_anchored_regex, parse_header_name, parse_header_value, HeaderProblem,
+};
+use crate::api::{HeaderMatch, HeaderMatchType};
+
+/// A compiled header condition.
+#[derive(Debug, Clone)]
+pub struct HeaderMatcher {
+    name: HeaderName,
+    value: HeaderValueMatcher,
+}
+
+#[derive(Debug, Clone)]
+enum HeaderValueMatcher {
+    Exact(HeaderValue),
+    Regex(Regex),
+}
+
+/// Why a header condition does not compile: `.0` is the sub-field (`name`
+/// or `value`), `.1` what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{1}")]
+pub struct HeaderMatchError(pub &'static str, pub HeaderProblem);
+
+impl HeaderMatcher {
+    /// Validates and compiles a header condition; the error names the
+    /// sub-field (`name` or `value`).
+    pub fn new(kind: HeaderMatchType, name: &str, value: &str) -> Result<Self, HeaderMatchError> {
+        let name = parse_header_name(name).map_err(|e| HeaderMatchError("name", e.into()))?;
+        let value = match kind {
+            HeaderMatchType::Exact => HeaderValueMatcher::Exact(
+                parse_header_value(value).map_err(|e| HeaderMatchError("value", e.into()))?,
+            ),
+            HeaderMatchType::RegularExpression => HeaderValueMatcher::Regex(
+                parse_anchored_regex(value).map_err(|e| HeaderMatchError("value", e.into()))?,
+            ),
+        };
+        Ok(HeaderMatcher { name, value })
+    }
+
+    /// Whether any value of the header satisfies the condition.
+    pub fn matches(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get_all(&self.name)
+            .iter()
+            .any(|v| match &self.value {
+                HeaderValueMatcher::Exact(want) => v == want,
+                HeaderValueMatcher::Regex(re) => v.to_str().is_ok_and(|v| re.is_match(v)),
+            })
+    }
+}
+
+impl TryFrom<&HeaderMatch> for HeaderMatcher {
+    type Error = HeaderMatchError;
+
+    /// Compiles a `headers[]` (or `denyHeaders[]`) entry.
+    fn try_from(spec: &HeaderMatch) -> Result<Self, HeaderMatchError> {
+        HeaderMatcher::new(spec.kind, &spec.name, &spec.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_match_is_case_insensitive_on_name_and_checks_every_value() {
+        let m = HeaderMatcher::new(HeaderMatchType::Exact, "X-Canary", "1").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.append("x-canary", HeaderValue::from_static("0"));
+        assert!(!m.matches(&headers));
+        headers.append("x-canary", HeaderValue::from_static("1"));
+        assert!(m.matches(&headers));
+        let re =
+            HeaderMatcher::new(HeaderMatchType::RegularExpression, "user-agent", "Bad.*").unwrap();
+        headers.insert("user-agent", HeaderValue::from_static("BadBot/1"));
+        assert!(re.matches(&headers));
+        assert_eq!(
+            HeaderMatcher::new(HeaderMatchType::Exact, "bad name", "x")
+                .unwrap_err()
+                .0,
+            "name"
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! Compile step: a rule's backends — references resolved to endpoints,
+//! endpoints grouped by backend with their weights, and the balancing that
+//! picks among them.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::super::pick::{Balancing, GroupSpec, HashKey, StickySpec};
+use super::super::resolve::{resolve_backend, Endpoint, Resolved};
+use super::super::{Backends, ConditionReason, Target};
+use crate::api::values::{check_cookie_name, parse_duration};
+use crate::api::{self, Algorithm};
+use crate::balance::EndpointState;
+use crate::diagnostic::{FieldPath, Invalid, Problems};
+use crate::snapshot::Snapshot;
+
+/// Largest backend weight; keeps the round-robin schedule small.
+const MAX_WEIGHT: u32 = 1000;
+
+/// The endpoints of one route so far, one state per address (a map: a
+/// Service can have many endpoints), and where a new address gets its
+/// state.
+pub(super) struct Endpoints<'a, F> {
+    /// The states this route uses, by address.
+    pub used: HashMap<Arc<str>, Arc<EndpointState>>,
+    /// The state of an address the route has not used yet: the previous
+    /// table's, or a fresh one.
+    pub state_of: &'a mut F,
+}
+
+/// What resolving a rule's backends found.
+#[derive(Default)]
+pub(super) struct RuleBackends {
+    /// Every endpoint, grouped by backend in declaration order.
+    targets: Vec<Target>,
+    /// The weighted groups of `targets`.
+    groups: Vec<GroupSpec>,
+    /// Why a backend that should get traffic contributes no endpoint.
+    pub empty: Vec<String>,
+    /// Unresolved references: the `ResolvedRefs` reason and
+    /// `field: message`.
+    pub unresolved: Vec<(ConditionReason, String)>,
+}
+
+/// Resolves the backends of `rule` (at `at`) of a route in `namespace`.
+/// Two levels: a Service backend's weight is its share of the rule's
+/// traffic, however many endpoints it has, and its endpoints share that
+/// equally. Static addresses are endpoints listed by hand: together they
+/// form one pool whose share is the sum of their weights, and inside it
+/// their weights are endpoint weights.
+pub(super) fn resolve_backends<F: FnMut(&str) -> Arc<EndpointState>>(
+    rule: &api::RouteRule,
+    at: &FieldPath,
+    namespace: &str,
+    snapshot: &Snapshot,
+    endpoints: &mut Endpoints<'_, F>,
+    errors: &mut Problems,
+) -> RuleBackends {
+    let mut out = RuleBackends::default();
+    // The group of the rule's static addresses, once there is one.
+    let mut static_pool: Option<usize> = None;
+    for (b, backend) in rule.backends.iter().enumerate() {
+        let field = at.key("backends").index(b);
+        if backend.weight > MAX_WEIGHT {
+            let weight = backend.weight;
+            let reason = Invalid::Weight {
+                weight,
+                max: MAX_WEIGHT,
+            };
+            errors.push(field.key("weight"), reason);
+        }
+        let (found, is_static) =
+            backend_endpoints(backend, &field, namespace, snapshot, &mut out, errors);
+        let mut indices = Vec::with_capacity(found.len());
+        for (key, authority) in found {
+            let state = match endpoints.used.entry(key) {
+                Entry::Occupied(known) => Arc::clone(known.get()),
+                Entry::Vacant(new) => {
+                    let state = (endpoints.state_of)(new.key());
+                    Arc::clone(new.insert(state))
+                }
+            };
+            indices.push(out.targets.len());
+            out.targets.push(Target {
+                authority,
+                state,
+                weight: backend.weight,
+            });
+        }
+        if backend.weight == 0 || indices.is_empty() {
+            continue;
+        }
+        if is_static {
+            let groups = &mut out.groups;
+            let pool = *static_pool.get_or_insert_with(|| {
+                groups.push(GroupSpec::default());
+                groups.len() - 1
+            });
+            let pool = &mut groups[pool];
+            pool.targets.extend(indices);
+            pool.weights.push(backend.weight);
+            pool.weight += backend.weight;
+        } else {
+            out.groups.push(GroupSpec {
+                weights: vec![1; indices.len()],
+                targets: indices,
+                weight: backend.weight,
+            });
+        }
+    }
+    out
+}
+
+/// The endpoints of one backend and whether it is a static address. A
+/// reference that does not resolve today is recorded in `out` (the route is
+/// still served); a malformed one is an error.
+fn backend_endpoints(
+    backend: &api::Backend,
+    field: &FieldPath,
+    namespace: &str,
+    snapshot: &Snapshot,
+    out: &mut RuleBackends,
+    errors: &mut Problems,
+) -> (Vec<Endpoint>, bool) {
+    match resolve_backend(backend, namespace, snapshot) {
+        Ok(Resolved::Static(endpoint)) => (vec![endpoint], true),
+        Ok(Resolved::Service { service, endpoints }) => {
+            if endpoints.is_empty() && backend.weight > 0 {
+                out.empty
+                    .push(format!("no ready endpoints for service {service}"));
+            }
+            (endpoints, false)
+        }
+        Ok(Resolved::Unresolved { reason, message }) => {
+            if backend.weight > 0 {
+                out.empty.push(message.clone());
+            }
+            out.unresolved.push((reason, format!("{field}: {message}")));
+            (Vec::new(), false)
+        }
+        Err((sub, reason)) => {
+            let at = sub.map_or_else(|| field.clone(), |sub| field.key(sub));
+            errors.push(at, reason);
+            (Vec::new(), false)
+        }
+    }
+}
+
+/// The rule's [`Backends`]: its balancing over the endpoints found, or why
+/// it has none. Balancing problems go to `errors`.
+pub(super) fn rule_backends(
+    rule: &api::RouteRule,
+    at: &FieldPath,
+    found: &mut RuleBackends,
+    errors: &mut Problems,
+) -> Backends {
+    let (algorithm, hash_on, sticky) = compile_balancing(rule, at, errors);
+    if rule.backends.is_empty() {
+        return Backends::Unavailable {
+            reason: "the rule has no backends".into(),
+        };
+    }
+    let targets = std::mem::take(&mut found.targets);
+    match Balancing::new(algorithm, hash_on, sticky, &targets, &found.groups) {
+        Some(balancer) => Backends::Ready {
+            balancer,
+            targets: targets.into_boxed_slice(),
+        },
+        None if found.empty.is_empty() => Backends::Unavailable {
+            reason: "every backend of the rule has weight 0".into(),
+        },
+        None => Backends::Unavailable {
+            reason: found.empty.join("; ").into(),
+        },
+    }
+}
+
+/// Validates and compiles a rule's `loadBalancing`: `hashOn` is required
+/// with `ConsistentHash` and refused with any other algorithm; names must
+/// be valid. Errors go to `errors`, naming the field.
+fn compile_balancing(
+    rule: &api::RouteRule,
+    at: &FieldPath,
+    errors: &mut Problems,
+) -> (Algorithm, Option<HashKey>, Option<StickySpec>) {
+    let Some(lb) = &rule.load_balancing else {
+        return (Algorithm::default(), None, None);
+    };
+    let field = at.key("loadBalancing");
+    let hash_on = match (&lb.hash_on, lb.algorithm) {
+        (None, Algorithm::ConsistentHash) => {
+            errors.push(field.key("hashOn"), Invalid::HashOnMissing);
+            None
+        }
+        (Some(_), algorithm) if algorithm != Algorithm::ConsistentHash => {
+            errors.push(field.key("hashOn"), Invalid::HashOnUnused(algorithm));
+            None
+        }
+        (Some(spec), _) => errors.check(|| field.key("hashOn").key("name"), HashKey::compile(spec)),
+        (None, _) => None,
+    };
+    let sticky = lb.sticky.as_ref().and_then(|sticky| {
+        let cookie = &sticky.cookie;
+        let at = field.key("sticky").key("cookie");
+        let name = errors.check(|| at.key("name"), check_cookie_name(&cookie.name));
+        let ttl = match cookie.ttl.as_deref().map(parse_duration) {
+            None => Some(None),
+            Some(ttl) => errors.check(|| at.key("ttl"), ttl).map(Some),
+        };
+        match (name, ttl) {
+            (Some(()), Some(ttl)) => Some(StickySpec {
+                name: cookie.name.as_str().into(),
+                ttl,
+            }),
+            _ => None,
+        }
+    });
+    (lb.algorithm, hash_on, sticky)
+}

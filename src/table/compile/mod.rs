@@ -1,0 +1,237 @@
+//! Compile: a [`Snapshot`] (and the previous table) in, a [`RouteTable`]
+//! and one [`RouteStatus`] per route out.
+//!
+//! Pure: no I/O, no clocks. Every string is validated and parsed here, once;
+//! every problem is collected (not just the first) and names its field. A
+//! bad route is left out alone; conflicts go to the older route.
+//!
+//! Steps: [`routes`] compiles one route rule by rule ([`matches`],
+//! [`backends`], then timeouts, health and policy); [`conflict`] keeps
+//! host + match claims; [`conditions`] words `ResolvedRefs` and `Ready`.
+//! This file orders the routes and assembles the table.
+
+mod backends;
+mod conditions;
+mod conflict;
+mod matches;
+mod routes;
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{ConditionState, HostRules, Probe, Reason, RouteRecord, RouteStatus, RouteTable, Rule};
+use crate::api;
+use crate::balance::EndpointState;
+use crate::diagnostic::{CompileError, FieldPath, Invalid};
+use crate::health::ActiveCheck;
+use crate::matching::{HostKey, Rank, RequestMatch};
+use crate::policy::rate_limit::RateLimiter;
+use crate::policy::LimiterStates;
+use crate::snapshot::{Snapshot, SourcedRoute};
+use conflict::Claims;
+use matches::MatchKey;
+use routes::{compile_route, RouteInput};
+
+/// The result of a compile.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The table to publish.
+    pub table: RouteTable,
+    /// One status per route of the snapshot, oldest route first.
+    pub statuses: Vec<RouteStatus>,
+}
+
+impl Compiled {
+    /// Whether every route was accepted.
+    pub fn is_clean(&self) -> bool {
+        self.statuses.iter().all(RouteStatus::accepted)
+    }
+}
+
+/// A route that compiled; it is served unless it conflicts.
+struct CompiledRoute {
+    /// One entry per host × match.
+    matches: Vec<CompiledMatch>,
+    /// The endpoints its rules use.
+    endpoints: Vec<(Arc<str>, Arc<EndpointState>)>,
+    /// The active health checks of its rules' endpoints.
+    probes: Vec<Probe>,
+    /// The rate-limit buckets of its rules, by rule index.
+    limiters: Vec<(usize, api::RateLimit, Arc<RateLimiter>)>,
+    /// Its `ResolvedRefs` condition.
+    resolved_refs: ConditionState,
+    /// Its `Ready` condition.
+    ready: ConditionState,
+    /// Distinct endpoints its rules serve from.
+    ready_endpoints: usize,
+}
+
+/// One host × match of a compiled route.
+struct CompiledMatch {
+    host: HostKey,
+    key: MatchKey,
+    field: FieldPath,
+    rank: Rank,
+    matcher: RequestMatch,
+    rule: Arc<Rule>,
+}
+
+/// The table being assembled, route by route (oldest first).
+#[derive(Default)]
+struct Assembly {
+    endpoints: HashMap<Arc<str>, Arc<EndpointState>>,
+    limiters: LimiterStates,
+    probes: HashMap<(Arc<str>, ActiveCheck), Probe>,
+    claims: Claims,
+    buckets: HashMap<HostKey, Vec<(Rank, RequestMatch, Arc<Rule>)>>,
+    statuses: Vec<RouteStatus>,
+    records: Vec<RouteRecord>,
+}
+
+/// Compiles `snapshot`. Service backends resolve to the ready endpoints of
+/// their EndpointSlices (cluster mode). Endpoint state is carried over from
+/// `previous` by address, so in-flight counts (and later health) survive
+/// route edits and endpoint churn.
+pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
+    let mut routes: Vec<&SourcedRoute> = snapshot.routes.iter().collect();
+    routes.sort_by(|a, b| (a.age, &a.namespace, &a.name).cmp(&(b.age, &b.namespace, &b.name)));
+    let mut names: HashMap<(&str, &str), &str> = HashMap::new();
+    let mut table = Assembly::default();
+    for route in routes {
+        let resource: Arc<str> = format!("{}/{}", route.namespace, route.name).into();
+        let result = match names.entry((&route.namespace, &route.name)) {
+            Entry::Occupied(first) => {
+                let reason = Invalid::DefinedTwice {
+                    resource: resource.to_string(),
+                    first: first.get().to_string(),
+                };
+                Err(vec![CompileError::new("metadata.name".into(), reason)])
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(&route.origin);
+                let input = RouteInput {
+                    route,
+                    resource: &resource,
+                    snapshot,
+                    previous_limiters: &previous.limiters,
+                };
+                let known = &table.endpoints;
+                compile_route(&input, &mut |addr: &str| {
+                    (known.get(addr))
+                        .or_else(|| previous.endpoints.get(addr))
+                        .cloned()
+                        .unwrap_or_default()
+                })
+            }
+        };
+        table.add(route, resource, result);
+    }
+    table.finish()
+}
+
+impl Assembly {
+    /// Adds one route's outcome: served when it compiled and claims
+    /// nothing an older route owns, else left out with its errors.
+    fn add(
+        &mut self,
+        route: &SourcedRoute,
+        resource: Arc<str>,
+        result: Result<CompiledRoute, Vec<CompileError>>,
+    ) {
+        let (reason, errors, conditions) = match result {
+            Err(errors) => (Reason::Invalid, errors, None),
+            Ok(compiled) => {
+                let conflicts = self.claims.conflicts(&compiled.matches);
+                if conflicts.is_empty() {
+                    let conditions = (
+                        compiled.resolved_refs.clone(),
+                        compiled.ready.clone(),
+                        compiled.ready_endpoints,
+                    );
+                    self.serve(&resource, compiled);
+                    (Reason::Accepted, Vec::new(), Some(conditions))
+                } else {
+                    (Reason::Conflicted, conflicts, None)
+                }
+            }
+        };
+        let (resolved_refs, ready, ready_endpoints) = conditions.unwrap_or_else(|| {
+            (
+                ConditionState::not_accepted(reason),
+                ConditionState::not_accepted(reason),
+                0,
+            )
+        });
+        let status = RouteStatus {
+            namespace: route.namespace.clone(),
+            name: route.name.clone(),
+            origin: route.origin.clone(),
+            reason,
+            errors,
+            resolved_refs,
+            ready,
+            ready_endpoints,
+        };
+        self.records.push(RouteRecord {
+            status: status.clone(),
+            spec: route.spec.clone(),
+        });
+        self.statuses.push(status);
+    }
+
+    /// Takes in a route that is served: its claims, rules, endpoints,
+    /// probes and rate-limit buckets.
+    fn serve(&mut self, resource: &Arc<str>, compiled: CompiledRoute) {
+        for m in compiled.matches {
+            self.claims.claim(m.host.clone(), m.key, resource.clone());
+            (self.buckets.entry(m.host).or_default()).push((m.rank, m.matcher, m.rule));
+        }
+        for (addr, state) in compiled.endpoints {
+            self.endpoints.entry(addr).or_insert(state);
+        }
+        for probe in compiled.probes {
+            (self.probes)
+                .entry((probe.address.clone(), probe.check.clone()))
+                .or_insert(probe);
+        }
+        for (rule, spec, limiter) in compiled.limiters {
+            self.limiters.insert(resource.clone(), rule, spec, limiter);
+        }
+    }
+
+    /// The table: hosts' rules sorted by precedence, probes by address.
+    fn finish(self) -> Compiled {
+        let mut probes: Vec<Probe> = self.probes.into_values().collect();
+        probes.sort_by(|a, b| a.address.cmp(&b.address));
+        let mut table = RouteTable {
+            endpoints: self.endpoints,
+            limiters: self.limiters,
+            probes,
+            routes: self.records,
+            ..RouteTable::default()
+        };
+        for (host, mut entries) in self.buckets {
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            let rules = HostRules {
+                entries: entries.into_iter().map(|(_, m, r)| (m, r)).collect(),
+            };
+            match host {
+                HostKey::Exact(h) => {
+                    table.exact.insert(h, rules);
+                }
+                HostKey::Wildcard(suffix) => {
+                    table.wildcard.insert(suffix, rules);
+                }
+                HostKey::Any => table.any_host = Some(rules),
+            }
+        }
+        Compiled {
+            table,
+            statuses: self.statuses,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
