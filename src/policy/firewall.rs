@@ -13,7 +13,7 @@ use ipnet::IpNet;
 
 /// The CIDR parser, at its old path (tests/support uses it); it lives in
 /// `api::values`.
-pub use crate::api::values::parse_cidr;
+use crate::api::values::parse_cidr;
 use crate::api::values::parse_method;
 use crate::api::{self, PathMatchType};
 use crate::diagnostic::{FieldPath, Problems};

@@ -1,4 +1,4 @@
-//! Per-rule request policy: firewall, rate limit, body limit, rewrites,
+//! Per-rule request policy: firewall, rate limit, rewrites,
 //! header and query changes, redirects.
 //!
 //! Owns: the compiled form of every policy field of a rule ([`RulePolicy`],
@@ -10,14 +10,11 @@
 //! - [`client`]: the client address, behind trusted proxies.
 //! - [`firewall`]: allow/deny CIDRs, denied paths and headers, methods.
 //! - [`rate_limit`]: GCRA buckets per key, bounded memory.
-//! - [`body_limit`]: `maxBodySize` quantities, parsed by
-//!   `api::values::parse_quantity` (the counting body is the proxy's).
 //! - [`headers`]: request/response header and query parameter changes.
 //! - [`rewrite`]: path and host rewrites.
 //! - [`redirect`]: redirect answers.
 //! - [`retry`]: retry policy and budget.
 
-pub mod body_limit;
 pub mod client;
 pub mod firewall;
 pub mod headers;

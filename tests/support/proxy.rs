@@ -80,7 +80,7 @@ impl Proxy {
         init_tracing();
         let trusted_proxies = trusted_proxies
             .iter()
-            .map(|c| switchyard::policy::firewall::parse_cidr(c).expect("trusted proxy CIDR"))
+            .map(|c| switchyard::api::values::parse_cidr(c).expect("trusted proxy CIDR"))
             .collect();
         let dir = tempfile::tempdir().expect("tempdir");
         let routes = match layout {

@@ -81,3 +81,29 @@ fn anchored_regex_errors_speak_of_the_pattern_as_written() {
     assert!(parse_anchored_regex("/v[0-9]+").unwrap().is_match("/v12"));
     assert!(!parse_anchored_regex("/v[0-9]+").unwrap().is_match("/v12/x"));
 }
+
+#[test]
+fn quantities_parse_bytes_and_suffixed_sizes_only() {
+    for (text, want) in [
+        ("0", Ok(0)),
+        ("1024", Ok(1024)),
+        ("64Ki", Ok(65_536)),
+        ("10Mi", Ok(10 * 1024 * 1024)),
+        ("1Gi", Ok(1 << 30)),
+        ("10k", Ok(10_000)),
+        ("5M", Ok(5_000_000)),
+        ("2G", Ok(2_000_000_000)),
+        ("1.5Mi", Err(())),
+        ("1e6", Err(())),
+        ("10 Mi", Err(())),
+        ("10MB", Err(())),
+        ("Mi", Err(())),
+        ("-1", Err(())),
+        ("99999999999Ti", Err(())),
+    ] {
+        let got = parse_quantity(&IntOrString::String(text.into())).map_err(|_| ());
+        assert_eq!(got, want, "case {text:?}");
+    }
+    assert_eq!(parse_quantity(&IntOrString::Int(4096)), Ok(4096));
+    assert!(parse_quantity(&IntOrString::Int(-1)).is_err());
+}
