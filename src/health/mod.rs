@@ -17,6 +17,7 @@ use http::uri::PathAndQuery;
 use crate::api;
 use crate::table::{parse_duration, FieldError};
 
+pub use active::Probe;
 pub use passive::Passive;
 
 /// Probe path when `healthCheck.path` is absent.

@@ -27,7 +27,7 @@ pub use status::{ConditionState, FieldError, Reason, RouteStatus};
 
 use crate::api::LoadBalancerRouteSpec;
 use crate::balance::EndpointState;
-use crate::health::{ActiveCheck, Passive};
+use crate::health::{Passive, Probe};
 use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
 use matching::{request_host, RequestMatch};
@@ -119,20 +119,6 @@ pub struct Target {
     pub state: Arc<EndpointState>,
     /// Its backend's weight; 0 never gets traffic.
     pub weight: u32,
-}
-
-/// One active health check of one endpoint: what the health supervisor
-/// runs a probe task for.
-#[derive(Debug, Clone)]
-pub struct Probe {
-    /// The endpoint's `host:port`, its identity.
-    pub address: Arc<str>,
-    /// The same, pre-parsed for the probe's URI.
-    pub authority: Authority,
-    /// What to probe and when.
-    pub check: ActiveCheck,
-    /// Where the verdict goes.
-    pub state: Arc<EndpointState>,
 }
 
 /// Why [`Backends::pick`] found no endpoint.
