@@ -316,4 +316,29 @@ mod tests {
             ["10.0.0.1:80", "10.0.0.1:80", "10.0.0.1:80", "10.0.0.2:80"]
         );
     }
+
+    #[tokio::test]
+    async fn run_probes_what_each_publish_sends_without_polling() {
+        let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = backend.local_addr().unwrap().to_string();
+        let (published, probes) = watch::channel::<Arc<[Probe]>>(Arc::from([]));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let supervisor = tokio::spawn(run(probes, async {
+            let _ = stopped.await;
+        }));
+        let state = Arc::new(EndpointState::default());
+        published.send_replace(Arc::from([probe(&address, "/healthz", &state)]));
+        tokio::time::timeout(Duration::from_secs(10), backend.accept())
+            .await
+            .expect("the published probe connects within the deadline")
+            .unwrap();
+        // The publisher going away leaves the probes running until shutdown.
+        drop(published);
+        assert!(!supervisor.is_finished());
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), supervisor)
+            .await
+            .expect("the supervisor stops on shutdown")
+            .unwrap();
+    }
 }

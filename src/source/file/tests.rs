@@ -78,3 +78,43 @@ fn other_kinds_are_reported_not_ignored() {
     let loaded = parse_one("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n");
     assert!(loaded.errors[0].message.contains("kind is \"Service\""));
 }
+
+const ROUTE_A: &str =
+    "apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n";
+
+#[tokio::test]
+async fn file_source_sends_an_update_when_the_files_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    fs::write(&path, ROUTE_A).unwrap();
+    let (source, first) = FileSource::open(path.clone(), std::time::Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(first.snapshot.routes[0].name, "a");
+    let (updates, mut received) = tokio::sync::watch::channel(None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(source.run(updates, async {
+        let _ = stopped.await;
+    }));
+
+    fs::write(&path, ROUTE_A.replace("name: a", "name: b")).unwrap();
+    let deadline = std::time::Duration::from_secs(10);
+    let update = tokio::time::timeout(deadline, received.wait_for(Option::is_some))
+        .await
+        .expect("an update within the deadline")
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert_eq!(update.snapshot.routes[0].name, "b");
+    assert!(update.diagnostics.is_empty());
+    stop.send(()).unwrap();
+    tokio::time::timeout(deadline, task).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn file_source_refuses_to_open_an_unreadable_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let opened = FileSource::open(missing, std::time::Duration::from_secs(1)).await;
+    assert!(opened.is_err());
+}
