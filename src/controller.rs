@@ -1,8 +1,9 @@
 //! Cluster mode: routes from the Kubernetes API.
 //!
-//! Owns: wiring the Kubernetes source, the proxy and the admin listener to
-//! one shutdown. Must not: watch, compile or serve itself — `source::kube`,
-//! `table` and `proxy` do.
+//! Owns: wiring the Kubernetes source → the publisher (every table
+//! published; statuses back to the source's status writer) → the proxy and
+//! admin listeners, under one shutdown. Must not: watch, compile or serve
+//! itself — `source::kube`, `publish` and `proxy` do.
 
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
@@ -11,10 +12,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tracing::error;
 
 use crate::listeners;
 use crate::proxy::ServeOptions;
+use crate::publish::{Gate, Publisher};
 use crate::shutdown::Shutdown;
 use crate::source::kube as source;
 use crate::table::{RouteTable, SharedTable};
@@ -60,20 +63,34 @@ pub async fn run(
     let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
     let ready = Arc::new(AtomicBool::new(false));
     let shutdown = Shutdown::new(shutdown);
+    let (updates_tx, updates) = watch::channel(None);
+    let publisher = Publisher::new(Gate::Always, table.clone(), ready.clone());
+    let probes = publisher.probes();
     let source_task = tokio::spawn(source::run(
         client,
         options.source,
-        table.clone(),
-        ready.clone(),
+        updates_tx,
+        publisher.statuses(),
         shutdown.stopped(),
     ));
+    let publish_task = tokio::spawn(publisher.run(updates, shutdown.stopped()));
     let serve_options = ServeOptions::from_flags(
         options.drain_timeout,
         &options.trusted_proxies,
         options.connect_timeout,
     );
-    let served = listeners::serve(listener, admin, table, ready, serve_options, &shutdown).await;
+    let served = listeners::serve(
+        listener,
+        admin,
+        table,
+        ready,
+        probes,
+        serve_options,
+        &shutdown,
+    )
+    .await;
     let sourced = source_task.await.map_err(Error::Task)?;
+    publish_task.await.map_err(Error::Task)?;
     if let Err(err) = &sourced {
         error!(error = %err, "kubernetes source failed");
     }

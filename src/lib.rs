@@ -19,6 +19,7 @@
 //!   header changes and redirects, compiled once; no parsing per request.
 //! - [`proxy`]: serving and forwarding; no locks or parsing per request.
 //! - [`admin`]: `/healthz`, `/readyz`, `/routes`.
+//! - [`publish`]: the one compile-and-publish loop (both modes).
 //! - [`standalone`]: standalone mode's reload loop and wiring.
 //! - [`controller`]: cluster mode's wiring (the Kubernetes source).
 //! - [`shutdown`]: one shutdown signal fanned out to every task.
@@ -36,6 +37,7 @@ pub mod listeners;
 pub mod matching;
 pub mod policy;
 pub mod proxy;
+pub mod publish;
 pub mod shutdown;
 pub mod snapshot;
 pub mod source;

@@ -229,7 +229,7 @@ async fn run_controller(
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match standalone::check(path) {
+    match switchyard::source::file::check(path) {
         Ok(problems) if problems.is_empty() => {
             println!("{}: ok", path.display());
             ExitCode::SUCCESS

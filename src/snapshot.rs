@@ -1,15 +1,18 @@
 //! The snapshot: everything one compile needs, as owned plain data.
 //!
 //! Owns: [`Snapshot`] (routes, Services, EndpointSlices) that both sources
-//! produce, and the [`Diagnostic`] (with its stable [`Code`]) that tells a user which file or object,
-//! which resource and which field is wrong. Must not: import anything but
-//! `api` — it is the vocabulary sources, compile and publish share.
+//! produce, the [`SourceUpdate`] a source sends the publisher, the
+//! [`DesiredStatus`] the publisher sends the status writer, and the
+//! [`Diagnostic`] (with its stable [`Code`]) that tells a user which file or
+//! object, which resource and which field is wrong. Must not: import
+//! anything but `api` — it is the vocabulary sources, compile and publish
+//! share.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::api::LoadBalancerRouteSpec;
+use crate::api::{LoadBalancerRouteSpec, LoadBalancerRouteStatus};
 
 /// Everything a compile needs, gathered by one source at one moment.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23,6 +26,35 @@ pub struct Snapshot {
     /// EndpointSlices by the namespace and name of the Service they belong
     /// to (their `kubernetes.io/service-name` label).
     pub endpoints: BTreeMap<ObjectKey, Vec<EndpointSliceInfo>>,
+}
+
+/// What a source sends the publisher (on a `watch` channel, so a burst of
+/// changes arrives as the latest one): a snapshot and what the source
+/// itself found wrong with its input.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SourceUpdate {
+    /// Everything the compile needs.
+    pub snapshot: Snapshot,
+    /// Input the source could not turn into routes (e.g. a document that
+    /// does not parse), each located. The publisher's gate weighs them
+    /// with compile's own problems.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Each route's `metadata.generation` (cluster mode; empty standalone),
+    /// reported back as `observedGeneration`. A change here alone needs no
+    /// compile, only new statuses.
+    pub generations: BTreeMap<ObjectKey, i64>,
+}
+
+/// The status one route should have, as the publisher derives it from a
+/// compile; the status writer stamps transition times and writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredStatus {
+    /// The route's namespace.
+    pub namespace: String,
+    /// The route's name.
+    pub name: String,
+    /// Its status, `lastTransitionTime`s not yet set.
+    pub status: LoadBalancerRouteStatus,
 }
 
 /// Which backend references a source's routes may use.

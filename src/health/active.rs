@@ -2,11 +2,12 @@
 //! the endpoint with `GET path` every interval and flips its health after
 //! enough results in a row.
 //!
-//! Owns: the [`run`] supervisor, which follows the published table and
-//! keeps exactly one probe task per probe of it (a route update that keeps
-//! an endpoint and its check keeps its task and counters; tasks of
+//! Owns: [`Probe`] (what one probe task checks), the [`run`] supervisor,
+//! which is told the probes of each newly published table on a `watch`
+//! channel and keeps exactly one probe task per probe (a route update that
+//! keeps an endpoint and its check keeps its task and counters; tasks of
 //! endpoints that left stop), and the probe loop. Must not: touch the
-//! request path — it only writes `EndpointState`.
+//! request path — it only writes `EndpointState` — or know the route table.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -20,55 +21,69 @@ use http::{header, HeaderValue, Request, Uri};
 use http_body_util::Empty;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info, warn};
 
 use super::ActiveCheck;
 use crate::balance::EndpointState;
-use crate::table::{Probe, RouteTable, SharedTable};
 
-/// How often the supervisor looks for a newly published table. Looking is
-/// one pointer comparison; a new table's probes start within this.
-const RECONCILE_INTERVAL: Duration = Duration::from_millis(100);
+/// One active health check of one endpoint: what the health supervisor
+/// runs a probe task for. Compile builds them; the publisher sends the
+/// probes of each published table to [`run`].
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The endpoint's `host:port`, its identity.
+    pub address: Arc<str>,
+    /// The same, pre-parsed for the probe's URI.
+    pub authority: Authority,
+    /// What to probe and when.
+    pub check: ActiveCheck,
+    /// Where the verdict goes.
+    pub state: Arc<EndpointState>,
+}
 
 /// The probe client: plain HTTP/1.1, its own small pool.
 type ProbeClient = Client<HttpConnector, Empty<Bytes>>;
 
-/// Keeps one probe task per probe of the table published in `table`, until
-/// `shutdown` resolves; then stops them all.
-pub async fn run(table: SharedTable, shutdown: impl Future<Output = ()>) {
+/// Keeps one probe task per probe of the latest value of `probes` (the
+/// probes of the published table), until `shutdown` resolves; then stops
+/// them all. Woken only when a table is published, never polling. If the
+/// publisher goes away the last probes keep running until shutdown.
+pub async fn run(mut probes: watch::Receiver<Arc<[Probe]>>, shutdown: impl Future<Output = ()>) {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
     let client: ProbeClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(1)
         .build(connector);
     let mut supervisor = Supervisor::default();
-    let mut seen: Option<Arc<RouteTable>> = None;
     tokio::pin!(shutdown);
     loop {
-        let current = table.load_full();
-        if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &current)) {
-            supervisor.reconcile(current.probes(), |probe| {
-                let client = client.clone();
-                let endpoint = probe.authority.clone();
-                tokio::spawn(probe_loop(
-                    probe.check.clone(),
-                    probe.state.clone(),
-                    probe.authority.clone(),
-                    move |check: &ActiveCheck| {
-                        http_probe(client.clone(), endpoint.clone(), check.clone())
-                    },
-                ))
-            });
-            seen = Some(current);
-        }
+        // Cloned out (an `Arc`) so no borrow of the channel is held.
+        let current = probes.borrow_and_update().clone();
+        supervisor.reconcile(&current, |probe| spawn_probe(&client, probe));
         tokio::select! {
-            () = tokio::time::sleep(RECONCILE_INTERVAL) => {}
+            changed = probes.changed() => if changed.is_err() {
+                (&mut shutdown).await;
+                break;
+            },
             () = &mut shutdown => break,
         }
     }
     supervisor.stop_all();
+}
+
+/// Starts the HTTP probe loop of `probe`.
+fn spawn_probe(client: &ProbeClient, probe: &Probe) -> JoinHandle<()> {
+    let client = client.clone();
+    let endpoint = probe.authority.clone();
+    tokio::spawn(probe_loop(
+        probe.check.clone(),
+        probe.state.clone(),
+        probe.authority.clone(),
+        move |check: &ActiveCheck| http_probe(client.clone(), endpoint.clone(), check.clone()),
+    ))
 }
 
 /// The running probe tasks, by endpoint address and check.
@@ -300,5 +315,30 @@ mod tests {
             spawned,
             ["10.0.0.1:80", "10.0.0.1:80", "10.0.0.1:80", "10.0.0.2:80"]
         );
+    }
+
+    #[tokio::test]
+    async fn run_probes_what_each_publish_sends_without_polling() {
+        let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = backend.local_addr().unwrap().to_string();
+        let (published, probes) = watch::channel::<Arc<[Probe]>>(Arc::from([]));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let supervisor = tokio::spawn(run(probes, async {
+            let _ = stopped.await;
+        }));
+        let state = Arc::new(EndpointState::default());
+        published.send_replace(Arc::from([probe(&address, "/healthz", &state)]));
+        tokio::time::timeout(Duration::from_secs(10), backend.accept())
+            .await
+            .expect("the published probe connects within the deadline")
+            .unwrap();
+        // The publisher going away leaves the probes running until shutdown.
+        drop(published);
+        assert!(!supervisor.is_finished());
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), supervisor)
+            .await
+            .expect("the supervisor stops on shutdown")
+            .unwrap();
     }
 }

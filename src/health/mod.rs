@@ -18,6 +18,7 @@ use crate::api;
 use crate::api::values::parse_duration;
 use crate::diagnostic::{FieldPath, Invalid, Problems};
 
+pub use active::Probe;
 pub use passive::Passive;
 
 /// Probe path when `healthCheck.path` is absent.

@@ -29,7 +29,7 @@ pub use status::{ConditionReason, ConditionState, Reason, RouteStatus};
 use crate::api::LoadBalancerRouteSpec;
 use crate::balance::EndpointState;
 use crate::health::passive::Tracked;
-use crate::health::{ActiveCheck, Passive};
+use crate::health::{Passive, Probe};
 use crate::matching::{request_host, RequestMatch};
 use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
@@ -131,20 +131,6 @@ impl Tracked for Target {
     fn authority(&self) -> &Authority {
         &self.authority
     }
-}
-
-/// One active health check of one endpoint: what the health supervisor
-/// runs a probe task for.
-#[derive(Debug, Clone)]
-pub struct Probe {
-    /// The endpoint's `host:port`, its identity.
-    pub address: Arc<str>,
-    /// The same, pre-parsed for the probe's URI.
-    pub authority: Authority,
-    /// What to probe and when.
-    pub check: ActiveCheck,
-    /// Where the verdict goes.
-    pub state: Arc<EndpointState>,
 }
 
 /// Why [`Backends::pick`] found no endpoint.

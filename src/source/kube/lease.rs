@@ -5,7 +5,10 @@
 //! over once `duration` has passed since the last renewal. Optimistic
 //! concurrency (resourceVersion on replace) makes two takeovers collide
 //! with a 409 instead of both winning. Lease times are wall-clock times
-//! shared between replicas, so this is the one place that reads the clock.
+//! shared between replicas: [`run`] reads the wall clock once per round and
+//! passes it down, so the acquire-or-renew decision takes `now` as a
+//! parameter. (The status writer reads the wall clock too, to stamp
+//! `lastTransitionTime`.)
 
 use std::time::Duration;
 

@@ -1,21 +1,21 @@
 //! The Kubernetes source: reflectors for `LoadBalancerRoute`, `Service` and
-//! `EndpointSlice` feed the same [`Snapshot`] the file source builds.
+//! `EndpointSlice` feed the same [`Snapshot`](crate::snapshot::Snapshot)
+//! the file source builds.
 //!
 //! Owns: watching (with backoff, relisting after `410 Gone`), waiting for
-//! every cache to sync before the first publish, coalescing bursts of
-//! changes into one compile, and handing statuses to the status writer.
-//! Must not: route or proxy — it only gathers objects; `table::compile`
-//! decides what they mean.
+//! every cache to sync before the first snapshot, coalescing bursts of
+//! changes into one [`SourceUpdate`] on a `watch` channel, and writing the
+//! statuses the publisher derives (Lease holder only). Must not: compile,
+//! publish, route or proxy — it only gathers objects; `table::compile`
+//! decides what they mean, and `publish` what is served.
 
 pub mod lease;
 mod snapshot;
 mod status;
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -30,8 +30,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::api::LoadBalancerRoute;
-use crate::snapshot::{BackendPolicy, ObjectKey, Snapshot};
-use crate::table::{compile, RouteStatus, SharedTable};
+use crate::snapshot::{BackendPolicy, DesiredStatus, SourceUpdate};
 
 pub use lease::LeaseOptions;
 
@@ -53,9 +52,6 @@ pub enum Error {
     /// A cache's writer went away before it synced.
     #[error("a watch stopped before its cache synced")]
     NotSynced,
-    /// The compile task panicked.
-    #[error("compile task failed: {0}")]
-    Task(#[source] tokio::task::JoinError),
 }
 
 /// The reflector caches, one per watched namespace and kind.
@@ -66,98 +62,58 @@ pub(crate) struct Stores {
     slices: Vec<Store<EndpointSlice>>,
 }
 
-/// Watches the cluster and publishes compiled tables into `table` until
-/// `shutdown` resolves. Nothing is published until every cache has synced;
-/// `ready` turns true with the first publish. While the apiserver is
-/// unreachable the last table keeps serving.
+/// Watches the cluster and sends a [`SourceUpdate`] on `updates` whenever
+/// what the caches hold changes, until `shutdown` resolves. Nothing is sent
+/// until every cache has synced. Our own status writes come back as route
+/// events that change neither a spec nor a generation: nothing is sent for
+/// them. The Lease holder writes the statuses `statuses` brings. While the
+/// apiserver is unreachable nothing is sent (the last table keeps serving).
 pub async fn run(
     client: Client,
     options: Options,
-    table: SharedTable,
-    ready: Arc<AtomicBool>,
+    updates: watch::Sender<Option<Arc<SourceUpdate>>>,
+    statuses: watch::Receiver<Arc<[DesiredStatus]>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     tokio::pin!(shutdown);
     // Every watch event ticks this; `watch` keeps only the latest tick, so a
-    // burst of changes becomes one compile.
+    // burst of changes becomes one snapshot.
     let (tick, mut ticked) = watch::channel(());
     let mut tasks = JoinSet::new();
-    let scopes: Vec<Option<String>> = if options.namespaces.is_empty() {
-        vec![None]
-    } else {
-        options.namespaces.iter().cloned().map(Some).collect()
-    };
-    let stores = Stores {
-        routes: scopes
-            .iter()
-            .map(|ns| reflect(api(&client, ns), &tick, &mut tasks))
-            .collect(),
-        services: scopes
-            .iter()
-            .map(|ns| reflect(api(&client, ns), &tick, &mut tasks))
-            .collect(),
-        slices: scopes
-            .iter()
-            .map(|ns| reflect(api(&client, ns), &tick, &mut tasks))
-            .collect(),
-    };
-
-    let synced = async {
-        all_synced(&stores.routes).await?;
-        all_synced(&stores.services).await?;
-        all_synced(&stores.slices).await
-    };
+    let stores = Stores::start(&client, &options.namespaces, &tick, &mut tasks);
     tokio::select! {
-        synced = synced => synced?,
+        synced = stores.synced() => synced?,
         () = &mut shutdown => return Ok(()),
     }
     info!("caches synced");
 
     let (leader_tx, leader) = watch::channel(false);
     tasks.spawn(lease::run(client.clone(), options.lease.clone(), leader_tx));
-    let release_client = client.clone();
-    let (desired_tx, desired) = watch::channel(Arc::new(Vec::new()));
-    tasks.spawn(status::run(client, stores.clone(), desired, leader));
+    tasks.spawn(status::run(
+        client.clone(),
+        stores.clone(),
+        statuses,
+        leader,
+    ));
 
     let policy = BackendPolicy::Cluster {
         allow_static: options.allow_static_backends,
     };
-    // What was last compiled, its statuses, and the generations they were
-    // reported for.
-    let mut last: Option<(Snapshot, Vec<RouteStatus>, HashMap<ObjectKey, i64>)> = None;
     loop {
         let (snapshot, generations) = snapshot::build(&stores, policy);
-        match &mut last {
-            // Our own status writes come back as route events; they change
-            // no spec and no generation: nothing to do.
-            Some((seen, _, reported)) if *seen == snapshot && *reported == generations => {}
-            // A new generation whose spec reads the same (say, a default
-            // written out): no recompile, but observedGeneration moves on.
-            Some((seen, statuses, reported)) if *seen == snapshot => {
-                desired_tx.send_replace(Arc::new(status::desired(statuses, &generations)));
-                *reported = generations;
+        updates.send_if_modified(|current| {
+            let same = current
+                .as_ref()
+                .is_some_and(|u| u.snapshot == snapshot && u.generations == generations);
+            if !same {
+                *current = Some(Arc::new(SourceUpdate {
+                    snapshot,
+                    diagnostics: Vec::new(),
+                    generations,
+                }));
             }
-            _ => {
-                let previous = table.load_full();
-                let input = snapshot.clone();
-                let compiled = tokio::task::spawn_blocking(move || compile(&input, &previous))
-                    .await
-                    .map_err(Error::Task)?;
-                for problem in compiled.statuses.iter().flat_map(|s| s.diagnostics()) {
-                    warn!("{problem}");
-                }
-                info!(
-                    routes = compiled.statuses.iter().filter(|s| s.accepted()).count(),
-                    rejected = compiled.statuses.iter().filter(|s| !s.accepted()).count(),
-                    "route table published"
-                );
-                desired_tx
-                    .send_replace(Arc::new(status::desired(&compiled.statuses, &generations)));
-                table.store(Arc::new(compiled.table));
-                ready.store(true, Ordering::Release);
-                last = Some((snapshot, compiled.statuses, generations));
-            }
-        }
+            !same
+        });
         tokio::select! {
             changed = ticked.changed() => if changed.is_err() { break },
             () = &mut shutdown => break,
@@ -165,7 +121,7 @@ pub async fn run(
     }
     tasks.abort_all();
     // Bounded: shutdown must not wait on an unreachable apiserver.
-    let release = lease::release(release_client, &options.lease);
+    let release = lease::release(client, &options.lease);
     if tokio::time::timeout(std::time::Duration::from_secs(2), release)
         .await
         .is_err()
@@ -173,6 +129,46 @@ pub async fn run(
         warn!("releasing the lease timed out");
     }
     Ok(())
+}
+
+// === impl Stores ===
+
+impl Stores {
+    /// Starts one reflector per watched namespace (all when `namespaces`
+    /// is empty) and kind, each ticking `tick` on change.
+    fn start(
+        client: &Client,
+        namespaces: &[String],
+        tick: &watch::Sender<()>,
+        tasks: &mut JoinSet<()>,
+    ) -> Stores {
+        let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+            vec![None]
+        } else {
+            namespaces.iter().cloned().map(Some).collect()
+        };
+        Stores {
+            routes: scopes
+                .iter()
+                .map(|ns| reflect(api(client, ns), tick, tasks))
+                .collect(),
+            services: scopes
+                .iter()
+                .map(|ns| reflect(api(client, ns), tick, tasks))
+                .collect(),
+            slices: scopes
+                .iter()
+                .map(|ns| reflect(api(client, ns), tick, tasks))
+                .collect(),
+        }
+    }
+
+    /// Waits until every cache has its first full list.
+    async fn synced(&self) -> Result<(), Error> {
+        all_synced(&self.routes).await?;
+        all_synced(&self.services).await?;
+        all_synced(&self.slices).await
+    }
 }
 
 /// Waits until every store has its first full list.

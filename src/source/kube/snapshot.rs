@@ -1,6 +1,6 @@
 //! Reading the reflector caches into a [`Snapshot`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -15,9 +15,12 @@ const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// The snapshot of the caches, sorted so equal caches give equal snapshots,
 /// and each route's `metadata.generation` (for `observedGeneration`).
-pub(super) fn build(stores: &Stores, policy: BackendPolicy) -> (Snapshot, HashMap<ObjectKey, i64>) {
+pub(super) fn build(
+    stores: &Stores,
+    policy: BackendPolicy,
+) -> (Snapshot, BTreeMap<ObjectKey, i64>) {
     let origin: Arc<str> = Arc::from("kube");
-    let mut generations = HashMap::new();
+    let mut generations = BTreeMap::new();
     let mut routes: Vec<SourcedRoute> = stores
         .routes
         .iter()

@@ -1,4 +1,8 @@
 //! Writing route status: only the Lease holder writes, and only what changed.
+//!
+//! The statuses come from the publisher as [`DesiredStatus`]es (plain `api`
+//! types); this module stamps `lastTransitionTime` (it reads the wall clock
+//! for that) and patches.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,44 +15,13 @@ use tracing::{debug, warn};
 
 use super::Stores;
 use crate::api::{LoadBalancerRoute, LoadBalancerRouteStatus};
-use crate::snapshot::ObjectKey;
-use crate::table::RouteStatus;
+use crate::snapshot::{DesiredStatus, ObjectKey};
 
 /// The field manager of our server-side-apply status patches.
 const MANAGER: &str = "switchyard";
 /// How often status is re-checked without a trigger, repairing status that
 /// someone else overwrote.
 const RESYNC: Duration = Duration::from_secs(30);
-
-/// The status one route should have.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Desired {
-    namespace: String,
-    name: String,
-    status: LoadBalancerRouteStatus,
-}
-
-/// What each compiled route's status should say.
-pub(super) fn desired(
-    statuses: &[RouteStatus],
-    generations: &HashMap<ObjectKey, i64>,
-) -> Vec<Desired> {
-    statuses
-        .iter()
-        .map(|s| {
-            let key = (s.namespace.clone(), s.name.clone());
-            Desired {
-                status: LoadBalancerRouteStatus {
-                    observed_generation: generations.get(&key).copied(),
-                    conditions: s.conditions(),
-                    ready_endpoints: i64::try_from(s.ready_endpoints).ok(),
-                },
-                namespace: key.0,
-                name: key.1,
-            }
-        })
-        .collect()
-}
 
 /// `wanted` with each condition's `lastTransitionTime`: kept from the
 /// previous condition of the same type when its status did not change, else
@@ -78,7 +51,7 @@ fn stamp_transitions(
 pub(super) async fn run(
     client: Client,
     stores: Stores,
-    mut desired: watch::Receiver<Arc<Vec<Desired>>>,
+    mut desired: watch::Receiver<Arc<[DesiredStatus]>>,
     mut leader: watch::Receiver<bool>,
 ) {
     let mut echoes = Echoes::new();
@@ -102,7 +75,12 @@ pub(super) async fn run(
 /// cache still shows the old status, writing the same again is skipped.
 type Echoes = HashMap<ObjectKey, (Option<LoadBalancerRouteStatus>, LoadBalancerRouteStatus)>;
 
-async fn write_changed(client: &Client, stores: &Stores, wanted: &[Desired], echoes: &mut Echoes) {
+async fn write_changed(
+    client: &Client,
+    stores: &Stores,
+    wanted: &[DesiredStatus],
+    echoes: &mut Echoes,
+) {
     let current: HashMap<(String, String), Option<LoadBalancerRouteStatus>> = stores
         .routes
         .iter()

@@ -2,8 +2,16 @@
 //!
 //! Owns: reading files (blocking; call it from `spawn_blocking`), splitting
 //! multi-document YAML and turning each document into a [`SourcedRoute`]
-//! or a [`Diagnostic`] naming the file, document, resource and field. Must
-//! not: validate values (compile does) or decide when to reload.
+//! or a [`Diagnostic`] naming the file, document, resource and field;
+//! polling the files and sending a [`SourceUpdate`] when they change
+//! ([`FileSource`]); and `switchyard check` ([`check()`]). Must not:
+//! validate values (compile does), publish, route or proxy.
+
+mod check;
+mod poll;
+
+pub use check::check;
+pub use poll::FileSource;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +20,9 @@ use std::{fs, io};
 use serde::Deserialize;
 
 use crate::api::LoadBalancerRoute;
-use crate::snapshot::{Age, BackendPolicy, Code, Diagnostic, Snapshot, SourcedRoute};
+use crate::snapshot::{
+    Age, BackendPolicy, Code, Diagnostic, Snapshot, SourceUpdate, SourcedRoute,
+};
 
 const API_VERSION: &str = "switchyard.dev/v1alpha1";
 const KIND: &str = "LoadBalancerRoute";
@@ -110,6 +120,17 @@ pub fn parse(files: &Files) -> Loaded {
         }
     }
     loaded
+}
+
+/// Parses `files` into what the file source sends the publisher: the
+/// routes, and every document that could not be read.
+pub fn update(files: &Files) -> SourceUpdate {
+    let loaded = parse(files);
+    SourceUpdate {
+        snapshot: loaded.snapshot,
+        diagnostics: loaded.errors,
+        generations: Default::default(),
+    }
 }
 
 fn yaml_error(origin: &Arc<str>, index: usize, err: &serde_yaml_ng::Error) -> Diagnostic {
@@ -246,83 +267,4 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_one(yaml: &str) -> Loaded {
-        parse(&Files(vec![(
-            PathBuf::from("routes.yaml"),
-            Ok(yaml.to_owned()),
-        )]))
-    }
-
-    #[test]
-    fn multi_document_file_yields_every_route_in_order() {
-        let loaded = parse_one(
-            "apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n---\n\
-             apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: b, namespace: shop}\nspec: {hosts: [x]}\n---\n",
-        );
-        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        let names: Vec<_> = loaded
-            .snapshot
-            .routes
-            .iter()
-            .map(|r| format!("{}/{}", r.namespace, r.name))
-            .collect();
-        assert_eq!(names, ["default/a", "shop/b"]);
-        assert!(loaded.snapshot.routes[0].age < loaded.snapshot.routes[1].age);
-    }
-
-    #[test]
-    fn unknown_variant_names_the_field_path() {
-        let loaded = parse_one(
-            "apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\n\
-             spec: {rules: [{loadBalancing: {algorithm: Fastest}}]}\n",
-        );
-        let err = loaded.errors[0].to_string();
-        assert!(
-            err.starts_with("routes.yaml: LoadBalancerRoute default/a: spec.rules[0].loadBalancing.algorithm: unknown variant"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn unknown_spec_field_is_an_error_naming_it() {
-        let loaded = parse_one(
-            "apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a, labels: {x: y}}\n\
-             spec: {rules: [{backend: []}]}\n",
-        );
-        assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
-        assert_eq!(
-            loaded.errors[0].field.as_deref(),
-            Some("spec.rules[0].backend")
-        );
-    }
-
-    #[test]
-    fn yaml_syntax_error_names_the_line() {
-        let loaded = parse_one("apiVersion: [\n");
-        let err = loaded.errors[0].to_string();
-        assert!(err.contains("invalid YAML at line"), "{err}");
-    }
-
-    #[test]
-    fn an_unreadable_file_is_its_own_problem_and_the_others_still_load() {
-        let loaded = parse(&Files(vec![
-            (PathBuf::from("bad.yaml"), Err("cannot read the file: invalid UTF-8".to_owned())),
-            (
-                PathBuf::from("good.yaml"),
-                Ok("apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n".to_owned()),
-            ),
-        ]));
-        assert_eq!(loaded.errors.len(), 1);
-        assert_eq!(&*loaded.errors[0].origin, "bad.yaml");
-        assert_eq!(loaded.snapshot.routes.len(), 1);
-    }
-
-    #[test]
-    fn other_kinds_are_reported_not_ignored() {
-        let loaded = parse_one("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n");
-        assert!(loaded.errors[0].message.contains("kind is \"Service\""));
-    }
-}
+mod tests;

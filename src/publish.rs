@@ -1,0 +1,282 @@
+//! The one compile-and-publish loop, in both modes.
+//!
+//! Owns: taking each [`SourceUpdate`] a source sends on a `watch` channel,
+//! compiling it (in `spawn_blocking`), the gate ([`Gate`]: standalone keeps
+//! the last good table), the one `ArcSwap::store`, readiness, the one
+//! `routes=… rejected=…` log line, and telling subscribers on `watch`
+//! channels: the active health probes ([`Probe`]s of the published table)
+//! and the status writer ([`DesiredStatus`]es). Must not: read files, watch
+//! the API, write status or serve — sources gather, `table::compile`
+//! decides, `proxy` serves; and it must not exist twice.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::api::LoadBalancerRouteStatus;
+use crate::health::Probe;
+use crate::snapshot::{DesiredStatus, Diagnostic, DiagnosticKey, ObjectKey, SourceUpdate};
+use crate::table::{compile, RouteStatus, SharedTable};
+
+/// What a source's `watch` channel carries: `None` until its first
+/// snapshot (a cluster source waits for its caches to sync).
+pub type Updates = watch::Receiver<Option<Arc<SourceUpdate>>>;
+
+/// Which compiled tables are published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Standalone: the first table is published whatever its problems; after
+    /// that an edit that brings a problem the published table did not have
+    /// is not published (the last good table keeps serving). Problems the
+    /// published table already had do not block other edits.
+    KeepLastGood,
+    /// Cluster: every table is published; a bad route is left out alone and
+    /// says why on its status.
+    Always,
+}
+
+/// What the publisher did with one update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No update handled yet.
+    Waiting,
+    /// A new table is served.
+    Published {
+        /// Routes accepted.
+        routes: usize,
+        /// Routes left out (invalid or conflicted).
+        rejected: usize,
+    },
+    /// The edit brought a new problem; the last good table keeps serving.
+    Kept {
+        /// Every problem found in the edit.
+        problems: usize,
+    },
+    /// The same input as the last compile: nothing compiled (statuses are
+    /// re-sent when only the generations moved).
+    Unchanged,
+}
+
+/// Why an update could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The compile task panicked.
+    #[error("compile task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// The compile-and-publish loop's state: where tables go, who is told, and
+/// what the gate remembers.
+pub struct Publisher {
+    /// Which tables are published.
+    gate: Gate,
+    /// Where tables are published (the proxy and admin read it).
+    table: SharedTable,
+    /// Turned true by the first publish (`/readyz`).
+    ready: Arc<AtomicBool>,
+    /// The probes of the published table, for the health supervisor.
+    probes: watch::Sender<Arc<[Probe]>>,
+    /// The statuses of the published table, for the status writer.
+    statuses: watch::Sender<Arc<[DesiredStatus]>>,
+    /// What happened to the latest update.
+    outcomes: watch::Sender<Outcome>,
+    /// The last compiled input, so the same input is not compiled twice.
+    last: Option<Last>,
+    /// Keys of the published table's problems; `None` before the first
+    /// publish.
+    published_problems: Option<HashSet<DiagnosticKey>>,
+}
+
+/// The last compiled input and what came of it.
+struct Last {
+    /// The input (its generations kept current).
+    input: Arc<SourceUpdate>,
+    /// Its compile's statuses, to re-derive desired statuses from.
+    statuses: Vec<RouteStatus>,
+    /// Whether its table was published.
+    published: bool,
+}
+
+// === impl Publisher ===
+
+impl Publisher {
+    /// A publisher storing into `table` and setting `ready` on its first
+    /// publish.
+    pub fn new(gate: Gate, table: SharedTable, ready: Arc<AtomicBool>) -> Self {
+        Publisher {
+            gate,
+            table,
+            ready,
+            probes: watch::Sender::new(Arc::from([])),
+            statuses: watch::Sender::new(Arc::from([])),
+            outcomes: watch::Sender::new(Outcome::Waiting),
+            last: None,
+            published_problems: None,
+        }
+    }
+
+    /// The probes of each published table (for `health::active::run`).
+    pub fn probes(&self) -> watch::Receiver<Arc<[Probe]>> {
+        self.probes.subscribe()
+    }
+
+    /// The desired route statuses of each published table (for the status
+    /// writer).
+    pub fn statuses(&self) -> watch::Receiver<Arc<[DesiredStatus]>> {
+        self.statuses.subscribe()
+    }
+
+    /// What happened to each update, latest first (tests wait on it).
+    pub fn outcomes(&self) -> watch::Receiver<Outcome> {
+        self.outcomes.subscribe()
+    }
+
+    /// Handles every update `updates` brings until `shutdown` resolves. An
+    /// update arriving during a compile waits; a burst arrives as its
+    /// latest. If the source goes away the published table keeps serving
+    /// until shutdown. A failed compile is logged and the last table kept.
+    pub async fn run(mut self, mut updates: Updates, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                changed = updates.changed() => if changed.is_err() {
+                    (&mut shutdown).await;
+                    return;
+                },
+                () = &mut shutdown => return,
+            }
+            if let Err(err) = self.publish_current(&mut updates).await {
+                error!(error = %err, "compiling routes failed; keeping the last table");
+            }
+        }
+    }
+
+    /// Handles the update `updates` holds now, if any (standalone publishes
+    /// its first table this way before it serves).
+    pub async fn publish_current(&mut self, updates: &mut Updates) -> Result<Outcome, Error> {
+        let update = updates.borrow_and_update().clone();
+        match update {
+            Some(update) => self.publish(update).await,
+            None => Ok(Outcome::Waiting),
+        }
+    }
+
+    /// Compiles `update` (unless it is the input of the last compile),
+    /// gates, publishes and tells subscribers.
+    pub async fn publish(&mut self, update: Arc<SourceUpdate>) -> Result<Outcome, Error> {
+        let outcome = if self.restatus(&update) {
+            Outcome::Unchanged
+        } else {
+            self.compile_and_gate(update).await?
+        };
+        self.outcomes.send_replace(outcome);
+        Ok(outcome)
+    }
+
+    /// When `update` is the last compiled input: re-sends statuses if only
+    /// the generations moved (`observedGeneration` follows an edit that
+    /// parses the same), and says so.
+    fn restatus(&mut self, update: &Arc<SourceUpdate>) -> bool {
+        let Some(last) = &mut self.last else {
+            return false;
+        };
+        if last.input.snapshot != update.snapshot || last.input.diagnostics != update.diagnostics {
+            return false;
+        }
+        if last.published && last.input.generations != update.generations {
+            self.statuses
+                .send_replace(desired(&last.statuses, &update.generations));
+        }
+        last.input = update.clone();
+        true
+    }
+
+    async fn compile_and_gate(&mut self, update: Arc<SourceUpdate>) -> Result<Outcome, Error> {
+        let previous = self.table.load_full();
+        let input = update.clone();
+        let compiled = tokio::task::spawn_blocking(move || compile(&input.snapshot, &previous))
+            .await
+            .map_err(Error::Task)?;
+        let problems: Vec<Diagnostic> = update
+            .diagnostics
+            .iter()
+            .cloned()
+            .chain(compiled.statuses.iter().flat_map(RouteStatus::diagnostics))
+            .collect();
+        self.report(&problems);
+        let found: HashSet<DiagnosticKey> = problems.iter().map(Diagnostic::key).collect();
+        let publish = match (&self.published_problems, self.gate) {
+            (None, _) | (_, Gate::Always) => true,
+            (Some(published), Gate::KeepLastGood) => found.is_subset(published),
+        };
+        let outcome = if publish {
+            let routes = compiled.statuses.iter().filter(|s| s.accepted()).count();
+            let rejected = compiled.statuses.len() - routes;
+            info!(routes, rejected, "route table published");
+            let probes: Arc<[Probe]> = Arc::from(compiled.table.probes());
+            self.table.store(Arc::new(compiled.table));
+            self.ready.store(true, Ordering::Release);
+            self.probes.send_replace(probes);
+            self.statuses
+                .send_replace(desired(&compiled.statuses, &update.generations));
+            self.published_problems = Some(found);
+            Outcome::Published { routes, rejected }
+        } else {
+            warn!(
+                problems = problems.len(),
+                "routes changed but the edit is invalid; keeping the last good table"
+            );
+            Outcome::Kept {
+                problems: problems.len(),
+            }
+        };
+        self.last = Some(Last {
+            input: update,
+            statuses: compiled.statuses,
+            published: publish,
+        });
+        Ok(outcome)
+    }
+
+    /// Logs every problem: as errors standalone, where a problem can block
+    /// an edit; as warnings in a cluster, where each is on its route's
+    /// status too.
+    fn report(&self, problems: &[Diagnostic]) {
+        for problem in problems {
+            match self.gate {
+                Gate::KeepLastGood => error!("{problem}"),
+                Gate::Always => warn!("{problem}"),
+            }
+        }
+    }
+}
+
+/// What each compiled route's status should say, with the generation it
+/// describes.
+fn desired(
+    statuses: &[RouteStatus],
+    generations: &BTreeMap<ObjectKey, i64>,
+) -> Arc<[DesiredStatus]> {
+    statuses
+        .iter()
+        .map(|s| {
+            let key = (s.namespace.clone(), s.name.clone());
+            DesiredStatus {
+                status: LoadBalancerRouteStatus {
+                    observed_generation: generations.get(&key).copied(),
+                    conditions: s.conditions(),
+                    ready_endpoints: i64::try_from(s.ready_endpoints).ok(),
+                },
+                namespace: key.0,
+                name: key.1,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

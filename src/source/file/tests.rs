@@ -1,0 +1,120 @@
+//! File source tests: documents in, routes and located problems out.
+
+use super::*;
+
+fn parse_one(yaml: &str) -> Loaded {
+    parse(&Files(vec![(
+        PathBuf::from("routes.yaml"),
+        Ok(yaml.to_owned()),
+    )]))
+}
+
+#[test]
+fn multi_document_file_yields_every_route_in_order() {
+    let loaded = parse_one(
+        "apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n---\n\
+         apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: b, namespace: shop}\nspec: {hosts: [x]}\n---\n",
+    );
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let names: Vec<_> = loaded
+        .snapshot
+        .routes
+        .iter()
+        .map(|r| format!("{}/{}", r.namespace, r.name))
+        .collect();
+    assert_eq!(names, ["default/a", "shop/b"]);
+    assert!(loaded.snapshot.routes[0].age < loaded.snapshot.routes[1].age);
+}
+
+#[test]
+fn unknown_variant_names_the_field_path() {
+    let loaded = parse_one(
+        "apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\n\
+         spec: {rules: [{loadBalancing: {algorithm: Fastest}}]}\n",
+    );
+    let err = loaded.errors[0].to_string();
+    assert!(
+        err.starts_with("routes.yaml: LoadBalancerRoute default/a: spec.rules[0].loadBalancing.algorithm: unknown variant"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_spec_field_is_an_error_naming_it() {
+    let loaded = parse_one(
+        "apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a, labels: {x: y}}\n\
+         spec: {rules: [{backend: []}]}\n",
+    );
+    assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
+    assert_eq!(
+        loaded.errors[0].field.as_deref(),
+        Some("spec.rules[0].backend")
+    );
+}
+
+#[test]
+fn yaml_syntax_error_names_the_line() {
+    let loaded = parse_one("apiVersion: [\n");
+    let err = loaded.errors[0].to_string();
+    assert!(err.contains("invalid YAML at line"), "{err}");
+}
+
+#[test]
+fn an_unreadable_file_is_its_own_problem_and_the_others_still_load() {
+    let loaded = parse(&Files(vec![
+        (PathBuf::from("bad.yaml"), Err("cannot read the file: invalid UTF-8".to_owned())),
+        (
+            PathBuf::from("good.yaml"),
+            Ok("apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n".to_owned()),
+        ),
+    ]));
+    assert_eq!(loaded.errors.len(), 1);
+    assert_eq!(&*loaded.errors[0].origin, "bad.yaml");
+    assert_eq!(loaded.snapshot.routes.len(), 1);
+}
+
+#[test]
+fn other_kinds_are_reported_not_ignored() {
+    let loaded = parse_one("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n");
+    assert!(loaded.errors[0].message.contains("kind is \"Service\""));
+}
+
+const ROUTE_A: &str =
+    "apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n";
+
+#[tokio::test]
+async fn file_source_sends_an_update_when_the_files_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    fs::write(&path, ROUTE_A).unwrap();
+    let (source, first) = FileSource::open(path.clone(), std::time::Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(first.snapshot.routes[0].name, "a");
+    let (updates, mut received) = tokio::sync::watch::channel(None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(source.run(updates, async {
+        let _ = stopped.await;
+    }));
+
+    fs::write(&path, ROUTE_A.replace("name: a", "name: b")).unwrap();
+    let deadline = std::time::Duration::from_secs(10);
+    let update = tokio::time::timeout(deadline, received.wait_for(Option::is_some))
+        .await
+        .expect("an update within the deadline")
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert_eq!(update.snapshot.routes[0].name, "b");
+    assert!(update.diagnostics.is_empty());
+    stop.send(()).unwrap();
+    tokio::time::timeout(deadline, task).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn file_source_refuses_to_open_an_unreadable_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let opened = FileSource::open(missing, std::time::Duration::from_secs(1)).await;
+    assert!(opened.is_err());
+}
