@@ -229,7 +229,7 @@ async fn run_controller(
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match switchyard::source::file::check(path) {
+    match switchyard::publish::check(path) {
         Ok(problems) if problems.is_empty() => {
             println!("{}: ok", path.display());
             ExitCode::SUCCESS

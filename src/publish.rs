@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -20,7 +21,8 @@ use tracing::{error, info, warn};
 use crate::api::LoadBalancerRouteStatus;
 use crate::health::Probe;
 use crate::snapshot::{DesiredStatus, Diagnostic, DiagnosticKey, ObjectKey, SourceUpdate};
-use crate::table::{compile, RouteStatus, SharedTable};
+use crate::source::file;
+use crate::table::{compile, RouteStatus, RouteTable, SharedTable};
 
 /// What a source's `watch` channel carries: `None` until its first
 /// snapshot (a cluster source waits for its caches to sync).
@@ -201,12 +203,7 @@ impl Publisher {
         let compiled = tokio::task::spawn_blocking(move || compile(&input.snapshot, &previous))
             .await
             .map_err(Error::Task)?;
-        let problems: Vec<Diagnostic> = update
-            .diagnostics
-            .iter()
-            .cloned()
-            .chain(compiled.statuses.iter().flat_map(RouteStatus::diagnostics))
-            .collect();
+        let problems = problems(&update, &compiled.statuses);
         self.report(&problems);
         let found: HashSet<DiagnosticKey> = problems.iter().map(Diagnostic::key).collect();
         let publish = match (&self.published_problems, self.gate) {
@@ -217,7 +214,7 @@ impl Publisher {
             let routes = compiled.statuses.iter().filter(|s| s.accepted()).count();
             let rejected = compiled.statuses.len() - routes;
             info!(routes, rejected, "route table published");
-            let probes: Arc<[Probe]> = Arc::from(compiled.table.probes());
+            let probes = compiled.table.probes().clone();
             self.table.store(Arc::new(compiled.table));
             self.ready.store(true, Ordering::Release);
             self.probes.send_replace(probes);
@@ -253,6 +250,23 @@ impl Publisher {
             }
         }
     }
+}
+
+/// Every problem of one update: the source's (documents that did not
+/// parse) and the compile's (each rejected route's errors).
+fn problems(update: &SourceUpdate, statuses: &[RouteStatus]) -> Vec<Diagnostic> {
+    let compiled = statuses.iter().flat_map(RouteStatus::diagnostics);
+    update.diagnostics.iter().cloned().chain(compiled).collect()
+}
+
+/// Checks route files as `switchyard check` does: the file source's
+/// documents, compiled once against an empty table, and every problem the
+/// publisher would see (each naming its file, resource and field). Empty
+/// means valid; nothing is published.
+pub fn check(path: &Path) -> std::io::Result<Vec<Diagnostic>> {
+    let update = file::update(&file::read(path)?);
+    let compiled = compile(&update.snapshot, &RouteTable::default());
+    Ok(problems(&update, &compiled.statuses))
 }
 
 /// What each compiled route's status should say, with the generation it

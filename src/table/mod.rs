@@ -52,7 +52,7 @@ pub struct RouteTable {
     /// Rate-limit buckets by route and rule, handed to the next compile.
     limiters: LimiterStates,
     /// One per (endpoint, active check) of the served rules, sorted.
-    probes: Vec<Probe>,
+    probes: Arc<[Probe]>,
     /// Every route of the snapshot with its status, oldest first.
     routes: Vec<RouteRecord>,
 }
@@ -227,8 +227,9 @@ impl RouteTable {
     }
 
     /// The active health checks of the served rules, one per endpoint and
-    /// check.
-    pub fn probes(&self) -> &[Probe] {
+    /// check (shared: the publisher hands them to the health supervisor
+    /// without a copy).
+    pub fn probes(&self) -> &Arc<[Probe]> {
         &self.probes
     }
 

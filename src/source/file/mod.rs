@@ -4,13 +4,11 @@
 //! multi-document YAML and turning each document into a [`SourcedRoute`]
 //! or a [`Diagnostic`] naming the file, document, resource and field;
 //! polling the files and sending a [`SourceUpdate`] when they change
-//! ([`FileSource`]); and `switchyard check` ([`check()`]). Must not:
-//! validate values (compile does), publish, route or proxy.
+//! ([`FileSource`]). Must not: validate values or compile (`switchyard
+//! check` is `publish::check`), publish, route or proxy.
 
-mod check;
 mod poll;
 
-pub use check::check;
 pub use poll::FileSource;
 
 use std::path::{Path, PathBuf};
@@ -20,9 +18,7 @@ use std::{fs, io};
 use serde::Deserialize;
 
 use crate::api::LoadBalancerRoute;
-use crate::snapshot::{
-    Age, BackendPolicy, Code, Diagnostic, Snapshot, SourceUpdate, SourcedRoute,
-};
+use crate::snapshot::{Age, BackendPolicy, Code, Diagnostic, Snapshot, SourceUpdate, SourcedRoute};
 
 const API_VERSION: &str = "switchyard.dev/v1alpha1";
 const KIND: &str = "LoadBalancerRoute";

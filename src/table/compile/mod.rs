@@ -207,7 +207,7 @@ impl Assembly {
         let mut table = RouteTable {
             endpoints: self.endpoints,
             limiters: self.limiters,
-            probes,
+            probes: probes.into(),
             routes: self.records,
             ..RouteTable::default()
         };
