@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -26,6 +26,25 @@ struct Cli {
     command: Command,
 }
 
+/// The serving flags both `run` and `controller` take.
+#[derive(Args)]
+struct ServeArgs {
+    /// How long in-flight requests may take to finish on shutdown.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// Peers whose X-Forwarded-For is believed (CIDR[,CIDR...]): the
+    /// client address used by firewalls and rate limits is then the
+    /// right-most X-Forwarded-For entry that is not itself trusted.
+    /// Default: none (the client is the socket peer).
+    #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
+    trusted_proxies: Vec<IpNet>,
+    /// Time allowed to connect to a backend, for rules without
+    /// `timeouts.connect`; past it the connect failed (retried on
+    /// another endpoint, else 504).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run standalone from LoadBalancerRoute YAML files, reloaded when they
@@ -41,23 +60,11 @@ enum Command {
         /// Where /healthz, /readyz and /routes are served.
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: SocketAddr,
-        /// How long in-flight requests may take to finish on shutdown.
-        #[arg(long, default_value = "30s", value_parser = parse_duration)]
-        drain_timeout: Duration,
         /// How often the routes are checked for changes.
         #[arg(long, default_value = "500ms", value_parser = parse_duration)]
         reload_interval: Duration,
-        /// Peers whose X-Forwarded-For is believed (CIDR[,CIDR...]): the
-        /// client address used by firewalls and rate limits is then the
-        /// right-most X-Forwarded-For entry that is not itself trusted.
-        /// Default: none (the client is the socket peer).
-        #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
-        trusted_proxies: Vec<IpNet>,
-        /// Time allowed to connect to a backend, for rules without
-        /// `timeouts.connect`; past it the connect failed (retried on
-        /// another endpoint, else 504).
-        #[arg(long, default_value = "5s", value_parser = parse_duration)]
-        connect_timeout: Duration,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
     /// Validate route files: exits non-zero listing every error, each
     /// naming the file, the resource and the field.
@@ -93,17 +100,8 @@ enum Command {
         /// This replica's identity in the Lease (its pod name).
         #[arg(long, env = "POD_NAME")]
         identity: Option<String>,
-        /// How long in-flight requests may take to finish on shutdown.
-        #[arg(long, default_value = "30s", value_parser = parse_duration)]
-        drain_timeout: Duration,
-        /// Peers whose X-Forwarded-For is believed (CIDR[,CIDR...]).
-        #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
-        trusted_proxies: Vec<IpNet>,
-        /// Time allowed to connect to a backend, for rules without
-        /// `timeouts.connect`; past it the connect failed (retried on
-        /// another endpoint, else 504).
-        #[arg(long, default_value = "5s", value_parser = parse_duration)]
-        connect_timeout: Duration,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
     /// A tiny demo backend answering `This is the NAME application.` on
     /// every path (the kind e2e's mango and apple).
@@ -140,17 +138,15 @@ fn main() -> ExitCode {
             routes,
             listen,
             admin,
-            drain_timeout,
             reload_interval,
-            trusted_proxies,
-            connect_timeout,
+            serve,
         } => {
             let options = Options {
                 routes: routes.clone().unwrap_or_default(),
-                drain_timeout,
+                drain_timeout: serve.drain_timeout,
                 reload_interval,
-                trusted_proxies,
-                connect_timeout,
+                trusted_proxies: serve.trusted_proxies,
+                connect_timeout: serve.connect_timeout,
             };
             block_on(run(options, routes.is_none(), listen, admin))
         }
@@ -162,9 +158,7 @@ fn main() -> ExitCode {
             lease_name,
             lease_namespace,
             identity,
-            drain_timeout,
-            trusted_proxies,
-            connect_timeout,
+            serve,
         } => {
             let identity = identity
                 .or_else(|| std::env::var("HOSTNAME").ok())
@@ -181,9 +175,9 @@ fn main() -> ExitCode {
                         renew_every: Duration::from_secs(5),
                     },
                 },
-                drain_timeout,
-                trusted_proxies,
-                connect_timeout,
+                drain_timeout: serve.drain_timeout,
+                trusted_proxies: serve.trusted_proxies,
+                connect_timeout: serve.connect_timeout,
             };
             block_on(run_controller(options, listen, admin))
         }

@@ -173,14 +173,15 @@ impl Streak {
 /// Probes every `check.interval` (the first probe at once) with `probe`,
 /// flipping `state` on thresholds and logging once per flip. Runs until
 /// aborted.
-pub async fn probe_loop<P, F>(
+pub async fn probe_loop<P, F, E>(
     check: ActiveCheck,
     state: Arc<EndpointState>,
     endpoint: Authority,
     mut probe: P,
 ) where
     P: FnMut(&ActiveCheck) -> F,
-    F: Future<Output = Result<(), String>>,
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
     let mut streak = Streak::default();
     let mut next = Instant::now();
@@ -216,19 +217,36 @@ pub async fn probe_loop<P, F>(
     }
 }
 
+/// Why one probe failed (logged once, when the endpoint is taken out).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeFailure {
+    /// The probe's URI could not be built from the endpoint and path.
+    #[error("cannot build the probe URI: {0}")]
+    Uri(#[source] http::Error),
+    /// No response head within `timeout`.
+    #[error("no response within {0:?}")]
+    Timeout(std::time::Duration),
+    /// Connecting or sending failed.
+    #[error("request failed: {0}")]
+    Request(#[source] hyper_util::client::legacy::Error),
+    /// A status outside `expectedStatuses`.
+    #[error("status {0}")]
+    Status(u16),
+}
+
 /// One HTTP probe: `GET path` with `Host: endpoint`; passes when the
 /// response head arrives within the timeout with an expected status.
 async fn http_probe(
     client: ProbeClient,
     endpoint: Authority,
     check: ActiveCheck,
-) -> Result<(), String> {
+) -> Result<(), ProbeFailure> {
     let uri = Uri::builder()
         .scheme("http")
         .authority(endpoint.clone())
         .path_and_query(check.path.clone())
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(ProbeFailure::Uri)?;
     let mut request = Request::new(Empty::new());
     *request.uri_mut() = uri;
     if let Ok(host) = HeaderValue::from_str(endpoint.as_str()) {
@@ -239,14 +257,14 @@ async fn http_probe(
         HeaderValue::from_static("switchyard-health-check"),
     );
     match tokio::time::timeout(check.timeout, client.request(request)).await {
-        Err(_) => Err(format!("no response within {:?}", check.timeout)),
-        Ok(Err(err)) => Err(format!("request failed: {err}")),
+        Err(_) => Err(ProbeFailure::Timeout(check.timeout)),
+        Ok(Err(err)) => Err(ProbeFailure::Request(err)),
         Ok(Ok(response)) => {
             let status = response.status().as_u16();
             if check.passes(status) {
                 Ok(())
             } else {
-                Err(format!("status {status}"))
+                Err(ProbeFailure::Status(status))
             }
         }
     }

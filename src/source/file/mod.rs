@@ -26,7 +26,27 @@ const KIND: &str = "LoadBalancerRoute";
 /// The raw contents of the route files, in load order. Comparing two of
 /// these tells whether anything changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Files(pub Vec<(PathBuf, Result<String, String>)>);
+pub struct Files(pub Vec<(PathBuf, Result<String, Unreadable>)>);
+
+/// Why one route file could not be read (not UTF-8, removed mid-swap,
+/// permissions). Comparable, so an unchanged failure is no change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read the file: {reason}")]
+pub struct Unreadable {
+    /// The kind of I/O error.
+    pub kind: io::ErrorKind,
+    /// The error as the OS put it.
+    pub reason: String,
+}
+
+impl From<io::Error> for Unreadable {
+    fn from(err: io::Error) -> Self {
+        Unreadable {
+            kind: err.kind(),
+            reason: err.to_string(),
+        }
+    }
+}
 
 /// The documents of [`Files`], parsed.
 #[derive(Clone, Debug, Default)]
@@ -64,7 +84,7 @@ pub fn read(path: &Path) -> io::Result<Files> {
     let files = names
         .into_iter()
         .map(|name| {
-            let text = fs::read_to_string(&name).map_err(|e| format!("cannot read the file: {e}"));
+            let text = fs::read_to_string(&name).map_err(Unreadable::from);
             (name, text)
         })
         .collect();
@@ -81,13 +101,13 @@ pub fn parse(files: &Files) -> Loaded {
         let origin: Arc<str> = Arc::from(path.display().to_string());
         let text = match text {
             Ok(text) => text,
-            Err(message) => {
+            Err(unreadable) => {
                 loaded.errors.push(Diagnostic {
                     origin,
                     resource: None,
                     field: None,
                     code: Code::Unreadable,
-                    message: message.clone(),
+                    message: unreadable.to_string(),
                 });
                 continue;
             }

@@ -62,7 +62,13 @@ fn yaml_syntax_error_names_the_line() {
 #[test]
 fn an_unreadable_file_is_its_own_problem_and_the_others_still_load() {
     let loaded = parse(&Files(vec![
-        (PathBuf::from("bad.yaml"), Err("cannot read the file: invalid UTF-8".to_owned())),
+        (
+            PathBuf::from("bad.yaml"),
+            Err(Unreadable {
+                kind: std::io::ErrorKind::InvalidData,
+                reason: "invalid UTF-8".to_owned(),
+            }),
+        ),
         (
             PathBuf::from("good.yaml"),
             Ok("apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n".to_owned()),
