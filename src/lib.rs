@@ -1,29 +1,35 @@
 //! switchyard: a Kubernetes ingress controller and HTTP load balancer.
 //!
-//! Data flows one way (see `DESIGN.md`): a source gathers
-//! `LoadBalancerRoute` documents into a [`snapshot::Snapshot`]; the pure
-//! [`table::compile`] turns it into an immutable [`table::RouteTable`]
-//! published through one `ArcSwap`; the [`proxy`] serves every request from
-//! one load of it.
+//! Data flows one way (see `DESIGN.md`): a source (files or the
+//! Kubernetes API) gathers objects into a [`snapshot::Snapshot`] and sends
+//! it on a `watch` channel; [`publish`], the one loop in both modes,
+//! compiles it with the pure [`table::compile`] into an immutable
+//! [`table::RouteTable`], gates it, and stores it in one `ArcSwap`; the
+//! [`proxy`] serves every request from one load of it.
 //!
-//! Layout:
-//! - [`api`]: the resource types and defaults; no I/O.
-//! - [`source`]: where documents come from (files today); no routing.
-//! - [`diagnostic`]: typed compile errors (field path, reason, code); a leaf.
-//! - [`matching`]: host, path, header matchers and precedence; a leaf.
-//! - [`table`]: compile, conflicts, conditions; no sockets or clocks.
-//! - [`balance`]: picking an endpoint, endpoint state; no HTTP.
+//! Layout, lowest layer first (a module uses only modules of lower layers;
+//! `tests/architecture.rs` enforces it):
+//! - [`api`]: the resource types, defaults and value parsers; no I/O.
+//!   [`shutdown`]: one shutdown signal fanned out to every task.
+//! - [`snapshot`]: the `Snapshot` sources produce, `SourceUpdate`,
+//!   `DesiredStatus`, `Diagnostic`. [`diagnostic`]: typed compile errors
+//!   (field path, reason, stable code) and their accumulator.
+//! - [`matching`]: host, path, header matchers and precedence.
+//!   [`balance`]: algorithms and `EndpointState`; no HTTP, no clock.
+//!   [`source`]: reading files and watching the API into snapshots, writing
+//!   status; never compiles.
 //! - [`health`]: active probes and passive ejection, written to endpoint
-//!   state; never on the request path.
-//! - [`policy`]: per-rule firewall, rate limits, body limits, rewrites,
-//!   header changes and redirects, compiled once; no parsing per request.
-//! - [`proxy`]: serving and forwarding; no locks or parsing per request.
-//! - [`admin`]: `/healthz`, `/readyz`, `/routes`.
-//! - [`publish`]: the one compile-and-publish loop (both modes).
-//! - [`standalone`]: standalone mode's reload loop and wiring.
-//! - [`controller`]: cluster mode's wiring (the Kubernetes source).
-//! - [`shutdown`]: one shutdown signal fanned out to every task.
-//! - [`listeners`]: the proxy and admin listeners every mode runs.
+//!   state; never on the request path. [`policy`]: per-rule firewall, rate
+//!   limits, rewrites, header changes, redirects and retries, compiled
+//!   once; no parsing per request.
+//! - [`table`]: compile, conflicts, conditions, the route table; no
+//!   sockets or clocks.
+//! - [`proxy`]: serving, the request phases, forwarding; no locks or
+//!   parsing per request. [`admin`]: `/healthz`, `/readyz`, `/routes`.
+//! - [`publish`]: the one compile-and-publish loop, and `switchyard check`.
+//!   [`listeners`]: the proxy and admin listeners and the health
+//!   supervisor every mode runs.
+//! - [`standalone`], [`controller`]: each mode's wiring.
 //! - [`demo`]: the built-in demo backends and routes.
 
 pub mod admin;
