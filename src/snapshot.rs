@@ -122,7 +122,7 @@ pub struct SourcedRoute {
     /// How old the route is; older routes win conflicts and precedence ties.
     pub age: Age,
     /// The route itself.
-    pub spec: LoadBalancerRouteSpec,
+    pub spec: Arc<LoadBalancerRouteSpec>,
 }
 
 /// A route's age. Ordered oldest first: creation time when the source knows

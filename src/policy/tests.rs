@@ -20,10 +20,10 @@ fn recompile_rules(rules: Vec<RouteRule>, previous: &RouteTable) -> Compiled {
         name: "mango".into(),
         origin: Arc::from("test.yaml"),
         age: Age::default(),
-        spec: LoadBalancerRouteSpec {
+        spec: Arc::new(LoadBalancerRouteSpec {
             hosts: vec!["www.mango.com".into()],
             rules,
-        },
+        }),
     };
     compile(
         &Snapshot {

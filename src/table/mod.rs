@@ -173,8 +173,9 @@ impl Backends {
 pub struct RouteRecord {
     /// The route's status; it names the route and its origin.
     pub status: RouteStatus,
-    /// The route as written.
-    pub spec: LoadBalancerRouteSpec,
+    /// The route as written, shared with the snapshot it came from (a
+    /// compile copies no spec).
+    pub spec: Arc<LoadBalancerRouteSpec>,
 }
 
 impl RouteTable {

@@ -169,7 +169,7 @@ fn document_to_route(
     index: usize,
     age: Age,
 ) -> Result<SourcedRoute, Vec<Diagnostic>> {
-    let doc_error = |code: Code, message: String| {
+    let (namespace, name) = identify(&value).map_err(|(code, message)| {
         vec![Diagnostic {
             origin: origin.clone(),
             resource: None,
@@ -177,26 +177,44 @@ fn document_to_route(
             code,
             message: format!("document {}: {message}", index + 1),
         }]
-    };
+    })?;
+    let resource = format!("{namespace}/{name}");
+    let route = deserialize_strict(value).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|(field, code, message)| Diagnostic {
+                origin: origin.clone(),
+                resource: Some(resource.clone()),
+                field: Some(field),
+                code,
+                message,
+            })
+            .collect::<Vec<_>>()
+    })?;
+    Ok(SourcedRoute {
+        namespace,
+        name,
+        origin: origin.clone(),
+        age,
+        spec: Arc::new(route.spec),
+    })
+}
+
+/// A document's kind and apiVersion checked, and its `(namespace, name)`
+/// (namespace `default` when absent); else what is wrong with it.
+fn identify(value: &serde_yaml_ng::Value) -> Result<(String, String), (Code, String)> {
     let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
     let kind = text("kind");
     if kind.as_deref() != Some(KIND) {
-        return Err(doc_error(
-            Code::Kind,
-            format!(
-                "kind is {}, expected {KIND}",
-                kind.map_or_else(|| "missing".to_owned(), |k| format!("{k:?}"))
-            ),
-        ));
+        let found = kind.map_or_else(|| "missing".to_owned(), |k| format!("{k:?}"));
+        return Err((Code::Kind, format!("kind is {found}, expected {KIND}")));
     }
     let api_version = text("apiVersion");
     if api_version.as_deref() != Some(API_VERSION) {
-        return Err(doc_error(
+        let found = api_version.map_or_else(|| "missing".to_owned(), |v| format!("{v:?}"));
+        return Err((
             Code::ApiVersion,
-            format!(
-                "apiVersion is {}, expected {API_VERSION}",
-                api_version.map_or_else(|| "missing".to_owned(), |v| format!("{v:?}"))
-            ),
+            format!("apiVersion is {found}, expected {API_VERSION}"),
         ));
     }
     let metadata = value.get("metadata");
@@ -207,26 +225,23 @@ fn document_to_route(
             .map(str::to_owned)
     };
     let Some(name) = meta_text("name") else {
-        return Err(doc_error(
-            Code::MissingName,
-            "metadata.name is missing".to_owned(),
-        ));
+        return Err((Code::MissingName, "metadata.name is missing".to_owned()));
     };
     let namespace = meta_text("namespace").unwrap_or_else(|| "default".to_owned());
-    let resource = format!("{namespace}/{name}");
-    let located = |field: String, code: Code, message: String| Diagnostic {
-        origin: origin.clone(),
-        resource: Some(resource.clone()),
-        field: Some(field),
-        code,
-        message,
-    };
+    Ok((namespace, name))
+}
 
+/// The document as a route, refusing fields of ours that the type does not
+/// know (a typo like `backend:` never silently routes nowhere); else every
+/// problem as `(field, code, message)`.
+fn deserialize_strict(
+    value: serde_yaml_ng::Value,
+) -> Result<LoadBalancerRoute, Vec<(String, Code, String)>> {
     let mut unknown = Vec::new();
     let mut on_unknown = |path: serde_ignored::Path<'_>| {
         let field = field_path(&path);
         // Kubernetes owns metadata and status, and apiVersion and kind were
-        // checked above; only our own fields are checked here.
+        // checked already; only our own fields are checked here.
         let ours = !["metadata", "status", "apiVersion", "kind"]
             .iter()
             .any(|owned| field == *owned || field.starts_with(&format!("{owned}.")));
@@ -236,30 +251,17 @@ fn document_to_route(
     };
     let ignoring = serde_ignored::Deserializer::new(value, &mut on_unknown);
     let parsed: Result<LoadBalancerRoute, _> = serde_path_to_error::deserialize(ignoring);
-    let route = match parsed {
-        Ok(route) => route,
-        Err(err) => {
-            let field = err.path().to_string();
-            return Err(vec![located(
-                field,
-                Code::Schema,
-                err.into_inner().to_string(),
-            )]);
-        }
-    };
+    let route = parsed.map_err(|err| {
+        let field = err.path().to_string();
+        vec![(field, Code::Schema, err.into_inner().to_string())]
+    })?;
     if !unknown.is_empty() {
         return Err(unknown
             .into_iter()
-            .map(|field| located(field, Code::UnknownField, "unknown field".to_owned()))
+            .map(|field| (field, Code::UnknownField, "unknown field".to_owned()))
             .collect());
     }
-    Ok(SourcedRoute {
-        namespace,
-        name,
-        origin: origin.clone(),
-        age,
-        spec: route.spec,
-    })
+    Ok(route)
 }
 
 /// `spec.rules[0].foo`, the way serde_path_to_error writes paths.

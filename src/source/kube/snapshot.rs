@@ -19,6 +19,18 @@ pub(super) fn build(
     stores: &Stores,
     policy: BackendPolicy,
 ) -> (Snapshot, BTreeMap<ObjectKey, i64>) {
+    let (routes, generations) = routes(stores);
+    let snapshot = Snapshot {
+        routes,
+        backends: policy,
+        services: services(stores),
+        endpoints: endpoints(stores),
+    };
+    (snapshot, generations)
+}
+
+/// The routes, by namespace and name, and their generations.
+fn routes(stores: &Stores) -> (Vec<SourcedRoute>, BTreeMap<ObjectKey, i64>) {
     let origin: Arc<str> = Arc::from("kube");
     let mut generations = BTreeMap::new();
     let mut routes: Vec<SourcedRoute> = stores
@@ -43,13 +55,17 @@ pub(super) fn build(
                 namespace,
                 name,
                 origin: origin.clone(),
-                spec: route.spec.clone(),
+                spec: Arc::new(route.spec.clone()),
             })
         })
         .collect();
     routes.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    (routes, generations)
+}
 
-    let services = stores
+/// The Services' ports, by namespace and name.
+fn services(stores: &Stores) -> BTreeMap<ObjectKey, ServiceInfo> {
+    stores
         .services
         .iter()
         .flat_map(|store| store.state())
@@ -74,8 +90,12 @@ pub(super) fn build(
                 .unwrap_or_default();
             Some((key, ServiceInfo { ports }))
         })
-        .collect();
+        .collect()
+}
 
+/// The EndpointSlices by the Service they belong to, each Service's slices
+/// sorted by slice name.
+fn endpoints(stores: &Stores) -> BTreeMap<ObjectKey, Vec<EndpointSliceInfo>> {
     let mut slices: Vec<(ObjectKey, String, EndpointSliceInfo)> = stores
         .slices
         .iter()
@@ -97,16 +117,7 @@ pub(super) fn build(
     for (key, _, info) in slices {
         endpoints.entry(key).or_default().push(info);
     }
-
-    (
-        Snapshot {
-            routes,
-            backends: policy,
-            services,
-            endpoints,
-        },
-        generations,
-    )
+    endpoints
 }
 
 fn slice_info(slice: &EndpointSlice) -> EndpointSliceInfo {

@@ -10,8 +10,8 @@ use super::super::Backends;
 use super::*;
 use crate::api::values::parse_duration;
 use crate::api::{
-    Algorithm, Backend, HashOn, HashOnType, HeaderMatch, HeaderMatchType, LoadBalancerRouteSpec,
-    LoadBalancing, PathMatch, PathMatchType, RouteMatch, RouteRule, Sticky, StickyCookie,
+    Algorithm, Backend, HashOn, HashOnType, HeaderMatch, HeaderMatchType, LoadBalancing, PathMatch,
+    PathMatchType, RouteMatch, RouteRule, Sticky, StickyCookie,
 };
 use crate::snapshot::{
     Age, BackendPolicy, EndpointInfo, EndpointSliceInfo, ServiceInfo, ServicePortInfo,
@@ -41,19 +41,19 @@ fn route(namespace: &str, name: &str, position: u64) -> RouteBuilder {
             created: None,
             position,
         },
-        spec: LoadBalancerRouteSpec::default(),
+        spec: Arc::default(),
     })
 }
 
 impl RouteBuilder {
     fn hosts(mut self, hosts: &[&str]) -> Self {
-        self.0.spec.hosts = hosts.iter().map(|h| (*h).to_owned()).collect();
+        Arc::make_mut(&mut self.0.spec).hosts = hosts.iter().map(|h| (*h).to_owned()).collect();
         self
     }
 
     /// A rule with these matches, sending to `127.0.0.1:{port}`.
     fn rule(mut self, matches: Vec<RouteMatch>, port: u16) -> Self {
-        self.0.spec.rules.push(RouteRule {
+        Arc::make_mut(&mut self.0.spec).rules.push(RouteRule {
             matches,
             backends: vec![address(&format!("127.0.0.1:{port}"))],
             ..RouteRule::default()
@@ -62,7 +62,7 @@ impl RouteBuilder {
     }
 
     fn raw_rule(mut self, rule: RouteRule) -> Self {
-        self.0.spec.rules.push(rule);
+        Arc::make_mut(&mut self.0.spec).rules.push(rule);
         self
     }
 
