@@ -79,7 +79,8 @@ impl Ring {
             .unwrap_or_else(|| available_from(states, owner, now))
     }
 
-    /// The owner of `key` ignoring availability (for tests and tools).
+    /// The owner of `key` ignoring availability (tests).
+    #[cfg(test)]
     pub fn owner(&self, key: u64) -> usize {
         let start = self.points.partition_point(|(point, _)| *point < key);
         self.points[start % self.points.len()].1 as usize

@@ -169,7 +169,8 @@ impl RateLimiter {
         }
     }
 
-    /// How many keys are tracked (for tests and metrics).
+    /// How many keys are tracked (tests).
+    #[cfg(test)]
     pub fn tracked_keys(&self) -> usize {
         match &self.state {
             State::Single(_) => 0,

@@ -43,7 +43,8 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    /// Whether every route was accepted.
+    /// Whether every route was accepted (tests).
+    #[cfg(test)]
     pub fn is_clean(&self) -> bool {
         self.statuses.iter().all(RouteStatus::accepted)
     }
