@@ -186,6 +186,11 @@ pub struct DiagnosticKey {
     pub field: Option<String>,
     /// What kind of problem.
     pub code: Code,
+    /// For a document's problem (no resource to key it by): its message
+    /// without digits, so two different bad documents in one file are two
+    /// problems while positions (document index, line, column) still do
+    /// not count. `None` for a resource's problem, keyed by field and code.
+    pub detail: Option<String>,
 }
 
 /// A problem with the input, located as precisely as the source allows.
@@ -204,17 +209,25 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// What the problem is, independent of where it sits in its file and of
-    /// its wording: `(origin, resource, field, code)`. A document's problem
-    /// has no resource or field, so its key leaves out positions (document
-    /// index, line, column): an edit elsewhere in the file does not make an
-    /// old problem look new.
+    /// What the problem is, independent of where it sits in its file: a
+    /// resource's problem is `(origin, resource, field, code)`, whatever
+    /// value its message quotes; a document's problem (it has no resource
+    /// or field) is its file, code and message with positions (document
+    /// index, line, column) left out, so an edit elsewhere in the file does
+    /// not make an old problem look new, and a second bad document does.
     pub fn key(&self) -> DiagnosticKey {
+        let detail = self.resource.is_none().then(|| {
+            self.message
+                .chars()
+                .filter(|c| !c.is_ascii_digit())
+                .collect()
+        });
         DiagnosticKey {
             origin: self.origin.clone(),
             resource: self.resource.clone(),
             field: self.field.clone(),
             code: self.code,
+            detail,
         }
     }
 }
@@ -282,6 +295,12 @@ mod tests {
         assert_eq!(first.key(), moved.key());
         let kind = diagnostic(None, Code::Kind, "document 1: kind is \"Service\"");
         assert_ne!(first.key(), kind.key());
+        let other_kind = diagnostic(None, Code::Kind, "document 2: kind is \"ConfigMap\"");
+        assert_ne!(
+            kind.key(),
+            other_kind.key(),
+            "a second bad document in the file is a new problem"
+        );
         assert_eq!(Code::Yaml.as_str(), "invalid-yaml");
         assert_eq!(Code::Invalid("no-rules").as_str(), "no-rules");
     }
