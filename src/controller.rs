@@ -6,11 +6,8 @@
 //! itself — `source::kube`, `publish` and `proxy` do.
 
 use std::future::Future;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::error;
@@ -20,7 +17,6 @@ use crate::proxy::ServeOptions;
 use crate::publish::{Gate, Publisher};
 use crate::shutdown::Shutdown;
 use crate::source::kube as source;
-use crate::table::{RouteTable, SharedTable};
 
 /// How cluster mode runs.
 #[derive(Debug, Clone)]
@@ -60,12 +56,10 @@ pub async fn run(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
-    let ready = Arc::new(AtomicBool::new(false));
     let shutdown = Shutdown::new(shutdown);
     let (updates_tx, updates) = watch::channel(None);
-    let publisher = Publisher::new(Gate::Always, table.clone(), ready.clone());
-    let probes = publisher.probes();
+    let publisher = Publisher::empty(Gate::Always);
+    let served = publisher.served();
     let source_task = tokio::spawn(source::run(
         client,
         options.source,
@@ -79,16 +73,7 @@ pub async fn run(
         &options.trusted_proxies,
         options.connect_timeout,
     );
-    let served = listeners::serve(
-        listener,
-        admin,
-        table,
-        ready,
-        probes,
-        serve_options,
-        &shutdown,
-    )
-    .await;
+    let served = listeners::serve(listener, admin, served, serve_options, &shutdown).await;
     let sourced = source_task.await.map_err(Error::Task)?;
     publish_task.await.map_err(Error::Task)?;
     if let Err(err) = &sourced {

@@ -27,8 +27,8 @@
 //! - [`proxy`]: serving, the request phases, forwarding; no locks or
 //!   parsing per request. [`admin`]: `/healthz`, `/readyz`, `/routes`.
 //! - [`publish`]: the one compile-and-publish loop, and `switchyard check`.
-//!   [`listeners`]: the proxy and admin listeners and the health
-//!   supervisor every mode runs.
+//! - [`listeners`]: the proxy and admin listeners and the health
+//!   supervisor every mode runs, over what the publisher publishes.
 //! - [`standalone`], [`controller`]: each mode's wiring.
 //! - [`demo`]: the built-in demo backends and routes.
 

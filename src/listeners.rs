@@ -2,31 +2,32 @@
 //! and admin listeners, and the active health checks.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::admin::{self, AdminState};
-use crate::health::{self, Probe};
+use crate::health;
 use crate::proxy::{self, ServeOptions};
+use crate::publish::Served;
 use crate::shutdown::Shutdown;
-use crate::table::SharedTable;
 
-/// Serves the proxy on `listener` and the admin API on `admin` from
-/// `table`, and runs the active health checks `probes` brings (the probes
-/// of each published table), until `shutdown`; the proxy drains, `ready`
-/// turns false, and all are done when this returns.
+/// Serves the proxy on `listener` and the admin API on `admin` from the
+/// publisher's table, and runs the active health checks of each published
+/// table, until `shutdown`; the proxy drains, readiness turns false, and
+/// all are done when this returns.
 pub async fn serve(
     listener: TcpListener,
     admin: TcpListener,
-    table: SharedTable,
-    ready: Arc<AtomicBool>,
-    probes: watch::Receiver<Arc<[Probe]>>,
+    served: Served,
     options: ServeOptions,
     shutdown: &Shutdown,
 ) -> io::Result<()> {
+    let Served {
+        table,
+        ready,
+        probes,
+    } = served;
     let admin_task = tokio::spawn(admin::serve(
         admin,
         AdminState {

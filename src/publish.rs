@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -71,6 +72,16 @@ pub enum Error {
     Task(#[source] tokio::task::JoinError),
 }
 
+/// What the listeners need from the publisher (see [`Publisher::served`]).
+pub struct Served {
+    /// The published table (the proxy and admin read it).
+    pub table: SharedTable,
+    /// True once the first table is published (`/readyz`).
+    pub ready: Arc<AtomicBool>,
+    /// The probes of each published table (the health supervisor).
+    pub probes: watch::Receiver<Arc<[Probe]>>,
+}
+
 /// The compile-and-publish loop's state: where tables go, who is told, and
 /// what the gate remembers.
 pub struct Publisher {
@@ -118,6 +129,22 @@ impl Publisher {
             outcomes: watch::Sender::new(Outcome::Waiting),
             last: None,
             published_problems: None,
+        }
+    }
+
+    /// A publisher over a new, empty table that is not ready yet.
+    pub fn empty(gate: Gate) -> Self {
+        let table = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
+        Self::new(gate, table, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// What the listeners serve from: this publisher's table, readiness
+    /// and probes.
+    pub fn served(&self) -> Served {
+        Served {
+            table: self.table.clone(),
+            ready: self.ready.clone(),
+            probes: self.probes(),
         }
     }
 

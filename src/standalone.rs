@@ -6,11 +6,9 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -20,7 +18,6 @@ use crate::publish::{self, Gate, Publisher};
 use crate::shutdown::Shutdown;
 use crate::snapshot::SourceUpdate;
 use crate::source::file::{self, FileSource, Files};
-use crate::table::{RouteTable, SharedTable};
 
 /// How standalone mode runs.
 #[derive(Debug, Clone)]
@@ -94,11 +91,9 @@ async fn serve(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
-    let ready = Arc::new(AtomicBool::new(false));
     let (updates_tx, mut updates) = watch::channel(Some(Arc::new(first)));
-    let mut publisher = Publisher::new(Gate::KeepLastGood, table.clone(), ready.clone());
-    let probes = publisher.probes();
+    let mut publisher = Publisher::empty(Gate::KeepLastGood);
+    let served = publisher.served();
     // The first table is served before anything is accepted.
     publisher.publish_current(&mut updates).await?;
 
@@ -112,16 +107,7 @@ async fn serve(
         &options.trusted_proxies,
         options.connect_timeout,
     );
-    let served = listeners::serve(
-        listener,
-        admin,
-        table,
-        ready,
-        probes,
-        serve_options,
-        &shutdown,
-    )
-    .await;
+    let served = listeners::serve(listener, admin, served, serve_options, &shutdown).await;
     if let Some(task) = source_task {
         task.await.map_err(Error::Task)?;
     }
