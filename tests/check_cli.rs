@@ -553,7 +553,8 @@ fn document_separators_and_comments_are_fine() {
 /// A port that was free a moment ago (only for the binary, which needs a
 /// fixed address).
 fn free_port() -> std::net::SocketAddr {
-    refused_addr()
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local address")
 }
 
 struct Child(std::process::Child);

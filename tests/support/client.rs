@@ -250,10 +250,19 @@ pub fn request(proxy: &Proxy, method: Method, host: &str, path: &str) -> http::r
         .header(http::header::HOST, host)
 }
 
-/// An address that refuses connections: bound, read, released.
+/// An address that refuses connections for the rest of the test process:
+/// a socket bound to it, never listening, holds the port. (A port bound and
+/// released could be handed to another test's backend binding `:0` at the
+/// same time, and the "dead" endpoint would answer.)
 pub fn refused_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().unwrap();
-    drop(l);
+    static HELD: std::sync::Mutex<Vec<tokio::net::TcpSocket>> = std::sync::Mutex::new(Vec::new());
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let addr = socket.local_addr().expect("local address");
+    HELD.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(socket);
     addr
 }
