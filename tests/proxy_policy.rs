@@ -217,6 +217,35 @@ async fn header_and_query_rules_change_what_the_backend_receives() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_remove_the_rules_request_headers_by_naming_them_in_connection() {
+    let backend = Backend::echo("app").await;
+    let proxy = Proxy::start(&yaml(&[route("app").rule(
+        Rule::new().backend(&backend).field(
+            "requestHeaders",
+            "{set: {X-Env: prod}, add: {X-Added: yes}}",
+        ),
+    )]))
+    .await;
+
+    // Hop-by-hop headers (and those `Connection` names) are the client's
+    // connection's, stripped first; the rule applies to what is left.
+    let reply = get_with(
+        &proxy,
+        "x",
+        "/",
+        &[
+            ("connection", "x-env, x-added, x-client"),
+            ("x-client", "1"),
+        ],
+    )
+    .await;
+    let echo = reply.echo();
+    assert_eq!(echo.header("x-env"), Some("prod"));
+    assert_eq!(echo.header("x-added"), Some("yes"));
+    assert_eq!(echo.header("x-client"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_rewrites_change_the_path_the_backend_receives() {
     let backend = Backend::echo("app").await;
     let proxy = Proxy::start(&yaml(&[

@@ -1,16 +1,15 @@
 //! The prepare phase: the request as it will be forwarded.
 //!
-//! Owns: path and query rewrites, the rule's request headers, the first
-//! pick, the hop-by-hop strip, `Host` and `X-Forwarded-*`, in today's
-//! order. Must not: touch the body or the network (that is the send
-//! phase).
+//! Owns: the hop-by-hop strip, path and query rewrites, the rule's request
+//! headers, the first pick, `Host` and `X-Forwarded-*`, in that order.
+//! Must not: touch the body or the network (that is the send phase).
 //!
-//! Order, kept as it was before the phases were split out: the rule's
-//! request headers are applied before the hop-by-hop strip (issue 9 item
-//! 5), and the first endpoint is picked here, after header and query rules
-//! (hash keys and sticky cookies read the request as rewritten) but before
-//! the hop-by-hop strip and `X-Forwarded-*`, so a hash on such a header
-//! still sees the client's value.
+//! Order: hop-by-hop headers (and every header the client's `Connection`
+//! names) belong to the client's connection and go first, so a client
+//! cannot remove a header the rule sets by naming it in `Connection`. The
+//! first endpoint is picked after header and query rules (hash keys and
+//! sticky cookies read the request as rewritten) but before
+//! `X-Forwarded-*`, so a hash on such a header sees the client's value.
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -52,6 +51,7 @@ pub fn prepare<'r>(
     let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers, upgrade);
     let path_and_query = rewrite(&mut parts, policy, ctx.prefix_len)?;
     let picked = ctx
         .rule
@@ -63,7 +63,6 @@ pub fn prepare<'r>(
             now: ctx.started,
         })
         .map_err(ProxyError::from)?;
-    strip_hop_by_hop(&mut parts.headers, upgrade);
     match &policy.host_rewrite {
         Some(HostRewrite::Hostname(name)) => {
             parts.headers.insert(header::HOST, name.clone());
