@@ -123,6 +123,31 @@ async fn hop_by_hop_request_headers_are_removed_end_to_end_headers_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2c_upgrade_is_not_forwarded_so_nothing_can_tunnel_past_the_rules() {
+    let (_backend, proxy) = echo_proxy().await;
+
+    // A backend that accepted `Upgrade: h2c` would answer 101, and every
+    // later request on that connection would skip the proxy's rules. Only
+    // WebSocket upgrades are tunnelled; `HTTP2-Settings` never passes.
+    let req = request(&proxy, Method::GET, "www.mango.com", "/h2c")
+        .header("connection", "Upgrade, HTTP2-Settings")
+        .header("upgrade", "h2c")
+        .header("http2-settings", "AAMAAABkAAQAAP__")
+        .body(empty())
+        .unwrap();
+    let reply = proxy.send(req).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let echo = reply.echo();
+    for hop in ["upgrade", "http2-settings", "connection"] {
+        assert_eq!(
+            echo.header_all(hop),
+            Vec::<&str>::new(),
+            "backend received {hop}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_by_hop_response_headers_are_removed() {
     let backend = Backend::http("hoppy", |_req| async move {
         Response::builder()

@@ -15,8 +15,9 @@ use crate::api::values::X_FORWARDED_FOR;
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-static HOP_BY_HOP: [HeaderName; 8] = [
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1;
+/// `HTTP2-Settings` belongs to an h2c upgrade, RFC 7540 §3.2.1).
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -25,11 +26,23 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    HeaderName::from_static("http2-settings"),
 ];
 
-/// Whether an HTTP/1.1 request asks to switch protocols (WebSocket).
+/// Whether an HTTP/1.1 request asks to switch to a protocol the proxy
+/// tunnels: WebSocket only. Any other upgrade (h2c above all: a backend that
+/// accepted it would carry later requests past every rule) is stripped like
+/// any hop-by-hop header, and the request is forwarded as plain HTTP/1.1.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+    let websocket = headers.get(header::UPGRADE).is_some_and(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').all(|protocol| {
+                let name = protocol.trim().split('/').next().unwrap_or_default();
+                name.eq_ignore_ascii_case("websocket")
+            })
+        })
+    });
+    websocket && connection_has(headers, "upgrade")
 }
 
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {
@@ -162,6 +175,20 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-end"]);
+    }
+
+    #[test]
+    fn only_websocket_upgrades_are_tunnelled() {
+        for (upgrade, tunnelled) in [
+            ("websocket", true),
+            ("WebSocket", true),
+            ("h2c", false),
+            ("websocket, h2c", false),
+            ("TLS/1.2", false),
+        ] {
+            let h = headers(&[("connection", "Upgrade"), ("upgrade", upgrade)]);
+            assert_eq!(is_upgrade(&h), tunnelled, "case {upgrade:?}");
+        }
     }
 
     #[test]
