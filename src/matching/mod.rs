@@ -16,7 +16,6 @@ use std::cmp::Reverse;
 
 use http::{HeaderMap, Method};
 
-pub use crate::api::values::parse_anchored_regex as compile_regex;
 pub use crate::api::values::{HeaderProblem, PathMatchError};
 use crate::snapshot::Age;
 pub use header::{HeaderMatchError, HeaderMatcher};

@@ -64,7 +64,6 @@ impl TryFrom<&PathMatch> for PathMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matching::compile_regex;
 
     #[test]
     fn prefix_matches_whole_segments_only() {
@@ -105,7 +104,7 @@ mod tests {
         ] {
             assert!(PathMatcher::new(kind, value).is_err(), "case {value:?}");
         }
-        let message = compile_regex("/(unclosed").unwrap_err();
+        let message = parse_anchored_regex("/(unclosed").unwrap_err();
         assert_eq!(
             message,
             "\"/(unclosed\" is not a valid regular expression: unclosed group"
