@@ -6,7 +6,6 @@
 //! itself — `source::kube`, `publish` and `proxy` do.
 
 use std::future::Future;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -23,12 +22,8 @@ use crate::source::kube as source;
 pub struct Options {
     /// What to watch, and the Lease.
     pub source: source::Options,
-    /// How long in-flight requests may take to finish on shutdown.
-    pub drain_timeout: Duration,
-    /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Time allowed to connect to a backend (`--connect-timeout`).
-    pub connect_timeout: Duration,
+    /// How the proxy serves: limits, timeouts, trusted proxies, drain.
+    pub serve: ServeOptions,
 }
 
 /// Why cluster mode stopped.
@@ -68,12 +63,7 @@ pub async fn run(
         shutdown.stopped(),
     ));
     let publish_task = tokio::spawn(publisher.run(updates, shutdown.stopped()));
-    let serve_options = ServeOptions::from_flags(
-        options.drain_timeout,
-        &options.trusted_proxies,
-        options.connect_timeout,
-    );
-    let served = listeners::serve(listener, admin, served, serve_options, &shutdown).await;
+    let served = listeners::serve(listener, admin, served, options.serve, &shutdown).await;
     let sourced = source_task.await.map_err(Error::Task)?;
     publish_task.await.map_err(Error::Task)?;
     if let Err(err) = &sourced {

@@ -15,6 +15,8 @@ use ipnet::IpNet;
 use switchyard::api::values::parse_cidr;
 use switchyard::api::values::parse_duration;
 use switchyard::controller;
+use switchyard::policy::client::TrustedProxies;
+use switchyard::proxy::ServeOptions;
 use switchyard::source::kube::LeaseOptions;
 use switchyard::standalone::{self, Options};
 
@@ -43,6 +45,18 @@ struct ServeArgs {
     /// another endpoint, else 504).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     connect_timeout: Duration,
+}
+
+impl ServeArgs {
+    /// The proxy's serving options these flags set.
+    fn options(self) -> ServeOptions {
+        ServeOptions {
+            drain_timeout: self.drain_timeout,
+            trusted_proxies: TrustedProxies::new(self.trusted_proxies),
+            connect_timeout: self.connect_timeout,
+            ..ServeOptions::default()
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -143,10 +157,8 @@ fn main() -> ExitCode {
         } => {
             let options = Options {
                 routes: routes.clone().unwrap_or_default(),
-                drain_timeout: serve.drain_timeout,
                 reload_interval,
-                trusted_proxies: serve.trusted_proxies,
-                connect_timeout: serve.connect_timeout,
+                serve: serve.options(),
             };
             block_on(run(options, routes.is_none(), listen, admin))
         }
@@ -175,9 +187,7 @@ fn main() -> ExitCode {
                         renew_every: Duration::from_secs(5),
                     },
                 },
-                drain_timeout: serve.drain_timeout,
-                trusted_proxies: serve.trusted_proxies,
-                connect_timeout: serve.connect_timeout,
+                serve: serve.options(),
             };
             block_on(run_controller(options, listen, admin))
         }

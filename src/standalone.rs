@@ -24,18 +24,10 @@ use crate::source::file::{self, FileSource, Files};
 pub struct Options {
     /// A YAML file, or a directory of them.
     pub routes: PathBuf,
-    /// How long in-flight requests may take to finish on shutdown.
-    pub drain_timeout: Duration,
     /// How often PATH is checked for changes.
     pub reload_interval: Duration,
-    /// Peers whose `X-Forwarded-For` is believed when deriving the client
-    /// address for firewalls and rate limits. Empty: the client is always
-    /// the socket peer.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Time allowed to connect to a backend (`--connect-timeout`) for
-    /// rules without `timeouts.connect`; past it the connection counts as
-    /// failed (retried elsewhere, else 504).
-    pub connect_timeout: Duration,
+    /// How the proxy serves: limits, timeouts, trusted proxies, drain.
+    pub serve: ServeOptions,
 }
 
 /// Why standalone mode could not run.
@@ -102,12 +94,7 @@ async fn serve(
     // Without a source (fixed documents) the channel closes here and the
     // first table serves until shutdown.
     let source_task = source.map(|source| tokio::spawn(source.run(updates_tx, shutdown.stopped())));
-    let serve_options = ServeOptions::from_flags(
-        options.drain_timeout,
-        &options.trusted_proxies,
-        options.connect_timeout,
-    );
-    let served = listeners::serve(listener, admin, served, serve_options, &shutdown).await;
+    let served = listeners::serve(listener, admin, served, options.serve.clone(), &shutdown).await;
     if let Some(task) = source_task {
         task.await.map_err(Error::Task)?;
     }

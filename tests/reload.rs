@@ -307,10 +307,11 @@ async fn run_fails_when_routes_path_is_unreadable() {
     let dir = tempfile::tempdir().unwrap();
     let opts = switchyard::standalone::Options {
         routes: dir.path().join("does-not-exist.yaml"),
-        drain_timeout: Duration::from_secs(1),
         reload_interval: RELOAD_INTERVAL,
-        trusted_proxies: Vec::new(),
-        connect_timeout: Duration::from_secs(5),
+        serve: switchyard::proxy::ServeOptions {
+            drain_timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

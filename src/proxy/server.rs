@@ -39,22 +39,6 @@ pub struct ServeOptions {
     pub trusted_proxies: TrustedProxies,
 }
 
-impl ServeOptions {
-    /// The options a running mode sets from its flags; the rest default.
-    pub fn from_flags(
-        drain_timeout: Duration,
-        trusted_proxies: &[ipnet::IpNet],
-        connect_timeout: Duration,
-    ) -> Self {
-        ServeOptions {
-            drain_timeout,
-            trusted_proxies: TrustedProxies::new(trusted_proxies.iter().copied()),
-            connect_timeout,
-            ..ServeOptions::default()
-        }
-    }
-}
-
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {

@@ -338,9 +338,10 @@ impl Controller {
                     renew_every: Duration::from_millis(200),
                 },
             },
-            drain_timeout: Duration::from_secs(2),
-            trusted_proxies: Vec::new(),
-            connect_timeout: Duration::from_secs(5),
+            serve: switchyard::proxy::ServeOptions {
+                drain_timeout: Duration::from_secs(2),
+                ..Default::default()
+            },
         };
         tweak(&mut options);
         let (stop, stopped) = oneshot::channel::<()>();

@@ -9,6 +9,8 @@
 //! - `client`: a pooled HTTP/1.1 client, an h2c prior-knowledge client,
 //!   single-connection `H1Conn` / `H2Conn` for tests that must pin a
 //!   connection, and `Reply` / `Echo` to assert on.
+//! - `raw`: `RawConn` / `raw_status`, a plain TCP client for what hyper's
+//!   client will not send (bad framing, bad Host, slow or silent clients).
 //! - `routes`: `RouteDoc` / `Rule` / `Match` builders that render
 //!   `LoadBalancerRoute` YAML, so tests state intent rather than indentation.
 //! - here: waiting (`wait_until` / `hold_for` poll a condition against a
@@ -21,11 +23,14 @@ pub mod cluster;
 pub mod kube_api;
 pub mod netns;
 mod proxy;
+mod raw;
 mod routes;
 
 pub use backend::*;
 pub use client::*;
 pub use proxy::*;
+#[allow(unused_imports)]
+pub use raw::*;
 // Each test binary uses its own part of the harness.
 #[allow(unused_imports)]
 pub use routes::*;

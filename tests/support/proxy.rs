@@ -8,6 +8,8 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use switchyard::policy::client::TrustedProxies;
+use switchyard::proxy::ServeOptions;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -71,17 +73,27 @@ impl Proxy {
         .await
     }
 
-    /// Starts the proxy with every option explicit.
+    /// Starts the proxy with a drain timeout and trusted proxies.
     pub async fn start_full(
         layout: RoutesLayout<'_>,
         drain_timeout: Duration,
         trusted_proxies: &[&str],
     ) -> Proxy {
-        init_tracing();
         let trusted_proxies = trusted_proxies
             .iter()
-            .map(|c| switchyard::api::values::parse_cidr(c).expect("trusted proxy CIDR"))
-            .collect();
+            .map(|c| switchyard::api::values::parse_cidr(c).expect("trusted proxy CIDR"));
+        let serve = ServeOptions {
+            drain_timeout,
+            trusted_proxies: TrustedProxies::new(trusted_proxies),
+            ..ServeOptions::default()
+        };
+        Proxy::start_serving(layout, serve).await
+    }
+
+    /// Starts the proxy with every serving option explicit (limits,
+    /// timeouts, drain).
+    pub async fn start_serving(layout: RoutesLayout<'_>, serve: ServeOptions) -> Proxy {
+        init_tracing();
         let dir = tempfile::tempdir().expect("tempdir");
         let routes = match layout {
             RoutesLayout::File(yaml) => {
@@ -110,10 +122,8 @@ impl Proxy {
         };
         let opts = switchyard::standalone::Options {
             routes: routes.clone(),
-            drain_timeout,
             reload_interval: RELOAD_INTERVAL,
-            trusted_proxies,
-            connect_timeout: Duration::from_secs(5),
+            serve,
         };
         let task = tokio::spawn(switchyard::standalone::run(
             opts,
