@@ -1,0 +1,412 @@
+//! Hostile input the proxy already withstands, kept as regression tests:
+//! request smuggling through framing tricks, oversized request parts, and
+//! HTTP/2 floods (rapid reset, CONTINUATION, HPACK bombs, SETTINGS and PING
+//! floods). Every attack is bounded in bytes and time, and every test ends
+//! by showing an honest client is still served.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use http::{Response, StatusCode};
+use http_body_util::BodyExt;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The paths a backend was asked for, in order.
+type Seen = Arc<Mutex<Vec<String>>>;
+
+/// A proxy in front of one backend that records every path it is asked
+/// for (reading each body to its end, so its own framing stays in step).
+/// Only `/a` and `/honest` are routed: the proxy answers anything else
+/// itself (404), so a backend that sees another path was reached past the
+/// proxy's routing.
+async fn recording_proxy() -> (Backend, Seen, Proxy) {
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let backend = Backend::http("rec-1", move |req| {
+        let record = record.clone();
+        async move {
+            record.lock().unwrap().push(req.uri().path().to_owned());
+            let _ = req.into_body().collect().await;
+            Response::new(full("ok"))
+        }
+    })
+    .await;
+    let proxy = Proxy::start(&yaml(&[route("rec")
+        .rule(Rule::prefix("/a").backend(&backend))
+        .rule(Rule::prefix("/honest").backend(&backend))]))
+    .await;
+    (backend, seen, proxy)
+}
+
+/// Asserts the proxy still serves an honest request.
+async fn still_serves(proxy: &Proxy) {
+    let reply = proxy.get("www.rec.test", "/honest").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+}
+
+// === request smuggling (HTTP/1.1 framing) ===
+
+/// Framing attacks, each followed on the same connection by `GET
+/// /smuggled` (which the proxy does not route). Whether the proxy reads
+/// those bytes as a body, as the next request (answered 404 by the proxy
+/// itself) or refuses the connection, the backend must never see
+/// `/smuggled`: that would be a request that went past the proxy's rules.
+const FRAMING_ATTACKS: &[(&str, &str)] = &[
+    (
+        "CL.TE",
+        "POST /a HTTP/1.1\r\nHost: x.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ),
+    (
+        "TE.CL",
+        "POST /a HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
+    ),
+    (
+        "two different Content-Lengths",
+        "POST /a HTTP/1.1\r\nHost: x.test\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n",
+    ),
+    (
+        "obfuscated TE (xchunked)",
+        "POST /a HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: xchunked\r\nContent-Length: 0\r\n\r\n",
+    ),
+    (
+        "TE with space before the colon",
+        "POST /a HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding : chunked\r\nContent-Length: 0\r\n\r\n",
+    ),
+    (
+        "TE chunked then identity",
+        "POST /a HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+    ),
+    (
+        "chunked not last",
+        "POST /a HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+    ),
+    (
+        "obs-fold continuation of TE",
+        "POST /a HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding:\r\n chunked\r\nContent-Length: 0\r\n\r\n",
+    ),
+    (
+        "bare LF line endings",
+        "POST /a HTTP/1.1\nHost: x.test\nTransfer-Encoding: chunked\nContent-Length: 0\n\n0\n\n",
+    ),
+    (
+        "chunk size overflow",
+        "POST /a HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff1\r\nx\r\n0\r\n\r\n",
+    ),
+    (
+        "signed Content-Length",
+        "POST /a HTTP/1.1\r\nHost: x.test\r\nContent-Length: +0\r\n\r\n",
+    ),
+    (
+        "chunk extension with a bare LF",
+        "POST /a HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: chunked\r\n\r\n0;ext\n\r\n",
+    ),
+    (
+        "HTTP/1.0 with chunked",
+        "POST /a HTTP/1.0\r\nHost: x.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ),
+];
+
+/// `Connection: close` makes the proxy end the connection once it has
+/// answered this request, if it parses it as one.
+const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_framing_attack_smuggles_a_request_to_the_backend() {
+    let (_backend, seen, proxy) = recording_proxy().await;
+    for (name, attack) in FRAMING_ATTACKS {
+        let mut conn = RawConn::connect(proxy.addr).await;
+        let sent = format!("{attack}{SMUGGLED}");
+        if conn.send(sent.as_bytes()).await.is_ok() {
+            // Whatever the proxy answers, it must end the connection: no hang.
+            conn.wait_closed().await;
+        }
+        still_serves(&proxy).await;
+        let seen = seen.lock().unwrap();
+        assert!(
+            !seen
+                .iter()
+                .any(|p| p.contains("smuggled") || p.contains("SMUGGLED")),
+            "{name}: the backend saw a smuggled request: {seen:?}"
+        );
+    }
+}
+
+// === oversized request parts ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_line_longer_than_the_head_limit_is_refused() {
+    let (_backend, seen, proxy) = recording_proxy().await;
+    let path = format!("/a/{}", "x".repeat(70 * 1024));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x.test\r\n\r\n");
+    let status = raw_status(proxy.addr, request.as_bytes()).await;
+    assert!(
+        matches!(status, Some(414 | 431)),
+        "a 70 KiB request line got {status:?}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "forwarded anyway");
+    still_serves(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_a_hundred_header_fields_are_431() {
+    let (_backend, seen, proxy) = recording_proxy().await;
+    let mut request = String::from("GET /a HTTP/1.1\r\nHost: x.test\r\n");
+    for i in 0..150 {
+        request.push_str(&format!("X-Many-{i}: v\r\n"));
+    }
+    request.push_str("\r\n");
+    let status = raw_status(proxy.addr, request.as_bytes()).await;
+    assert_eq!(status, Some(431));
+    assert!(seen.lock().unwrap().is_empty(), "forwarded anyway");
+    still_serves(&proxy).await;
+}
+
+// === HTTP/2 floods ===
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const CONTINUATION: u8 = 0x9;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+/// RST_STREAM's CANCEL error code.
+const CANCEL: u32 = 0x8;
+
+/// One HTTP/2 frame.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut out = Vec::with_capacity(9 + payload.len());
+    out.extend_from_slice(&len.to_be_bytes()[1..]);
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An HPACK integer with an `n`-bit prefix, the prefix's other bits `flags`.
+fn hpack_int(n: u32, flags: u8, mut value: usize, out: &mut Vec<u8>) {
+    let max = (1usize << n) - 1;
+    if value < max {
+        out.push(flags | value as u8);
+        return;
+    }
+    out.push(flags | max as u8);
+    value -= max;
+    while value >= 128 {
+        out.push((value % 128) as u8 | 0x80);
+        value /= 128;
+    }
+    out.push(value as u8);
+}
+
+/// An HPACK string literal, not Huffman-coded.
+fn hpack_str(s: &[u8], out: &mut Vec<u8>) {
+    hpack_int(7, 0, s.len(), out);
+    out.extend_from_slice(s);
+}
+
+/// The header block of `GET http://x.test/a`: static-table indices for
+/// `:method GET` and `:scheme http`, literals for `:path` and `:authority`.
+fn get_block() -> Vec<u8> {
+    let mut block = vec![0x82, 0x86];
+    hpack_int(4, 0, 4, &mut block); // :path, literal without indexing
+    hpack_str(b"/a", &mut block);
+    hpack_int(4, 0, 1, &mut block); // :authority
+    hpack_str(b"x.test", &mut block);
+    block
+}
+
+/// How an attacking HTTP/2 connection ended, as its reader saw it.
+#[derive(Debug, Default)]
+struct Ending {
+    /// The GOAWAY error code, if the proxy sent one.
+    goaway: Option<u32>,
+    /// Frames of each type received before the end.
+    frames: [usize; 10],
+    /// RST_STREAM frames and HEADERS with END_STREAM: streams the proxy ended.
+    streams_ended: usize,
+}
+
+/// Opens an HTTP/2 connection with the preface and empty SETTINGS; the
+/// read half goes to a task that reads frames until GOAWAY or close.
+async fn h2_attacker(proxy: &Proxy) -> (tokio::net::tcp::OwnedWriteHalf, ReadTask) {
+    let tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (read, mut write) = tcp.into_split();
+    write.write_all(PREFACE).await.unwrap();
+    write.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
+    (write, tokio::spawn(read_frames(read)))
+}
+
+type ReadTask = tokio::task::JoinHandle<Ending>;
+
+async fn read_frames(mut read: tokio::net::tcp::OwnedReadHalf) -> Ending {
+    let mut ending = Ending::default();
+    let mut head = [0u8; 9];
+    while read.read_exact(&mut head).await.is_ok() {
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        if read.read_exact(&mut payload).await.is_err() {
+            break;
+        }
+        let kind = head[3];
+        if let Some(n) = ending.frames.get_mut(kind as usize) {
+            *n += 1;
+        }
+        if kind == RST_STREAM || (kind == HEADERS && head[4] & END_STREAM != 0) {
+            ending.streams_ended += 1;
+        }
+        if kind == GOAWAY && payload.len() >= 8 {
+            ending.goaway = Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
+            break;
+        }
+    }
+    ending
+}
+
+/// Writes `bytes`, reporting whether the proxy still took them: false once
+/// it has closed the connection.
+async fn pushed(write: &mut tokio::net::tcp::OwnedWriteHalf, bytes: &[u8]) -> bool {
+    within(
+        "a write to the attacking connection",
+        write.write_all(bytes),
+    )
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_reset_is_cut_off_with_goaway_before_the_backend_sees_the_flood() {
+    let (_backend, seen, proxy) = recording_proxy().await;
+    let (mut write, reader) = h2_attacker(&proxy).await;
+    let block = get_block();
+    let streams = 10_000u32;
+    for batch in 0..streams / 100 {
+        let mut bytes = Vec::new();
+        for i in 0..100 {
+            let id = 2 * (batch * 100 + i) + 1;
+            bytes.extend(frame(HEADERS, END_STREAM | END_HEADERS, id, &block));
+            bytes.extend(frame(RST_STREAM, 0, id, &CANCEL.to_be_bytes()));
+        }
+        if !pushed(&mut write, &bytes).await {
+            break;
+        }
+    }
+    let ending = within("the attacking connection to end", reader)
+        .await
+        .unwrap();
+    assert!(ending.goaway.is_some(), "no GOAWAY: {ending:?}");
+    let forwarded = seen.lock().unwrap().len();
+    assert!(
+        forwarded < streams as usize / 10,
+        "{forwarded} of {streams} reset streams reached the backend"
+    );
+    still_serves(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuation_flood_is_cut_off_long_before_it_ends() {
+    let (_backend, seen, proxy) = recording_proxy().await;
+    let (mut write, reader) = h2_attacker(&proxy).await;
+    write
+        .write_all(&frame(HEADERS, END_STREAM, 1, &get_block()))
+        .await
+        .unwrap();
+    // 16 KiB CONTINUATION frames of small literal headers, never ending
+    // the block: 64 MiB unless the proxy stops it.
+    let mut fragment = Vec::new();
+    while fragment.len() < 16 * 1024 - 16 {
+        fragment.push(0x00);
+        hpack_str(b"x-c", &mut fragment);
+        hpack_str(b"vvvvvvvv", &mut fragment);
+    }
+    let continuation = frame(CONTINUATION, 0, 1, &fragment);
+    let mut sent = 0usize;
+    while sent < 64 << 20 && pushed(&mut write, &continuation).await {
+        sent += continuation.len();
+    }
+    assert!(sent < 64 << 20, "the proxy took a 64 MiB header block");
+    let ending = within("the attacking connection to end", reader)
+        .await
+        .unwrap();
+    assert!(seen.lock().unwrap().is_empty(), "forwarded: {ending:?}");
+    still_serves(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpack_bomb_is_refused_without_reaching_the_backend() {
+    let (_backend, seen, proxy) = recording_proxy().await;
+    let (mut write, reader) = h2_attacker(&proxy).await;
+    // One 4 KiB header added to the dynamic table, then referenced 4,000
+    // times: an 8 KiB block that decodes to 16 MiB of headers.
+    let mut block = get_block();
+    block.push(0x40); // literal with incremental indexing, new name
+    hpack_str(b"x-bomb", &mut block);
+    hpack_str(&[b'b'; 4096], &mut block);
+    block.extend(std::iter::repeat_n(0xbe, 4000)); // dynamic index 62
+    write
+        .write_all(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &block))
+        .await
+        .unwrap();
+    let reply = frame(PING, 0, 0, &[0; 8]);
+    // The stream is refused (a 431, RST_STREAM) or the connection closed.
+    let ended = within("the bomb to be refused", async {
+        let _ = write.write_all(&reply).await;
+        drop(write);
+        reader.await.unwrap()
+    })
+    .await;
+    assert!(
+        ended.streams_ended > 0 || ended.goaway.is_some(),
+        "neither the stream nor the connection was refused: {ended:?}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "the bomb was forwarded");
+    still_serves(&proxy).await;
+}
+
+/// Floods the proxy with `unit` frames (never reading its answers) while
+/// an honest client is served on another connection.
+async fn flood_while_serving(unit: Vec<u8>) {
+    let (_backend, _seen, proxy) = recording_proxy().await;
+    let (mut write, reader) = h2_attacker(&proxy).await;
+    // Nothing the proxy sends back is read: its answers back up.
+    reader.abort();
+    let batch: Vec<u8> = unit
+        .iter()
+        .copied()
+        .cycle()
+        .take(unit.len() * 1000)
+        .collect();
+    let flood = async {
+        // 100,000 frames, or until the proxy stops reading (bounded by the
+        // harness deadline: a proxy that stops reading fails nothing).
+        for _ in 0..100 {
+            match tokio::time::timeout(DEADLINE / 4, write.write_all(&batch)).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+    };
+    let honest = async {
+        for _ in 0..20 {
+            still_serves(&proxy).await;
+        }
+    };
+    tokio::join!(flood, honest);
+    still_serves(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_flood_does_not_starve_other_clients() {
+    flood_while_serving(frame(SETTINGS, 0, 0, &[])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_does_not_starve_other_clients() {
+    flood_while_serving(frame(PING, 0, 0, &[7; 8])).await;
+}
