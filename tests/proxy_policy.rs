@@ -207,6 +207,39 @@ async fn denied_paths_cannot_be_reached_with_encoded_slashes_backslashes_or_path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_path_too_costly_to_judge_every_way_is_refused_where_paths_are_denied() {
+    let backend = Backend::echo("app").await;
+    let proxy = Proxy::start(&yaml(&[
+        route("guarded").host("www.mango.com").rule(
+            Rule::new()
+                .backend(&backend)
+                .field("firewall", "{denyPaths: [/admin]}"),
+        ),
+        route("open")
+            .host("open.mango.com")
+            .rule(Rule::new().backend(&backend)),
+    ]))
+    .await;
+    // Every trick at once, 4 KiB long: 32 readings of it are too many.
+    let tricky = format!("/docs/{}%2f;x\\y//z", "a".repeat(4096));
+    let plain = format!("/docs/{}", "a".repeat(4096));
+    let get = |host: &str, path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    };
+    let status = |host: &'static str, path: String| {
+        let request = get(host, &path);
+        async move { raw_status(proxy.addr, request.as_bytes()).await }
+    };
+    assert_eq!(status("www.mango.com", tricky.clone()).await, Some(403));
+    assert_eq!(status("www.mango.com", plain).await, Some(200));
+    assert_eq!(
+        status("open.mango.com", tricky).await,
+        Some(200),
+        "no denyPaths, no cost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_regex_and_method_rules_refuse_matching_requests() {
     let backend = Backend::echo("app").await;
     let proxy = Proxy::start(&yaml(&[route("app").rule(Rule::new().backend(&backend).field(

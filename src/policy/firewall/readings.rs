@@ -31,12 +31,24 @@ const PARAMS: u8 = 1 << 3;
 /// `/b`), not after (RFC 3986 §5.2.4: `/a/b`).
 const MERGE_FIRST: u8 = 1 << 4;
 
-/// Whether `denied` holds for any reading of `path`.
+/// The most path bytes read to judge one path, over all its readings
+/// (up to 32 of them): a fraction of a millisecond. A path that would
+/// need more — longer than 2 KiB with every kind of trick in it, 32 KiB
+/// with `%` alone — is judged denied (fail closed), so a long crafted path
+/// cannot make each request cost milliseconds. Real paths are far
+/// shorter: nginx refuses request lines over 8 KiB by default.
+const MAX_READ_BYTES: usize = 64 * 1024;
+
+/// Whether `denied` holds for any reading of `path`; true, too, when
+/// `path` is too long to read every way (see [`MAX_READ_BYTES`]).
 pub(super) fn any_reading(path: &str, mut denied: impl FnMut(&str) -> bool) -> bool {
     if is_plain(path) {
         return denied(path);
     }
     let choices = choices(path);
+    if path.len() << choices.count_ones() > MAX_READ_BYTES {
+        return true;
+    }
     let mut reader = Reader::default();
     // Every subset of the choices that matter for this path, `choices`
     // first, the empty set last.
@@ -265,6 +277,19 @@ mod tests {
         ] {
             assert_eq!(readings(path), want, "case {path}");
         }
+    }
+
+    #[test]
+    fn a_path_too_long_to_read_every_way_is_denied() {
+        let long = format!("/docs/{}", "a".repeat(MAX_READ_BYTES));
+        assert!(!any_reading(&long, |p| p.starts_with("/admin")), "plain");
+        let escaped = format!("/docs/{}%20", "a".repeat(MAX_READ_BYTES / 2 - 16));
+        assert!(
+            !any_reading(&escaped, |p| p.starts_with("/admin")),
+            "two readings fit"
+        );
+        let tricky = format!("/docs/{}%2f;\\", "a".repeat(MAX_READ_BYTES / 16));
+        assert!(any_reading(&tricky, |_| false), "32 readings do not");
     }
 
     #[test]
