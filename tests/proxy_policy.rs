@@ -146,6 +146,99 @@ async fn denied_path_is_refused_while_another_path_on_the_same_host_is_served() 
     }
 }
 
+/// The tricks that reach a denied file on some origin: Python's WSGI and
+/// nginx decode `%2F`; Windows servers split on `\`; Tomcat drops `;params`
+/// (the nginx+Tomcat `/..;/` bypass); Go and Node keep `;` and `%2F` as
+/// plain characters, so a path that only *looks* like it leaves the
+/// prefix stays in it there.
+const DENY_PATH_BYPASSES: &[&str] = &[
+    "/admin%2fsecret.txt",
+    "/admin%2Fsecret.txt",
+    "/x/..%2fadmin/secret.txt",
+    "/x/..%2Fadmin",
+    "/x%2f..%2fadmin/secret.txt",
+    "/admin%5csecret.txt",
+    "/x/..%5Cadmin/secret.txt",
+    "/x/..\\admin/secret.txt",
+    "/admin\\secret.txt",
+    "/admin;x",
+    "/admin;jsessionid=1/secret.txt",
+    "/..;/admin/secret.txt",
+    "/x/..;/admin/secret.txt",
+    "/x/%2e%2e;/admin",
+    "/admin/..;/public",
+    "/admin/x%2f..%2f..%2fpublic",
+    "/admin/a%2f..%2f../../secret.txt",
+    "/admin/x\\..\\..\\public",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_paths_cannot_be_reached_with_encoded_slashes_backslashes_or_path_parameters() {
+    let backend = Backend::echo("app").await;
+    let proxy = Proxy::start(&yaml(&[route("app").host("www.mango.com").rule(
+        Rule::new()
+            .backend(&backend)
+            .field("firewall", "{denyPaths: [/admin]}"),
+    )]))
+    .await;
+
+    // Raw bytes: the path reaches the proxy exactly as written.
+    for path in DENY_PATH_BYPASSES {
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: www.mango.com\r\nConnection: close\r\n\r\n");
+        let status = raw_status(proxy.addr, request.as_bytes()).await;
+        assert_eq!(status, Some(403), "{path} must be refused");
+    }
+    assert_eq!(backend.requests(), 0, "a bypass reached the backend");
+
+    // Innocent paths with the same characters elsewhere pass, unchanged.
+    for path in [
+        "/docs/my%20file.txt",
+        "/shop;jsessionid=1/cart",
+        "/api/projects/group%2Fadministration",
+        "/public/..;x/admin-guide",
+        "/files/a%5Cb",
+        "/administrator;x",
+    ] {
+        let reply = proxy.get("www.mango.com", path).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {:?}", reply.text());
+        assert_eq!(reply.echo().uri, path, "{path} is forwarded as sent");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_path_too_costly_to_judge_every_way_is_refused_where_paths_are_denied() {
+    let backend = Backend::echo("app").await;
+    let proxy = Proxy::start(&yaml(&[
+        route("guarded").host("www.mango.com").rule(
+            Rule::new()
+                .backend(&backend)
+                .field("firewall", "{denyPaths: [/admin]}"),
+        ),
+        route("open")
+            .host("open.mango.com")
+            .rule(Rule::new().backend(&backend)),
+    ]))
+    .await;
+    // Every trick at once, 4 KiB long: 32 readings of it are too many.
+    let tricky = format!("/docs/{}%2f;x\\y//z", "a".repeat(4096));
+    let plain = format!("/docs/{}", "a".repeat(4096));
+    let get = |host: &str, path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    };
+    let status = |host: &'static str, path: String| {
+        let request = get(host, &path);
+        async move { raw_status(proxy.addr, request.as_bytes()).await }
+    };
+    assert_eq!(status("www.mango.com", tricky.clone()).await, Some(403));
+    assert_eq!(status("www.mango.com", plain).await, Some(200));
+    assert_eq!(
+        status("open.mango.com", tricky).await,
+        Some(200),
+        "no denyPaths, no cost"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_regex_and_method_rules_refuse_matching_requests() {
     let backend = Backend::echo("app").await;

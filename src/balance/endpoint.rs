@@ -44,6 +44,10 @@ pub struct EndpointState {
     /// Passive health: ejected until this many milliseconds past
     /// [`time_base`]; 0 when never ejected.
     ejected_until_ms: AtomicU64,
+    /// Passive health: a request was sent to the endpoint during its
+    /// ejection, as a last resort (see [`EndpointState::begin_trial`]), so
+    /// a success now proves it answers again.
+    trial: AtomicBool,
 }
 
 impl EndpointState {
@@ -82,17 +86,50 @@ impl EndpointState {
     }
 
     /// Passive health: counts a successful request. Resets the failure
-    /// count, and the ejection backoff unless the endpoint is ejected (a
-    /// straggler finishing during an ejection proves nothing). Returns
-    /// whether this success ended a run of ejections (to log it once).
+    /// count, and the ejection backoff unless the endpoint is ejected: a
+    /// straggler sent before the ejection proves nothing, but a request
+    /// sent during it as a last resort (a trial) does, and ends it.
+    /// Returns whether this success ended a run of ejections (to log it
+    /// once).
     pub fn record_success(&self, now: Instant) -> bool {
         // Loads first: the common case (nothing to reset) writes nothing.
         if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
             self.consecutive_failures.store(0, Ordering::Relaxed);
         }
-        !self.is_ejected_at(now)
-            && self.ejections.load(Ordering::Relaxed) != 0
+        if self.is_ejected_at(now) && !(self.end_trial() && self.end_ejection(now)) {
+            return false;
+        }
+        self.ejections.load(Ordering::Relaxed) != 0
             && self.ejections.swap(0, Ordering::Relaxed) != 0
+    }
+
+    /// Passive health: marks that a request goes to the endpoint although
+    /// it is ejected, because no endpoint that is not could take it (a
+    /// last resort): if it succeeds, the ejection ends. Cleared by a new
+    /// ejection and by a failure.
+    pub fn begin_trial(&self) {
+        if !self.trial.load(Ordering::Relaxed) {
+            self.trial.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Clears a pending trial; returns whether one was pending.
+    pub fn end_trial(&self) -> bool {
+        self.trial.load(Ordering::Relaxed) && self.trial.swap(false, Ordering::Relaxed)
+    }
+
+    /// Passive health: ends the ejection running at `now`, if any (an
+    /// active check or a trial showed the endpoint answers again). The
+    /// failure count and backoff stay: one more failure ejects it again,
+    /// for longer, until a success resets them. Returns whether an
+    /// ejection ended.
+    pub fn end_ejection(&self, now: Instant) -> bool {
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        millis_at(now) < until
+            && self
+                .ejected_until_ms
+                .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Passive health: counts a failed request; returns the failures in a
@@ -120,6 +157,7 @@ impl EndpointState {
             .compare_exchange(until, new_until, Ordering::Relaxed, Ordering::Relaxed)
             .ok()?;
         self.ejections.fetch_add(1, Ordering::Relaxed);
+        self.end_trial();
         Some(length)
     }
 

@@ -12,7 +12,10 @@
 //! number of extra looks; when no endpoint of the backend is available an
 //! algorithm still returns one (ignoring availability), and its caller,
 //! `table::Balancing::pick`, sees from that endpoint's state that it is
-//! unavailable, tries the other backends, and finally answers "none" (503).
+//! unavailable, tries the other backends, then takes an endpoint that is
+//! only ejected as a last resort (the balancer's choice when it is one),
+//! and answers "none" (503) only when every endpoint fails its active
+//! checks.
 
 mod endpoint;
 mod hash;

@@ -152,6 +152,9 @@ pub struct Streak {
     pub successes: u32,
     /// Failed probes in a row.
     pub failures: u32,
+    /// Passed probes in a row, all while passive health had the endpoint
+    /// ejected.
+    pub passes_while_ejected: u32,
 }
 
 impl Streak {
@@ -167,6 +170,23 @@ impl Streak {
             self.successes = 0;
             (healthy && self.failures >= check.unhealthy_threshold).then_some(false)
         }
+    }
+
+    /// Counts one probe result for an endpoint that passive health has
+    /// `ejected` or not; returns whether the ejection should end:
+    /// `healthyThreshold` passes in a row, all during the ejection (like
+    /// Envoy's `successful_active_health_check_uneject_host`, with the
+    /// threshold that brings an unhealthy endpoint back). Passes from
+    /// before the ejection do not count, so an endpoint whose probe path
+    /// passes while its requests fail stays out for `healthyThreshold`
+    /// intervals at least.
+    pub fn observe_ejected(&mut self, passed: bool, ejected: bool, check: &ActiveCheck) -> bool {
+        if !(passed && ejected) {
+            self.passes_while_ejected = 0;
+            return false;
+        }
+        self.passes_while_ejected = self.passes_while_ejected.saturating_add(1);
+        self.passes_while_ejected >= check.healthy_threshold
     }
 }
 
@@ -207,6 +227,7 @@ pub async fn probe_loop<P, F, E>(
                 }
             }
         }
+        end_ejection_on_passes(&mut streak, result.is_ok(), &state, &endpoint, &check);
         // Next deadline from the schedule, not from when the probe ended;
         // a schedule fallen behind (slow probes) restarts from now.
         next += check.interval;
@@ -214,6 +235,23 @@ pub async fn probe_loop<P, F, E>(
         if next < now {
             next = now + check.interval;
         }
+    }
+}
+
+/// Ends a passive ejection of `state` once enough probes in a row passed
+/// during it (see [`Streak::observe_ejected`]), logging it once.
+fn end_ejection_on_passes(
+    streak: &mut Streak,
+    passed: bool,
+    state: &EndpointState,
+    endpoint: &Authority,
+    check: &ActiveCheck,
+) {
+    let probed_at = Instant::now();
+    let ejected = state.is_ejected_at(probed_at);
+    if streak.observe_ejected(passed, ejected, check) && state.end_ejection(probed_at) {
+        streak.passes_while_ejected = 0;
+        info!(endpoint = %endpoint, "health check passing; passive ejection ended");
     }
 }
 

@@ -133,7 +133,8 @@ impl Passive {
     }
 
     /// Records the outcome of a request to `target`, one of `targets` (the
-    /// rule's endpoints). A success resets the failure count; the
+    /// rule's endpoints). A success resets the failure count (and ends the
+    /// ejection of an endpoint tried as a last resort); the
     /// `consecutiveFailures`-th failure in a row ejects the endpoint unless
     /// that would eject more than `maxEjectedPercent` of `targets`. After an
     /// ejection ends the count is still past the threshold, so one more
@@ -150,7 +151,9 @@ impl Passive {
             return;
         }
         if state.is_ejected_at(now) {
-            // A request sent before the ejection; it changes nothing.
+            // A request sent before the ejection changes nothing; a failed
+            // trial (a last resort) leaves the ejection as it is.
+            state.end_trial();
             return;
         }
         let failures = state.record_failure();

@@ -13,7 +13,7 @@ use super::passive::Outcome;
 use super::*;
 use crate::api::{Algorithm, HealthCheck, PassiveHealth, StatusRange};
 use crate::balance::EndpointState;
-use crate::table::{Backends, Balancing, GroupSpec, NoTarget, PickContext, Target};
+use crate::table::{Backends, Balancing, GroupSpec, NoTarget, PickContext, Picked, Target};
 
 // === fixtures ===
 
@@ -223,6 +223,44 @@ async fn probe_loop_follows_thresholds_on_its_interval() {
     task.abort();
 }
 
+#[test]
+fn only_passes_during_an_ejection_end_it() {
+    let check = check(2, 3);
+    let mut streak = Streak::default();
+    // Passes before the ejection do not count.
+    assert!(!streak.observe_ejected(true, false, &check));
+    assert!(!streak.observe_ejected(true, false, &check));
+    assert!(!streak.observe_ejected(true, true, &check));
+    // A failure restarts the count.
+    assert!(!streak.observe_ejected(false, true, &check));
+    assert!(!streak.observe_ejected(true, true, &check));
+    assert!(
+        streak.observe_ejected(true, true, &check),
+        "second pass in a row"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn passing_probes_end_a_passive_ejection() {
+    let state = Arc::new(EndpointState::default());
+    let start = Instant::now();
+    state.eject(start, Duration::from_secs(3600), Duration::from_secs(3600));
+    let task = tokio::spawn(probe_loop(
+        check(2, 3),
+        state.clone(),
+        Authority::from_static("10.0.0.1:80"),
+        |_: &ActiveCheck| async { Ok::<(), String>(()) },
+    ));
+    // The probe at 0s passes: one is not enough.
+    tokio::time::sleep_until(start + Duration::from_secs(4)).await;
+    assert!(state.is_ejected_at(Instant::now()));
+    // The second, at 5s, ends the hour-long ejection; the backoff stays.
+    tokio::time::sleep_until(start + Duration::from_secs(6)).await;
+    assert!(state.is_available_at(Instant::now()));
+    assert_eq!(state.ejections(), 1);
+    task.abort();
+}
+
 // === passive ===
 
 #[tokio::test(start_paused = true)]
@@ -330,7 +368,7 @@ fn pick_at(backends: &Backends, now: Instant) -> Result<&Target, NoTarget<'_>> {
 }
 
 #[tokio::test(start_paused = true)]
-async fn pick_skips_unavailable_and_fails_closed() {
+async fn pick_skips_unavailable_then_takes_an_ejected_endpoint_as_a_last_resort() {
     let now = Instant::now();
     let b = backends(&[1, 1, 1, 1]);
     let t = b.targets();
@@ -345,12 +383,96 @@ async fn pick_skips_unavailable_and_fails_closed() {
             picked.authority
         );
     }
+    // Every endpoint out: the ejected one (its checks pass) before a 503.
     t[0].state.set_healthy(false);
     t[3].state.set_healthy(false);
+    for _ in 0..8 {
+        assert_eq!(pick_at(&b, now).unwrap().authority, t[2].authority);
+    }
+    // Known down by its checks too: now nothing may take the request.
+    t[2].state.set_healthy(false);
     assert!(matches!(pick_at(&b, now), Err(NoTarget::Unhealthy)));
-    // The ejection ends; t[2] takes everything.
+    // Checks pass again, the ejection ends; t[2] takes everything.
+    t[2].state.set_healthy(true);
     let later = now + Duration::from_secs(30);
     assert_eq!(pick_at(&b, later).unwrap().authority, t[2].authority);
+    assert!(t[2].state.is_available_at(later));
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_endpoint_ejected_still_spreads_the_load_over_them() {
+    let now = Instant::now();
+    let b = backends(&[1, 1, 1]);
+    let t = b.targets();
+    for target in t {
+        target
+            .state
+            .eject(now, Duration::from_secs(30), Duration::from_secs(30));
+    }
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..30 {
+        *seen
+            .entry(pick_at(&b, now).unwrap().authority.clone())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(
+        seen.values().all(|n| *n == 10),
+        "round robin turns: {seen:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_falls_back_to_an_ejected_endpoint_but_never_to_a_failing_one() {
+    let now = Instant::now();
+    let b = backends(&[1, 1, 1]);
+    let t = b.targets();
+    let except = |skip: usize| move |target: &Target| !std::ptr::eq(target, &t[skip]);
+    // t[0] failed; t[1] is available: it is the retry.
+    t[2].state
+        .eject(now, Duration::from_secs(30), Duration::from_secs(30));
+    let picked = Picked::fallback(t, now, except(0)).unwrap();
+    assert_eq!(picked.target.authority, t[1].authority);
+    // t[1] fails its checks: the ejected t[2] rather than nothing.
+    t[1].state.set_healthy(false);
+    let picked = Picked::fallback(t, now, except(0)).unwrap();
+    assert_eq!(picked.target.authority, t[2].authority);
+    assert!(picked.set_cookie.is_none());
+    // t[2] fails its checks as well: no retry.
+    t[2].state.set_healthy(false);
+    assert!(Picked::fallback(t, now, except(0)).is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_successful_last_resort_ends_the_ejection_a_straggler_does_not() {
+    let targets = targets(2);
+    let t = &targets[0];
+    let p = passive(1, 60, 60, 50);
+    let now = Instant::now();
+    p.report(&targets, t, Outcome::Failure, now);
+    assert!(t.state.is_ejected_at(now));
+    // A request sent before the ejection succeeds: it proves nothing.
+    p.report(&targets, t, Outcome::Success, now);
+    assert!(t.state.is_ejected_at(now), "a straggler ended the ejection");
+    assert_eq!(t.state.ejections(), 1);
+    // A last resort that fails changes nothing, and is over.
+    t.state.begin_trial();
+    p.report(&targets, t, Outcome::Failure, now);
+    p.report(&targets, t, Outcome::Success, now);
+    assert!(
+        t.state.is_ejected_at(now),
+        "a failed trial ended the ejection"
+    );
+    // A last resort that succeeds ends it, and the backoff with it.
+    t.state.begin_trial();
+    p.report(&targets, t, Outcome::Success, now);
+    assert!(t.state.is_available_at(now));
+    assert_eq!(t.state.ejections(), 0);
+    // A trial left pending does not outlive the next ejection.
+    t.state.begin_trial();
+    p.report(&targets, t, Outcome::Failure, now);
+    p.report(&targets, t, Outcome::Success, now);
+    assert!(t.state.is_ejected_at(now));
 }
 
 #[tokio::test(start_paused = true)]

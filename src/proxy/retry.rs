@@ -353,7 +353,9 @@ impl Replay {
 
 /// Another endpoint for a retry: a few picks (the balancer skips
 /// unavailable endpoints), then, for balancers that keep choosing the same
-/// one (hash, sticky), the first available endpoint not yet tried.
+/// one (hash, sticky), the first available endpoint not yet tried, and
+/// when every untried one is out, one that is only ejected (a last resort
+/// beats a 502; see [`Picked::fallback`]).
 fn next_target<'r>(rule: &'r Rule, cx: &PickContext<'_>, tried: &[&Target]) -> Option<Picked<'r>> {
     let untried = |t: &Target| !tried.iter().any(|done| std::ptr::eq(*done, t));
     for _ in 0..RETRY_PICKS {
@@ -363,14 +365,7 @@ fn next_target<'r>(rule: &'r Rule, cx: &PickContext<'_>, tried: &[&Target]) -> O
             Err(_) => return None,
         }
     }
-    rule.backends
-        .targets()
-        .iter()
-        .find(|t| t.weight > 0 && untried(t) && t.state.is_available_at(cx.now))
-        .map(|target| Picked {
-            target,
-            set_cookie: None,
-        })
+    Picked::fallback(rule.backends.targets(), cx.now, untried)
 }
 
 /// Waits for the response head. The timeout starts once the request body

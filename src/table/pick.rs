@@ -165,8 +165,12 @@ impl Balancing {
     /// else a backend by weight, then an endpoint by the algorithm. When
     /// the chosen backend has no available endpoint the other backends are
     /// tried in turn, then any available endpoint with a weight (so a dead
-    /// heavy endpoint never hides a live light one). `None` when no
-    /// endpoint is available at all.
+    /// heavy endpoint never hides a live light one). When none is
+    /// available, an endpoint that is only ejected (it passes its active
+    /// checks, or has none) is taken as a last resort, the balancer's
+    /// choice first so the load still spreads (Envoy's panic mode, short
+    /// of endpoints failing their checks). `None` when every endpoint
+    /// fails its active checks.
     pub fn pick<'t>(&'t self, targets: &'t [Target], cx: &PickContext<'_>) -> Option<Picked<'t>> {
         let available = |i: usize| targets[i].state.is_available_at(cx.now);
         if let Some(sticky) = &self.sticky {
@@ -182,18 +186,80 @@ impl Balancing {
         let key = self.hash_on.as_ref().and_then(|h| h.key(cx));
         let first = self.split.as_ref().map_or(0, RoundRobin::pick);
         let n = self.groups.len();
-        let chosen = (0..n)
-            .map(|k| {
-                let group = &self.groups[(first + k) % n];
-                group.targets[group.balancer.pick(key, cx.now)] as usize
-            })
-            .find(|i| available(*i))
-            .or_else(|| (0..targets.len()).find(|i| targets[*i].weight > 0 && available(*i)))?;
+        let mut last_resort = None;
+        for k in 0..n {
+            let group = &self.groups[(first + k) % n];
+            let i = group.targets[group.balancer.pick(key, cx.now)] as usize;
+            if available(i) {
+                return Some(self.picked(targets, i));
+            }
+            if last_resort.is_none() && is_last_resort(&targets[i]) {
+                last_resort = Some(i);
+            }
+        }
+        let chosen = match first_where(targets, |t| t.state.is_available_at(cx.now)) {
+            Some(i) => i,
+            None => trial(
+                targets,
+                last_resort.or_else(|| first_where(targets, is_last_resort))?,
+            ),
+        };
+        Some(self.picked(targets, chosen))
+    }
+
+    /// `targets[i]`, with its sticky cookie.
+    fn picked<'t>(&'t self, targets: &'t [Target], i: usize) -> Picked<'t> {
+        Picked {
+            target: &targets[i],
+            set_cookie: self.sticky.as_ref().map(|s| &s.set_cookie[i]),
+        }
+    }
+}
+
+impl<'t> Picked<'t> {
+    /// The first endpoint with a weight that `keep` accepts and that is
+    /// available at `now`; failing that, the first such endpoint that is
+    /// only ejected, as a last resort (a retry after a failure: trying an
+    /// endpoint that is only ejected beats answering 502). `None` when
+    /// every such endpoint fails its active checks. Never sets a cookie.
+    pub fn fallback(
+        targets: &'t [Target],
+        now: Instant,
+        keep: impl Fn(&Target) -> bool,
+    ) -> Option<Picked<'t>> {
+        let i = match first_where(targets, |t| keep(t) && t.state.is_available_at(now)) {
+            Some(i) => i,
+            None => trial(
+                targets,
+                first_where(targets, |t| keep(t) && is_last_resort(t))?,
+            ),
+        };
         Some(Picked {
-            target: &targets[chosen],
-            set_cookie: self.sticky.as_ref().map(|s| &s.set_cookie[chosen]),
+            target: &targets[i],
+            set_cookie: None,
         })
     }
+}
+
+/// The index of the first endpoint with a weight that satisfies `ok`.
+fn first_where(targets: &[Target], ok: impl Fn(&Target) -> bool) -> Option<usize> {
+    targets.iter().position(|t| t.weight > 0 && ok(t))
+}
+
+/// Whether `target` may take a request when no endpoint is available: it
+/// passes its active checks (or has none), so only passive health — a
+/// guess from recent failures, capped by `maxEjectedPercent` per rule —
+/// keeps it out. An endpoint failing its checks is known to be down and
+/// never is.
+fn is_last_resort(target: &Target) -> bool {
+    target.state.is_healthy()
+}
+
+/// `i`, marked as a trial of an ejected endpoint: its success ends the
+/// ejection.
+fn trial(targets: &[Target], i: usize) -> usize {
+    targets[i].state.begin_trial();
+    i
 }
 
 impl StickyCookies {
