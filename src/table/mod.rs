@@ -138,16 +138,18 @@ impl Tracked for Target {
 pub enum NoTarget<'a> {
     /// The rule has no endpoints (the reason says why).
     Unavailable(&'a Arc<str>),
-    /// The rule has endpoints, but none is available: every one failed
-    /// its health checks or is ejected. Requests get 503.
+    /// The rule has endpoints, but every one fails its active health
+    /// checks (ejected ones are a last resort, not unavailable). Requests
+    /// get 503.
     Unhealthy,
 }
 
 impl Backends {
     /// The endpoint for a request, skipping endpoints that are not
-    /// available (failing health checks, or ejected). When no endpoint is
-    /// available the answer is [`NoTarget::Unhealthy`] (503): switchyard
-    /// fails closed rather than sending traffic to endpoints known to be
+    /// available (failing health checks, or ejected); with none available,
+    /// an endpoint that is only ejected, as a last resort. When every
+    /// endpoint fails its active checks the answer is
+    /// [`NoTarget::Unhealthy`] (503): no traffic to endpoints known to be
     /// down.
     pub fn pick(&self, cx: &PickContext<'_>) -> Result<Picked<'_>, NoTarget<'_>> {
         match self {
