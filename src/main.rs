@@ -45,6 +45,10 @@ struct ServeArgs {
     /// another endpoint, else 504).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     connect_timeout: Duration,
+    /// Longest pause between two reads of a client's request body; past
+    /// it the client gets 408 and the backend's request is aborted.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    client_body_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -54,6 +58,7 @@ impl ServeArgs {
             drain_timeout: self.drain_timeout,
             trusted_proxies: TrustedProxies::new(self.trusted_proxies),
             connect_timeout: self.connect_timeout,
+            client_body_timeout: self.client_body_timeout,
             ..ServeOptions::default()
         }
     }

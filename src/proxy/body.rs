@@ -1,23 +1,28 @@
 //! Body wrappers of the request path.
 //!
 //! Owns: the wrappers a request body wears on its way upstream
-//! ([`LimitedBody`] counting it against `maxBodySize`, [`Reclaimable`]
+//! ([`LimitedBody`] counting it against `maxBodySize` and timing the
+//! client's pauses against `--client-body-timeout`, [`Reclaimable`]
 //! handing it back when a try never sent it, [`Outgoing`] telling when it
 //! has been sent) and those a response body wears on its way back
 //! ([`Tracked`] keeping its request counted in flight, [`Timed`] enforcing
 //! the idle and total timeouts; in `response`). Must not: buffer a body,
-//! lock, or start a timer the rule did not ask for.
+//! lock, or start a timer before it is needed (a body that never waits
+//! makes none).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
 
 mod response;
 
@@ -34,46 +39,55 @@ pub type UpstreamBody = Either<Outgoing<Reclaimable<LimitedBody<Incoming>>>, Ful
 
 // === impl LimitedBody ===
 
-/// The error a [`LimitedBody`] fails with: the limit was passed, or the
-/// client's body failed.
+/// The error a [`LimitedBody`] fails with: the limit was passed, the client
+/// paused too long, or the client's body failed. Each is the client's
+/// doing, never the backend's.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     /// More bytes than the rule's `maxBodySize` arrived.
     #[error("request body is larger than the limit")]
     TooLarge,
-    /// Reading the client's body failed.
+    /// The client sent nothing of its body for `--client-body-timeout`.
+    #[error("the client sent nothing of its request body for the idle timeout")]
+    Stalled,
+    /// Reading the client's body failed (bad framing, or the client left).
     #[error(transparent)]
     Inner(#[from] hyper::Error),
 }
 
 pin_project_lite::pin_project! {
-    /// A request body counted as it streams; past `limit` bytes it fails
-    /// with [`BodyError::TooLarge`] and raises its `tripped` flag, so the
-    /// proxy can answer 413 instead of a generic upstream error.
+    /// The client's request body as the proxy reads it: counted as it
+    /// streams (past `limit` bytes it fails with [`BodyError::TooLarge`]
+    /// and raises its `tripped` flag, so the proxy can answer 413 instead
+    /// of a generic upstream error), and failing with
+    /// [`BodyError::Stalled`] when the client sends nothing for the idle
+    /// timeout (nginx's `client_body_timeout`).
     pub struct LimitedBody<B> {
         #[pin]
         inner: B,
         remaining: u64,
         tripped: Option<Arc<AtomicBool>>,
+        idle: Idle,
     }
 }
 
 impl<B> LimitedBody<B> {
-    /// No limit.
-    pub fn unlimited(inner: B) -> Self {
+    /// No size limit; fails when the client pauses for `idle`.
+    pub fn new(inner: B, idle: Duration) -> Self {
         LimitedBody {
             inner,
             remaining: u64::MAX,
             tripped: None,
+            idle: Idle::new(idle),
         }
     }
 
     /// At most `limit` bytes; `tripped` is set when the limit is passed.
-    pub fn new(inner: B, limit: u64, tripped: Arc<AtomicBool>) -> Self {
+    pub fn with_limit(self, limit: u64, tripped: Arc<AtomicBool>) -> Self {
         LimitedBody {
-            inner,
             remaining: limit,
             tripped: Some(tripped),
+            ..self
         }
     }
 }
@@ -93,6 +107,7 @@ where
         let this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                this.idle.progressed();
                 let len = frame.data_ref().map_or(0, |d| d.remaining() as u64);
                 if len > *this.remaining {
                     if let Some(tripped) = this.tripped {
@@ -106,7 +121,10 @@ where
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Inner(e)))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => this
+                .idle
+                .poll_elapsed(cx)
+                .map(|()| Some(Err(BodyError::Stalled))),
         }
     }
 
@@ -116,6 +134,57 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The idle timeout between reads of the client's body. A wait starts
+/// when the client has nothing for the proxy and ends with the next frame;
+/// time the proxy spends not reading (a backend that is slow to take the
+/// body) does not count. The timer is made on the first wait only (a body
+/// that arrives whole never makes one) and is never reset per frame: when
+/// it fires for a wait that has since ended, it is moved to the current
+/// wait's end, at most once per timeout.
+#[derive(Debug)]
+struct Idle {
+    timeout: Duration,
+    /// When the current wait for the client began; `None` while frames flow.
+    waiting_since: Option<Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Idle {
+    fn new(timeout: Duration) -> Self {
+        Idle {
+            timeout,
+            waiting_since: None,
+            timer: None,
+        }
+    }
+
+    /// A frame arrived: the client is not idle.
+    fn progressed(&mut self) {
+        self.waiting_since = None;
+    }
+
+    /// The client has nothing for the proxy now: ready once it has had
+    /// nothing for the whole timeout (never, if that is past the clock's
+    /// range).
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+        let Some(due) = since.checked_add(self.timeout) else {
+            return Poll::Pending;
+        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        loop {
+            ready!(timer.as_mut().poll(cx));
+            if timer.deadline() >= due {
+                return Poll::Ready(());
+            }
+            // Set for an earlier wait, which frames have since ended.
+            timer.as_mut().reset(due);
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+use super::body::BodyError;
 use super::connect::is_connect_timeout;
 use crate::policy::firewall::Denied;
 use crate::table::NoTarget;
@@ -56,6 +57,22 @@ pub enum ProxyError {
     /// The request body is larger than the rule's `maxBodySize`.
     #[error("request body over the limit")]
     BodyTooLarge,
+    /// The client's request body broke HTTP/1.1 framing (a malformed
+    /// chunk): the client's fault, whatever the backend saw of it.
+    #[error("the request body is malformed")]
+    BadBody,
+    /// The client closed or reset its connection before sending its whole
+    /// body (an abandoned upload).
+    #[error("the client went away before sending its whole body")]
+    ClientGone,
+    /// The client sent nothing of its body for `--client-body-timeout`.
+    #[error("the request body stalled past the client body timeout")]
+    BodyTimeout,
+    /// The backend's response carried both `Content-Length` and
+    /// `Transfer-Encoding` (RFC 9112 §6.3): where it ends is ambiguous, so
+    /// neither it nor its connection is used.
+    #[error("the backend's response has both Content-Length and Transfer-Encoding")]
+    AmbiguousResponse,
 }
 
 /// Which side of the proxy a failure comes from.
@@ -82,10 +99,14 @@ impl Side {
 }
 
 impl ProxyError {
-    /// The failure of a try that reached the upstream client: a connect
-    /// timeout, another connect failure, or a failure after connecting.
+    /// The failure of a try that reached the upstream client: the
+    /// client's own body failing (found in the error's causes: the client
+    /// gets 400 or 408, the backend is not blamed), a connect timeout,
+    /// another connect failure, or a failure after connecting.
     pub fn upstream(err: hyper_util::client::legacy::Error) -> ProxyError {
-        if !err.is_connect() {
+        if let Some(body) = cause::<BodyError>(&err) {
+            ProxyError::from(body)
+        } else if !err.is_connect() {
             ProxyError::Upstream(err)
         } else if is_connect_timeout(&err) {
             ProxyError::ConnectTimeout(err)
@@ -102,11 +123,15 @@ impl ProxyError {
             | ProxyError::MethodNotAllowed
             | ProxyError::Forbidden(_)
             | ProxyError::RateLimited { .. }
-            | ProxyError::BodyTooLarge => Side::Client,
+            | ProxyError::BodyTooLarge
+            | ProxyError::BadBody
+            | ProxyError::ClientGone
+            | ProxyError::BodyTimeout => Side::Client,
             ProxyError::NoHealthyEndpoint
             | ProxyError::Connect(_)
             | ProxyError::ConnectTimeout(_)
             | ProxyError::Upstream(_)
+            | ProxyError::AmbiguousResponse
             | ProxyError::Timeout => Side::Upstream,
             ProxyError::NoEndpoint(_) => Side::Proxy,
         }
@@ -115,12 +140,14 @@ impl ProxyError {
     /// Whether another endpoint may be tried for a request that failed
     /// so: always when nothing reached the backend (a failed connect),
     /// for an `idempotent` request when the connection failed before any
-    /// response byte, never otherwise (a timed-out backend may still be
-    /// working on it; a body over the limit is the client's doing).
+    /// response byte (or sent a response of ambiguous length), never
+    /// otherwise (a timed-out backend may still be working on it; a body
+    /// over the limit, malformed, abandoned or stalled is the client's
+    /// doing).
     pub fn retryable(&self, idempotent: bool) -> bool {
         match self {
             ProxyError::Connect(_) | ProxyError::ConnectTimeout(_) => true,
-            ProxyError::Upstream(_) => idempotent,
+            ProxyError::Upstream(_) | ProxyError::AmbiguousResponse => idempotent,
             _ => false,
         }
     }
@@ -129,12 +156,20 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+            // A client that left mid-body reads nothing; one that only
+            // half-closed learns its request was cut (nginx logs 400 for
+            // a body the client stopped sending, too).
+            ProxyError::BadRequest | ProxyError::BadBody | ProxyError::ClientGone => {
+                StatusCode::BAD_REQUEST
+            }
+            ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoEndpoint(_) | ProxyError::NoHealthyEndpoint => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Connect(_) | ProxyError::Upstream(_) | ProxyError::AmbiguousResponse => {
+                StatusCode::BAD_GATEWAY
+            }
             ProxyError::Timeout | ProxyError::ConnectTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -157,6 +192,10 @@ impl ProxyError {
             ProxyError::Forbidden(_) => "forbidden",
             ProxyError::RateLimited { .. } => "rate_limited",
             ProxyError::BodyTooLarge => "body_too_large",
+            ProxyError::BadBody => "bad_request_body",
+            ProxyError::ClientGone => "client_closed",
+            ProxyError::BodyTimeout => "client_body_timeout",
+            ProxyError::AmbiguousResponse => "upstream_ambiguous_length",
         }
     }
 
@@ -177,6 +216,12 @@ impl ProxyError {
             ProxyError::Forbidden(_) => "forbidden\n",
             ProxyError::RateLimited { .. } => "too many requests\n",
             ProxyError::BodyTooLarge => "request body too large\n",
+            ProxyError::BadBody => "malformed request body\n",
+            ProxyError::ClientGone => "request body incomplete\n",
+            ProxyError::BodyTimeout => "request timeout: the request body stalled\n",
+            ProxyError::AmbiguousResponse => {
+                "bad gateway: the backend's response length is ambiguous\n"
+            }
         }
     }
 
@@ -202,6 +247,45 @@ pub fn plain_response(status: StatusCode, body: &'static str) -> Response<Full<B
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+impl From<&BodyError> for ProxyError {
+    /// The client's body failed: over the limit, stalled, malformed (the
+    /// HTTP/1.1 decoder's `InvalidData`/`InvalidInput`), or else cut short
+    /// by the client (end of stream mid-body, a reset, an HTTP/2 stream
+    /// reset).
+    fn from(err: &BodyError) -> Self {
+        match err {
+            BodyError::TooLarge => ProxyError::BodyTooLarge,
+            BodyError::Stalled => ProxyError::BodyTimeout,
+            BodyError::Inner(err) => match cause::<std::io::Error>(err).map(std::io::Error::kind) {
+                Some(std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput) => {
+                    ProxyError::BadBody
+                }
+                _ => ProxyError::ClientGone,
+            },
+        }
+    }
+}
+
+impl From<BodyError> for ProxyError {
+    fn from(err: BodyError) -> Self {
+        ProxyError::from(&err)
+    }
+}
+
+/// The first cause of `err` (itself excluded) of type `E`.
+fn cause<'e, E: std::error::Error + 'static>(
+    err: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e E> {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(found) = cause.downcast_ref::<E>() {
+            return Some(found);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 impl From<NoTarget<'_>> for ProxyError {

@@ -29,7 +29,6 @@ use super::forward::upstream_uri;
 use super::prepare::Prepared;
 use super::service::Connection;
 use crate::balance::InFlight;
-use crate::health::passive::Outcome;
 use crate::policy::rewrite::HostRewrite;
 use crate::table::{PickContext, Picked, Rule, Target};
 
@@ -118,6 +117,10 @@ type Elapsed = tokio::time::error::Elapsed;
 /// What waiting for a try's response head gives.
 type TryResult = Result<Result<Response<Incoming>, hyper_util::client::legacy::Error>, Elapsed>;
 
+mod outcome;
+
+use outcome::{outcome, passive_outcome};
+
 /// The send phase: sends `request` to its picked endpoint and, when the
 /// failure and the rule allow, to others; returns the first response kept.
 pub async fn send<'r>(
@@ -141,7 +144,13 @@ pub async fn send<'r>(
         body_sent,
         tripped,
         replay,
-    } = upstream_body(body, may_retry, small, rule.policy.max_body_size).await?;
+    } = upstream_body(
+        LimitedBody::new(body, conn.shared.client_body_timeout),
+        may_retry,
+        small,
+        rule.policy.max_body_size,
+    )
+    .await?;
     // Raised by the body when it passes the limit, so that the upstream
     // error it causes is answered 413, not 502.
     let over_limit = || tripped.as_ref().is_some_and(|t| t.load(Ordering::Acquire));
@@ -170,14 +179,14 @@ pub async fn send<'r>(
             started,
             now,
         } = try_once(conn, ctx, target, attempt).await?;
-        let tripped = over_limit();
-        // Passive health, for every try; a body over the limit is the
+        let result = outcome(result, over_limit());
+        // Passive health, for every try the backend is to blame for; a
+        // body over the limit, malformed, abandoned or stalled is the
         // client's doing.
-        if !tripped {
+        if let Some(passive) = passive_outcome(&result) {
             rule.passive
-                .report(rule.backends.targets(), target, Outcome::of(&result), now);
+                .report(rule.backends.targets(), target, passive, now);
         }
-        let result = outcome(result, tripped);
         let retryable = match &result {
             Err(err) => err.retryable(ctx.idempotent),
             Ok(response) => ctx.idempotent && retries.retries_status(response.status()),
@@ -199,25 +208,15 @@ pub async fn send<'r>(
     }
 }
 
-/// What the client gets from a try, if it is the last: the response head,
-/// or the failure (a body over the limit is the client's, whatever the
-/// upstream error it caused).
-fn outcome(result: TryResult, tripped: bool) -> Result<Response<Incoming>, ProxyError> {
-    match result {
-        Err(_) => Err(ProxyError::Timeout),
-        Ok(Err(_)) if tripped => Err(ProxyError::BodyTooLarge),
-        Ok(Err(err)) => Err(ProxyError::upstream(err)),
-        Ok(Ok(response)) => Ok(response),
-    }
-}
-
 /// The body of the first try, how it says it has been sent, the flag it
 /// raises past the limit, and how a retry gets it again. A streamed body
 /// is consumed by its first try; to be sent again whatever happens, a body
 /// must be held whole. Bodiless requests are; so are `small` bodies (of
-/// declared length) when a retry could happen at all.
+/// declared length) when a retry could happen at all; reading one whole,
+/// a client that stalls or breaks it is answered before any backend is
+/// contacted.
 async fn upstream_body(
-    body: Incoming,
+    body: LimitedBody<Incoming>,
     may_retry: bool,
     small: bool,
     max_body_size: Option<u64>,
@@ -228,19 +227,15 @@ async fn upstream_body(
     if may_retry && small {
         // Within the rule's maxBodySize: a larger declared length was
         // refused in the admit phase.
-        let bytes = body
-            .collect()
-            .await
-            .map_err(|_| ProxyError::BadRequest)?
-            .to_bytes();
+        let bytes = body.collect().await.map_err(ProxyError::from)?.to_bytes();
         return Ok(FirstBody::held(Full::new(bytes.clone()), bytes));
     }
     let (body, tripped) = match max_body_size {
         Some(max) => {
             let tripped = Arc::new(AtomicBool::new(false));
-            (LimitedBody::new(body, max, tripped.clone()), Some(tripped))
+            (body.with_limit(max, tripped.clone()), Some(tripped))
         }
-        None => (LimitedBody::unlimited(body), None),
+        None => (body, None),
     };
     let (body, replay) = if may_retry {
         let (body, reclaim) = Reclaimable::new(body);

@@ -37,6 +37,10 @@ pub struct ServeOptions {
     /// address for firewalls and rate limits (`--trusted-proxies`).
     /// Default: none, so the client is always the socket peer.
     pub trusted_proxies: TrustedProxies,
+    /// Longest pause between two reads of a client's request body
+    /// (`--client-body-timeout`, nginx's `client_body_timeout`); past it
+    /// the client gets 408 and the backend's request is aborted.
+    pub client_body_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -46,6 +50,7 @@ impl Default for ServeOptions {
             max_connections: 10_000,
             connect_timeout: Duration::from_secs(5),
             trusted_proxies: TrustedProxies::default(),
+            client_body_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -69,6 +74,7 @@ pub async fn serve(
         trusted_proxies: options.trusted_proxies.clone(),
         closing: close_rx.clone(),
         tunnels: tunnels.clone(),
+        client_body_timeout: options.client_body_timeout,
     });
     let builder = connection_builder();
     let graceful = GracefulShutdown::new();

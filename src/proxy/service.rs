@@ -49,6 +49,8 @@ pub struct Shared {
     pub closing: tokio::sync::watch::Receiver<bool>,
     /// Open upgraded tunnels, which the drain waits for.
     pub tunnels: TaskTracker,
+    /// Longest pause between two reads of a client's request body.
+    pub client_body_timeout: std::time::Duration,
 }
 
 /// State of one client connection, computed once when it is accepted.

@@ -23,6 +23,29 @@ impl Body for Silent {
     }
 }
 
+/// A client's body: the chunks sent on its channel, pending while none
+/// is queued, ended when the sender is dropped.
+struct Fed(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
+
+impl Body for Fed {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn fed() -> (tokio::sync::mpsc::UnboundedSender<Bytes>, Fed) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    (tx, Fed(rx))
+}
+
 fn full(text: &'static str) -> Full<Bytes> {
     Full::new(Bytes::from_static(text.as_bytes()))
 }
@@ -83,4 +106,51 @@ async fn an_outgoing_body_says_when_it_has_been_sent_whole() {
     assert!(sent.await.is_ok());
     let (_, none) = Outgoing::new(Full::<Bytes>::default());
     assert!(none.is_none(), "a bodiless request is sent with its head");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_body_silent_for_the_idle_timeout_stalls() {
+    let (_tx, body) = fed();
+    let start = Instant::now();
+    let mut body = LimitedBody::new(body, Duration::from_secs(1));
+    let stalled = body.frame().await;
+    assert!(
+        matches!(stalled, Some(Err(BodyError::Stalled))),
+        "{stalled:?}"
+    );
+    assert_eq!(Instant::now() - start, Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn chunks_within_the_idle_timeout_keep_a_client_body_going() {
+    let (tx, body) = fed();
+    tokio::spawn(async move {
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            let _ = tx.send(Bytes::from_static(b"ab"));
+        }
+    });
+    let start = Instant::now();
+    let body = LimitedBody::new(body, Duration::from_secs(1));
+    let bytes = body.collect().await.expect("no stall").to_bytes();
+    assert_eq!(bytes.len(), 10);
+    assert!(Instant::now() - start >= Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_the_proxy_is_not_reading_is_not_the_clients_idle_time() {
+    let (tx, body) = fed();
+    let mut body = LimitedBody::new(body, Duration::from_secs(1));
+    tx.send(Bytes::from_static(b"ab")).expect("send");
+    // The backend took its time to read on: the queued chunk still comes.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let frame = body.frame().await.expect("a frame").expect("no stall");
+    assert_eq!(frame.into_data().expect("data"), "ab");
+    let waited = Instant::now();
+    let stalled = body.frame().await;
+    assert!(
+        matches!(stalled, Some(Err(BodyError::Stalled))),
+        "{stalled:?}"
+    );
+    assert_eq!(Instant::now() - waited, Duration::from_secs(1));
 }

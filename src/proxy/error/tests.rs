@@ -45,6 +45,10 @@ async fn each_error_knows_its_side_retryability_and_status() {
         (denied, C, false, false, 403, "forbidden"),
         (limited, C, false, false, 429, "rate_limited"),
         (ProxyError::BodyTooLarge, C, false, false, 413, "body_too_large"),
+        (ProxyError::BadBody, C, false, false, 400, "bad_request_body"),
+        (ProxyError::ClientGone, C, false, false, 400, "client_closed"),
+        (ProxyError::BodyTimeout, C, false, false, 408, "client_body_timeout"),
+        (ProxyError::AmbiguousResponse, U, true, false, 502, "upstream_ambiguous_length"),
     ];
     for (err, side, idempotent, other, status, reason) in cases {
         let status = StatusCode::from_u16(status).expect("a status");
@@ -71,6 +75,18 @@ async fn each_error_knows_its_side_retryability_and_status() {
 async fn a_refused_connect_is_a_connect_failure() {
     let err = ProxyError::upstream(refused().await);
     assert!(matches!(err, ProxyError::Connect(_)), "{err:?}");
+}
+
+#[test]
+fn a_client_body_failure_is_the_clients() {
+    assert!(matches!(
+        ProxyError::from(BodyError::Stalled),
+        ProxyError::BodyTimeout
+    ));
+    assert!(matches!(
+        ProxyError::from(BodyError::TooLarge),
+        ProxyError::BodyTooLarge
+    ));
 }
 
 #[test]
