@@ -13,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 
 use ipnet::IpNet;
 use switchyard::api::values::parse_cidr;
-use switchyard::api::values::parse_duration;
+use switchyard::api::values::{parse_duration, parse_quantity};
 use switchyard::controller;
 use switchyard::policy::client::TrustedProxies;
 use switchyard::proxy::ServeOptions;
@@ -49,6 +49,30 @@ struct ServeArgs {
     /// it the client gets 408 and the backend's request is aborted.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     client_body_timeout: Duration,
+    /// Most client connections open at once; past it, new clients wait in
+    /// the listen backlog until a connection closes.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Most connections open at once from one client IP (0: no cap);
+    /// past it a new connection is closed at once. Trusted proxies are
+    /// exempt.
+    #[arg(long, default_value_t = 0)]
+    max_connections_per_ip: u32,
+    /// Longest request head (request line and headers; HTTP/2: the header
+    /// list) a client may send: bytes or a quantity (32Ki), at least 8Ki.
+    /// Past it the answer is 431.
+    #[arg(long, default_value = "32Ki", value_parser = parse_head_limit)]
+    max_request_header_bytes: usize,
+    /// Time a client has from connecting to sending a complete request
+    /// head (and on HTTP/1.1 for every later one, so also the keep-alive
+    /// idle time); past it the connection is closed.
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    client_header_timeout: Duration,
+    /// Forward request headers whose names contain '_' (by default they
+    /// are dropped, as nginx does: CGI-style backends read X_Real_IP and
+    /// X-Real-IP as one variable).
+    #[arg(long)]
+    underscores_in_headers: bool,
 }
 
 impl ServeArgs {
@@ -59,8 +83,32 @@ impl ServeArgs {
             trusted_proxies: TrustedProxies::new(self.trusted_proxies),
             connect_timeout: self.connect_timeout,
             client_body_timeout: self.client_body_timeout,
-            ..ServeOptions::default()
+            max_connections: self.max_connections as usize,
+            max_connections_per_ip: self.max_connections_per_ip as usize,
+            max_request_header_bytes: self.max_request_header_bytes,
+            client_header_timeout: self.client_header_timeout,
+            underscores_in_headers: self.underscores_in_headers,
         }
+    }
+}
+
+/// `--max-request-header-bytes`: a size of at least 8 KiB (hyper's
+/// smallest HTTP/1.1 read buffer).
+fn parse_head_limit(text: &str) -> Result<usize, String> {
+    let quantity = k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(text.into());
+    let bytes = parse_quantity(&quantity).map_err(|err| err.to_string())?;
+    match usize::try_from(bytes) {
+        Ok(bytes) if bytes >= 8 * 1024 => Ok(bytes),
+        _ => Err(format!("{text:?} is not a size from 8Ki up")),
+    }
+}
+
+/// A duration longer than zero.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err("must be longer than zero".into()),
+        Err(err) => Err(err.to_string()),
     }
 }
 

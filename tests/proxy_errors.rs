@@ -249,7 +249,7 @@ async fn absolute_form_authority_wins_over_the_host_header() {
 
     let answer = raw_exchange(
         &proxy,
-        "GET http://user@www.mango.com/x HTTP/1.1\r\nHost: www.apple.com\r\nConnection: close\r\n\r\n",
+        "GET http://www.mango.com/x HTTP/1.1\r\nHost: www.apple.com\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

@@ -221,6 +221,42 @@ async fn x_forwarded_for_keeps_every_incoming_value_and_appends_the_peer_last() 
     );
 }
 
+/// A GET whose client claims to be 6.6.6.6 in `X-Real-IP` and
+/// `Forwarded`, and is 55.55.55.55 by `X-Forwarded-For`.
+fn claiming_request(proxy: &Proxy) -> Request<TestBody> {
+    request(proxy, Method::GET, "www.mango.com", "/")
+        .header("x-real-ip", "6.6.6.6")
+        .header("forwarded", "for=6.6.6.6")
+        .header("x-forwarded-for", "55.55.55.55")
+        .body(empty())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_x_real_ip_and_forwarded_are_not_passed_on() {
+    let (_backend, proxy) = echo_proxy().await;
+    let echo = proxy.send(claiming_request(&proxy)).await.echo();
+    assert_eq!(
+        echo.header_all("x-real-ip"),
+        vec!["127.0.0.1"],
+        "X-Real-IP is the peer the proxy judged"
+    );
+    assert!(echo.header_all("forwarded").is_empty(), "{echo:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_x_real_ip_is_the_client_and_forwarded_is_kept() {
+    let backend = Backend::echo("mango-1").await;
+    let proxy = Proxy::start_trusting(
+        &yaml(&[route("mango").rule(Rule::new().backend(&backend))]),
+        &["127.0.0.1/32"],
+    )
+    .await;
+    let echo = proxy.send(claiming_request(&proxy)).await.echo();
+    assert_eq!(echo.header_all("x-real-ip"), vec!["55.55.55.55"]);
+    assert_eq!(echo.header_all("forwarded"), vec!["for=6.6.6.6"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x_forwarded_proto_and_host_are_set() {
     let (_backend, proxy) = echo_proxy().await;

@@ -1,5 +1,6 @@
-//! Forwarding rules: the host a request asks for, hop-by-hop headers,
-//! `X-Forwarded-*` and the upstream URI.
+//! Forwarding rules: the host a request asks for (and whether it is one),
+//! header names a backend could confuse, hop-by-hop headers,
+//! `X-Forwarded-*`, `X-Real-IP`, `Forwarded` and the upstream URI.
 //!
 //! Owns: these header and URI rules as plain functions over headers. Must
 //! not: know about rules, routes or bodies (body wrappers live in
@@ -8,12 +9,13 @@
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
-use http::Request;
+use http::{Request, Version};
 
 use crate::api::values::X_FORWARDED_FOR;
 
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1;
 /// `HTTP2-Settings` belongs to an h2c upgrade, RFC 7540 §3.2.1).
@@ -87,9 +89,27 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// The hop this proxy adds to a request on its way to a backend.
+#[derive(Debug)]
+pub struct Hop<'a> {
+    /// The socket peer, appended to `X-Forwarded-For`.
+    pub peer: &'a HeaderValue,
+    /// Whether the peer is a trusted proxy (`--trusted-proxies`): only then
+    /// does its `Forwarded` header reach the backend.
+    pub peer_trusted: bool,
+    /// The client the proxy judged (firewall, rate limit): the peer, or
+    /// behind trusted proxies the right-most untrusted `X-Forwarded-For`
+    /// hop. Sent as `X-Real-IP`.
+    pub client: HeaderValue,
+}
+
 /// Sets `X-Forwarded-For` (the peer appended to what came before),
-/// `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn set_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, host: Option<HeaderValue>) {
+/// `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Real-IP` (the client,
+/// replacing whatever the client sent), and drops `Forwarded` unless the
+/// peer is a trusted proxy: a backend reading either header gets what the
+/// proxy vouches for, never what any client wrote.
+pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop<'_>, host: Option<HeaderValue>) {
+    let peer = hop.peer;
     let mut prior = headers.get_all(&X_FORWARDED_FOR).iter();
     let value = match (prior.next(), prior.next()) {
         (None, _) => peer.clone(),
@@ -106,10 +126,25 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, host: Option<H
     };
     headers.insert(X_FORWARDED_FOR.clone(), value);
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    headers.insert(X_REAL_IP.clone(), hop.client);
+    if !hop.peer_trusted {
+        headers.remove(header::FORWARDED);
+    }
     match host {
         Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host),
         None => headers.remove(&X_FORWARDED_HOST),
     };
+}
+
+/// Drops every header whose name holds `_` (nginx's default,
+/// `underscores_in_headers off`). CGI and WSGI backends read `X_Real_IP`
+/// and `X-Real-IP` as one variable (`HTTP_X_REAL_IP`), so a client could
+/// otherwise slip a value past a header the proxy sets. Allocates nothing
+/// when no name has one (the usual case).
+pub fn drop_underscored(headers: &mut HeaderMap) {
+    while let Some(name) = headers.keys().find(|n| n.as_str().contains('_')).cloned() {
+        headers.remove(&name);
+    }
 }
 
 fn join(parts: &[&[u8]]) -> HeaderValue {
@@ -134,107 +169,115 @@ pub fn upstream_uri(authority: &Authority, path_and_query: Option<PathAndQuery>)
     Uri::from_parts(parts).ok()
 }
 
-/// The host the client asked for: the URI authority (absolute form, or
-/// HTTP/2's `:authority`) without userinfo, else the `Host` header.
-pub fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
-    match req.uri().authority() {
-        Some(authority) => {
-            let text = authority.as_str();
-            let text = text.rsplit_once('@').map_or(text, |(_, host)| host);
-            HeaderValue::from_str(text).ok()
-        }
-        None => req.headers().get(header::HOST).cloned(),
+/// Why a request's host is refused (400, as nginx does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadHost {
+    /// HTTP/1.1 without `Host` (RFC 9112 §3.2), or HTTP/2 without
+    /// `:authority` or `Host`.
+    #[error("no Host header")]
+    Missing,
+    /// More than one `Host` line (RFC 9112 §3.2).
+    #[error("more than one Host header")]
+    Duplicate,
+    /// A `Host` or target authority that is not `host[:port]`: spaces,
+    /// tabs, `/`, userinfo (`evil@b.test`, RFC 9110 §4.2.4), an empty host,
+    /// a port that is not digits.
+    #[error("the host is not host[:port]")]
+    Invalid,
+}
+
+/// The host the client asked for, checked once as the request enters: the
+/// URI authority (absolute form, or HTTP/2's `:authority`) wins over the
+/// `Host` header (RFC 9112 §3.2.2), but a `Host` present must be single
+/// and valid either way. HTTP/1.0 may omit it (`Ok(None)`).
+pub fn request_host<B>(req: &Request<B>) -> Result<Option<HeaderValue>, BadHost> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(BadHost::Duplicate);
     }
+    if host.is_some_and(|h| !is_host(h.as_bytes())) {
+        return Err(BadHost::Invalid);
+    }
+    let http10 = matches!(req.version(), Version::HTTP_09 | Version::HTTP_10);
+    match (req.uri().authority(), host) {
+        // HTTP/1.1 requires Host even with an absolute-form target.
+        (_, None) if req.version() == Version::HTTP_11 => Err(BadHost::Missing),
+        (Some(authority), _) => authority_host(authority).map(Some),
+        (None, Some(host)) => Ok(Some(host.clone())),
+        (None, None) if http10 => Ok(None),
+        (None, None) => Err(BadHost::Missing),
+    }
+}
+
+/// A target's authority as the request's host, if it is `host[:port]`.
+fn authority_host(authority: &Authority) -> Result<HeaderValue, BadHost> {
+    let text = authority.as_str();
+    if !is_host(text.as_bytes()) {
+        return Err(BadHost::Invalid);
+    }
+    HeaderValue::from_str(text).map_err(|_| BadHost::Invalid)
+}
+
+/// Whether `text` is `host [ ":" port ]` of RFC 3986: a non-empty reg-name
+/// (unreserved, sub-delims, `%XX`) or a bracketed IP literal, then digits
+/// for a port. One pass over the bytes, no allocation.
+fn is_host(text: &[u8]) -> bool {
+    let (host_ok, rest) = match text.strip_prefix(b"[") {
+        Some(literal) => match literal.iter().position(|&b| b == b']') {
+            Some(end) => (
+                end > 0 && literal[..end].iter().all(|&b| b == b':' || is_plain(b)),
+                &literal[end + 1..],
+            ),
+            None => return false,
+        },
+        None => {
+            let end = text.iter().position(|&b| b == b':').unwrap_or(text.len());
+            (end > 0 && is_reg_name(&text[..end]), &text[end..])
+        }
+    };
+    host_ok
+        && match rest {
+            [] => true,
+            [b':', port @ ..] => port.iter().all(u8::is_ascii_digit),
+            _ => false,
+        }
+}
+
+/// RFC 3986 `reg-name`: unreserved and sub-delims bytes, and `%XX`.
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut rest = name;
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = match (b, tail) {
+            (b'%', [hi, lo, tail @ ..]) if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => tail,
+            _ if is_plain(b) => tail,
+            _ => return false,
+        };
+    }
+    true
+}
+
+/// RFC 3986 `unreserved` or `sub-delims`.
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+        )
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        map
-    }
-
-    #[test]
-    fn hop_by_hop_and_connection_listed_headers_are_removed() {
-        let mut h = headers(&[
-            ("connection", "keep-alive, x-hop"),
-            ("keep-alive", "timeout=5"),
-            ("x-hop", "1"),
-            ("te", "trailers"),
-            ("upgrade", "websocket"),
-            ("x-end", "kept"),
-        ]);
-        strip_hop_by_hop(&mut h, false);
-        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["x-end"]);
-    }
-
-    #[test]
-    fn only_websocket_upgrades_are_tunnelled() {
-        for (upgrade, tunnelled) in [
-            ("websocket", true),
-            ("WebSocket", true),
-            ("h2c", false),
-            ("websocket, h2c", false),
-            ("TLS/1.2", false),
-        ] {
-            let h = headers(&[("connection", "Upgrade"), ("upgrade", upgrade)]);
-            assert_eq!(is_upgrade(&h), tunnelled, "case {upgrade:?}");
-        }
-    }
-
-    #[test]
-    fn upgrade_survives_when_switching_protocols() {
-        let mut h = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
-        assert!(is_upgrade(&h));
-        strip_hop_by_hop(&mut h, true);
-        assert_eq!(h["connection"], "upgrade");
-        assert_eq!(h["upgrade"], "websocket");
-    }
-
-    #[test]
-    fn forwarded_for_appends_the_peer_to_every_prior_hop() {
-        let peer = HeaderValue::from_static("127.0.0.1");
-        let mut h = headers(&[
-            ("x-forwarded-for", "1.2.3.4"),
-            ("x-forwarded-for", "5.6.7.8"),
-        ]);
-        set_forwarded(
-            &mut h,
-            &peer,
-            Some(HeaderValue::from_static("www.mango.com")),
-        );
-        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 127.0.0.1");
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert_eq!(h["x-forwarded-host"], "www.mango.com");
-        let mut fresh = HeaderMap::new();
-        set_forwarded(&mut fresh, &peer, None);
-        assert_eq!(fresh["x-forwarded-for"], "127.0.0.1");
-    }
-
-    #[test]
-    fn the_authority_wins_over_the_host_header_and_loses_its_userinfo() {
-        let req = Request::builder()
-            .uri("http://user:pw@www.mango.com:8080/a")
-            .header("host", "other.example")
-            .body(())
-            .unwrap();
-        assert_eq!(request_host(&req).unwrap(), "www.mango.com:8080");
-        let req = Request::builder()
-            .uri("/a")
-            .header("host", "www.mango.com")
-            .body(())
-            .unwrap();
-        assert_eq!(request_host(&req).unwrap(), "www.mango.com");
-        let req = Request::builder().uri("/a").body(()).unwrap();
-        assert!(request_host(&req).is_none());
-    }
-}
+mod tests;

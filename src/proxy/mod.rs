@@ -10,7 +10,8 @@
 //! Files: `server` (accept, serve, drain), `service` (the phases in order;
 //! route, admit, answer), `prepare`, `retry` (the send phase), `respond`,
 //! `answer` (proxy-made answers and their log line), `ctx`, `body`,
-//! `forward` (header and URI rules), `connect`, `error`.
+//! `forward` (header and URI rules), `connect`, `error`, `per_ip` (the
+//! per-client-IP connection cap).
 
 mod answer;
 mod body;
@@ -18,6 +19,7 @@ mod connect;
 mod ctx;
 mod error;
 mod forward;
+mod per_ip;
 mod prepare;
 mod respond;
 mod retry;

@@ -76,7 +76,7 @@ pub fn prepare<'r>(
         }
     }
     // X-Forwarded-Host: the host the client asked for, before any rewrite.
-    set_forwarded(&mut parts.headers, &conn.peer_ip, host);
+    set_forwarded(&mut parts.headers, conn.hop(ctx.client), host);
     parts.version = Version::HTTP_11;
     let prepared = Prepared {
         parts,

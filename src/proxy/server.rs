@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::connect::TimedConnector;
+use super::per_ip::PerIp;
 use super::service::{handle, Connection, Shared, UpstreamClient};
 use crate::policy::client::TrustedProxies;
 use crate::table::SharedTable;
@@ -28,8 +30,34 @@ pub struct ServeOptions {
     /// How long in-flight requests may take to finish after shutdown
     /// begins; connections still open then are closed.
     pub drain_timeout: Duration,
-    /// Most client connections open at once; past it, accepting waits.
+    /// Most client connections open at once (`--max-connections`); past
+    /// it, accepting waits and new clients queue in the listen backlog
+    /// until a connection closes.
     pub max_connections: usize,
+    /// Most connections open at once from one client IP
+    /// (`--max-connections-per-ip`); past it a new connection is closed
+    /// as soon as it is accepted. 0, the default, is no per-IP cap.
+    /// Trusted proxies are exempt: every client behind one shares its IP.
+    pub max_connections_per_ip: usize,
+    /// Longest request head a client may send, in bytes
+    /// (`--max-request-header-bytes`): the HTTP/1.1 request line and
+    /// headers, or an HTTP/2 header list as decoded. Past it the answer is
+    /// 431 and, on HTTP/1.1, the connection closes; so no connection pins
+    /// more than about this much memory for an unfinished head. At least
+    /// 8 KiB (hyper's smallest HTTP/1.1 read buffer); default 32 KiB, what
+    /// nginx holds (4 × 8 KiB `large_client_header_buffers`).
+    pub max_request_header_bytes: usize,
+    /// Time a client has from connecting to sending its first complete
+    /// request head, protocol detection included (`--client-header-timeout`,
+    /// nginx's `client_header_timeout`); past it the connection is closed.
+    /// HTTP/1.1 applies it to every later head too, so it is also the
+    /// keep-alive idle time.
+    pub client_header_timeout: Duration,
+    /// Forward request headers whose names contain `_`
+    /// (`--underscores-in-headers`, nginx's `underscores_in_headers on`).
+    /// Off by default: they are dropped, since CGI-style backends cannot
+    /// tell `X_Real_IP` from `X-Real-IP`.
+    pub underscores_in_headers: bool,
     /// Time allowed to connect to a backend, for rules without
     /// `timeouts.connect`.
     pub connect_timeout: Duration,
@@ -48,6 +76,10 @@ impl Default for ServeOptions {
         ServeOptions {
             drain_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            max_connections_per_ip: 0,
+            max_request_header_bytes: 32 * 1024,
+            client_header_timeout: Duration::from_secs(30),
+            underscores_in_headers: false,
             connect_timeout: Duration::from_secs(5),
             trusted_proxies: TrustedProxies::default(),
             client_body_timeout: Duration::from_secs(60),
@@ -75,10 +107,12 @@ pub async fn serve(
         closing: close_rx.clone(),
         tunnels: tunnels.clone(),
         client_body_timeout: options.client_body_timeout,
+        underscores_in_headers: options.underscores_in_headers,
     });
-    let builder = connection_builder();
+    let builder = connection_builder(&options);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(options.max_connections));
+    let per_ip = PerIp::new(options.max_connections_per_ip);
     info!(addr = %listener.local_addr()?, "proxy listening");
 
     tokio::pin!(shutdown);
@@ -104,16 +138,39 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
+        let ip = peer.ip().to_canonical();
+        let peer_trusted = shared.trusted_proxies.contains(ip);
+        let ip_slot = match &per_ip {
+            Some(per_ip) if !peer_trusted => match per_ip.admit(ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    debug!(%peer, "connection closed: over the per-IP cap");
+                    continue;
+                }
+            },
+            _ => None,
+        };
         let conn = Arc::new(Connection {
             shared: shared.clone(),
-            // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
-            peer_ip: HeaderValue::from_str(&peer.ip().to_canonical().to_string())
+            peer_ip: HeaderValue::from_str(&ip.to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-            peer: peer.ip().to_canonical(),
-            peer_trusted: shared.trusted_proxies.contains(peer.ip()),
+            peer: ip,
+            peer_trusted,
+            requested: AtomicBool::new(false),
             _permit: permit,
+            _ip_slot: ip_slot,
         });
-        spawn_connection(&builder, &graceful, &close_rx, stream, peer, conn);
+        let first_request = first_request_deadline(conn.clone(), options.client_header_timeout);
+        spawn_connection(
+            &builder,
+            &graceful,
+            &close_rx,
+            stream,
+            peer,
+            conn,
+            first_request,
+        );
     }
     drop(listener);
     drain(graceful, tunnels, options.drain_timeout).await;
@@ -138,22 +195,44 @@ fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
         .build(connector)
 }
 
-/// How client connections are served: HTTP/1.1 and HTTP/2, with timers.
-fn connection_builder() -> auto::Builder<TokioExecutor> {
+/// hyper's smallest HTTP/1.1 read buffer: the floor of the head limit.
+const MIN_HEAD_LIMIT: usize = 8 * 1024;
+
+/// How client connections are served: HTTP/1.1 and HTTP/2, with timers
+/// and the head size and time limits of `options`.
+fn connection_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
+    let head_limit = options.max_request_header_bytes.max(MIN_HEAD_LIMIT);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
+    // The read buffer bounds a head still being parsed (431 past it); a
+    // body streams through it in reads of at most this size.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .max_buf_size(head_limit)
+        .header_read_timeout(options.client_header_timeout);
     // HTTP/2 pings find dead peers, whose connections would otherwise hold a
     // permit forever.
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(head_limit).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     builder
 }
 
+/// Resolves `timeout` after accept if the connection has had no request by
+/// then (silent, part of an HTTP/2 preface, an unfinished head); never once
+/// it has.
+async fn first_request_deadline(conn: Arc<Connection>, timeout: Duration) {
+    tokio::time::sleep(timeout).await;
+    if conn.requested.load(Ordering::Relaxed) {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Serves one accepted connection in its own task, watched by the graceful
-/// shutdown and closed at the drain deadline.
+/// shutdown, closed at the drain deadline or when `first_request` resolves.
 fn spawn_connection(
     builder: &auto::Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
@@ -161,6 +240,7 @@ fn spawn_connection(
     stream: TcpStream,
     peer: SocketAddr,
     conn: Arc<Connection>,
+    first_request: impl Future<Output = ()> + Send + 'static,
 ) {
     if let Err(err) = stream.set_nodelay(true) {
         debug!(error = %err, "could not set TCP_NODELAY");
@@ -178,6 +258,9 @@ fn spawn_connection(
             },
             _ = closing.wait_for(|close| *close) => {
                 debug!(%peer, "connection closed at the drain deadline");
+            }
+            () = first_request => {
+                debug!(%peer, "connection closed: no request within the client header timeout");
             }
         }
     });

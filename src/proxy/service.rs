@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, Request, Response};
@@ -20,13 +21,15 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::task::TaskTracker;
+use tracing::debug;
 
 use super::answer::{Answer, Answered};
 use super::body::{ProxyBody, UpstreamBody};
 use super::connect::TimedConnector;
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
-use super::forward::request_host;
+use super::forward::{drop_underscored, request_host, Hop};
+use super::per_ip::IpSlot;
 use super::prepare::prepare;
 use super::respond::respond;
 use super::retry;
@@ -51,6 +54,9 @@ pub struct Shared {
     pub tunnels: TaskTracker,
     /// Longest pause between two reads of a client's request body.
     pub client_body_timeout: std::time::Duration,
+    /// Whether request headers with `_` in their names are forwarded
+    /// (`--underscores-in-headers`); by default they are dropped.
+    pub underscores_in_headers: bool,
 }
 
 /// State of one client connection, computed once when it is accepted.
@@ -64,9 +70,32 @@ pub struct Connection {
     /// Whether the peer is a trusted proxy: only then is `X-Forwarded-For`
     /// read to find the client.
     pub peer_trusted: bool,
+    /// Set by the connection's first request: until then the client
+    /// header timeout, counted from accept, may close the connection.
+    pub requested: AtomicBool,
     /// The connection's place under the connection cap, held until the
     /// connection and any tunnel upgraded from it have ended.
     pub _permit: OwnedSemaphorePermit,
+    /// Its place under the per-client-IP cap, if one is set; held as long.
+    pub _ip_slot: Option<IpSlot>,
+}
+
+impl Connection {
+    /// The hop the proxy adds for a request whose client is `client`:
+    /// `X-Forwarded-For` gets the peer, `X-Real-IP` the client.
+    pub fn hop(&self, client: IpAddr) -> Hop<'_> {
+        let client = if client == self.peer {
+            self.peer_ip.clone()
+        } else {
+            // Only behind trusted proxies: the client is an XFF hop.
+            HeaderValue::from_str(&client.to_string()).unwrap_or_else(|_| self.peer_ip.clone())
+        };
+        Hop {
+            peer: &self.peer_ip,
+            peer_trusted: self.peer_trusted,
+            client,
+        }
+    }
 }
 
 /// Serves one request; what the proxy answers itself is logged, then sent.
@@ -74,6 +103,9 @@ pub async fn handle(
     conn: Arc<Connection>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    if !conn.requested.load(Ordering::Relaxed) {
+        conn.requested.store(true, Ordering::Relaxed);
+    }
     // Cheap to keep (standard methods are not allocated); the path is not
     // copied per request just for a log line.
     let method = req.method().clone();
@@ -86,8 +118,13 @@ pub async fn handle(
 /// The phases, in order; any of them may answer instead of forwarding.
 async fn proxy(
     conn: &Arc<Connection>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Answered> {
+    // Gone before anything reads headers: routing, firewall, rate-limit
+    // keys and the backend never see them.
+    if !conn.shared.underscores_in_headers {
+        drop_underscored(req.headers_mut());
+    }
     let mut ctx = route(conn, &req)?;
     let forwarded = async {
         let declared = admit(&ctx, &req)?;
@@ -113,8 +150,12 @@ fn route(conn: &Connection, req: &Request<Incoming>) -> Result<RequestCtx, Proxy
     }
     // One host per request, used for matching, redirects, Host and
     // X-Forwarded-Host: an absolute-form or HTTP/2 authority wins over the
-    // Host header (RFC 9112 §3.2.2).
-    let host = request_host(req);
+    // Host header (RFC 9112 §3.2.2). A missing, doubled or malformed one
+    // is refused here, once, like nginx does.
+    let host = request_host(req).map_err(|bad| {
+        debug!(peer = %conn.peer, reason = %bad, "bad host");
+        ProxyError::BadRequest
+    })?;
     let host_str = host.as_ref().and_then(|h| h.to_str().ok());
     // One table load; only the rule's Arc outlives it.
     let (prefix_len, rule) = {
