@@ -51,8 +51,10 @@ impl FileSource {
     }
 
     /// Reads the files every interval until `shutdown` resolves, sending an
-    /// update on `updates` each time their contents change. A path that
-    /// cannot be read is logged once until it can again.
+    /// update on `updates` each time their contents change and two reads in
+    /// a row agree (`settle`: a change is served one interval later,
+    /// never half-written). A path that cannot be read is logged once until
+    /// it can again.
     pub async fn run(
         mut self,
         updates: watch::Sender<Option<Arc<SourceUpdate>>>,
