@@ -474,6 +474,65 @@ fn bad_request_timeout_names_the_timeout_field() {
 }
 
 #[test]
+fn a_duration_too_long_for_the_clock_names_the_file_resource_and_field() {
+    let huge = "18446744073709551615s";
+    let rule = format!(
+        "  - backends: [{{address: \"127.0.0.1:8081\"}}]\n    timeouts: {{total: {huge}}}\n    healthCheck: {{interval: {huge}, timeout: 1s}}\n"
+    );
+    let (_dir, path) = file("routes.yaml", &doc("mango", "www.mango.com", &rule));
+
+    let out = check(&path);
+    out.assert_failed();
+    let lines = out.lines_for(&path, "default", "mango");
+    for field in ["timeouts.total", "healthCheck.interval"] {
+        assert!(
+            lines.iter().any(
+                |l| l.contains(&format!(": spec.rules[0].{field}: ")) && l.contains("too long")
+            ),
+            "expected spec.rules[0].{field} refused as too long in:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_file_nested_too_deep_is_refused_naming_the_file_and_document() {
+    // Without the pre-scan, `check` spends minutes parsing this.
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    let deep = dir.path().join("deep.yaml");
+    std::fs::write(&good, doc("mango", "www.mango.com", GOOD_RULE)).unwrap();
+    std::fs::write(
+        &deep,
+        format!(
+            "{}---\n{}",
+            doc("apple", "www.apple.com", GOOD_RULE),
+            "{a: [".repeat(100_000)
+        ),
+    )
+    .unwrap();
+
+    let out = check(dir.path());
+    out.assert_failed();
+    out.assert_one_error_per_line();
+    let prefix = format!(
+        "{}: document 2: nested deeper than 64 levels at line ",
+        deep.display()
+    );
+    assert!(
+        out.lines().iter().any(|l| l.starts_with(&prefix)),
+        "expected {prefix:?} in:\n{}",
+        out.stderr
+    );
+    let good_name = good.display().to_string();
+    assert!(
+        out.lines().iter().all(|l| !l.contains(&good_name)),
+        "the good file must not be reported:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn wildcard_not_in_the_leading_label_names_the_hosts_field() {
     let (_dir, path) = file("routes.yaml", &doc("mango", "www.*.com", GOOD_RULE));
 

@@ -1,4 +1,5 @@
-//! Hot reload of the routes file and graceful shutdown of `standalone::run`.
+//! Hot reload of the routes file, bad route files (each refused alone) and
+//! graceful shutdown of `standalone::run`.
 
 mod support;
 
@@ -525,5 +526,89 @@ async fn configmap_style_symlinked_directory_loads_and_reloads_on_swap() {
         DEADLINE,
         || async { proxy.get("www.mango.com", "/").await.backend() == Some("second") },
     )
+    .await;
+}
+
+// === bad route files: each refused alone, the good ones served ===
+
+/// A duration no clock can add (`u64::MAX` seconds).
+const HUGE: &str = "18446744073709551615s";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duration_too_long_for_the_clock_is_refused_and_the_other_routes_serve() {
+    let good = Backend::echo("good").await;
+    let other = Backend::echo("other").await;
+    let huge = yaml(&[
+        route("total").host("www.total.com").rule(
+            Rule::new()
+                .backend(&other)
+                .field("timeouts", &format!("{{total: {HUGE}}}")),
+        ),
+        route("interval").host("www.interval.com").rule(
+            Rule::new()
+                .backend(&other)
+                .field("healthCheck", &format!("{{interval: {HUGE}, timeout: 1s}}")),
+        ),
+    ]);
+    let proxy = Proxy::start_dir(&[("good.yaml", &mango_to(&good)), ("huge.yaml", &huge)]).await;
+
+    assert_eq!(
+        proxy.get("www.mango.com", "/").await.backend(),
+        Some("good")
+    );
+    for host in ["www.total.com", "www.interval.com"] {
+        let reply = proxy.get(host, "/").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{host}: the route is refused"
+        );
+    }
+    assert_eq!(other.requests(), 0);
+    // The workers survived: the good route still serves.
+    assert_eq!(
+        proxy.get("www.mango.com", "/").await.backend(),
+        Some("good")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_nested_too_deep_is_refused_unparsed_and_the_good_file_serves() {
+    let good = Backend::echo("good").await;
+    // Without the pre-scan the YAML parser spends minutes on this file
+    // (its time grows with the square of the depth) and the proxy never
+    // becomes ready.
+    let deep = "{a: [".repeat(100_000);
+    let proxy = Proxy::start_dir(&[("deep.yaml", &deep), ("good.yaml", &mango_to(&good))]).await;
+    assert_eq!(
+        proxy.get("www.mango.com", "/").await.backend(),
+        Some("good")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_route_file_keeps_serving_until_its_new_contents_are_written() {
+    let old = Backend::echo("old").await;
+    let new = Backend::echo("new").await;
+    let proxy = Proxy::start(&mango_to(&old)).await;
+    assert_eq!(proxy.get("www.mango.com", "/").await.backend(), Some("old"));
+
+    // An editor or a script that truncates the file, then writes it.
+    let path = proxy.routes_path().to_path_buf();
+    std::fs::File::create(&path).expect("truncate routes.yaml");
+    hold_for(
+        "www.mango.com to keep reaching the old backend while the file is empty",
+        RELOAD_INTERVAL * 10,
+        || async {
+            let reply = proxy.get("www.mango.com", "/").await;
+            reply.status == StatusCode::OK && reply.backend() == Some("old")
+        },
+    )
+    .await;
+
+    std::fs::write(&path, mango_to(&new)).expect("write routes.yaml");
+    wait_until("the new contents to be served", DEADLINE, || async {
+        proxy.get("www.mango.com", "/").await.backend() == Some("new")
+    })
     .await;
 }

@@ -30,6 +30,11 @@ const STANDARD_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
 
+/// The longest duration a route (or a flag) may give: one year. Anything
+/// longer is surely a typo, and a deadline that far away could overflow
+/// the clock (`now + duration`).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// A duration that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
@@ -39,19 +44,25 @@ pub enum DurationError {
     /// Parses, but adds up to nothing.
     #[error("{0:?} must be longer than zero")]
     Zero(String),
+    /// Longer than [`MAX_DURATION`].
+    #[error("{0:?} is too long: a duration is at most 8760h (one year)")]
+    TooLong(String),
 }
 
 impl DurationError {
-    /// Stable code: `invalid-duration` or `zero-duration`.
+    /// Stable code: `invalid-duration`, `zero-duration` or
+    /// `duration-too-long`.
     pub fn code(&self) -> &'static str {
         match self {
             DurationError::Malformed(_) => "invalid-duration",
             DurationError::Zero(_) => "zero-duration",
+            DurationError::TooLong(_) => "duration-too-long",
         }
     }
 }
 
-/// Parses a duration like `250ms`, `30s`, `5m`, `1h` or `1m30s`.
+/// Parses a duration like `250ms`, `30s`, `5m`, `1h` or `1m30s`, of at
+/// most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let bad = || DurationError::Malformed(text.to_owned());
     let mut rest = text.trim();
@@ -64,7 +75,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         if digits == 0 {
             return Err(bad());
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        // Only digits: a number too large for u64 is too long anyway.
+        let n: u64 = rest[..digits].parse().unwrap_or(u64::MAX);
         rest = &rest[digits..];
         let unit = rest
             .find(|c: char| c.is_ascii_digit())
@@ -81,6 +93,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     }
     if total.is_zero() {
         return Err(DurationError::Zero(text.to_owned()));
+    }
+    if total > MAX_DURATION {
+        return Err(DurationError::TooLong(text.to_owned()));
     }
     Ok(total)
 }

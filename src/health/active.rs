@@ -230,10 +230,15 @@ pub async fn probe_loop<P, F, E>(
         end_ejection_on_passes(&mut streak, result.is_ok(), &state, &endpoint, &check);
         // Next deadline from the schedule, not from when the probe ended;
         // a schedule fallen behind (slow probes) restarts from now.
-        next += check.interval;
         let now = Instant::now();
+        // An interval past the end of the clock never comes (parsing
+        // bounds it, but no sum here may panic).
+        let Some(scheduled) = next.checked_add(check.interval) else {
+            return std::future::pending().await;
+        };
+        next = scheduled;
         if next < now {
-            next = now + check.interval;
+            next = now.checked_add(check.interval).unwrap_or(scheduled);
         }
     }
 }

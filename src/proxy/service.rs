@@ -174,7 +174,7 @@ fn route(conn: &Connection, req: &Request<Incoming>) -> Result<RequestCtx, Proxy
     };
     let started = tokio::time::Instant::now();
     Ok(RequestCtx {
-        deadline: rule.timeouts.total.map(|total| started + total),
+        deadline: (rule.timeouts.total).and_then(|total| started.checked_add(total)),
         idempotent: is_idempotent(req.method()),
         rule,
         client,

@@ -15,6 +15,17 @@ fn durations_parse_units_and_sums() {
         ("soon", Err("invalid-duration")),
         ("", Err("invalid-duration")),
         ("5", Err("invalid-duration")),
+        ("8760h", Ok(MAX_DURATION)),
+        ("8759h60m", Ok(MAX_DURATION)),
+        ("8760h1ms", Err("duration-too-long")),
+        ("31536000001ms", Err("duration-too-long")),
+        ("18446744073709551615s", Err("duration-too-long")),
+        ("18446744073709551615h", Err("duration-too-long")),
+        ("99999999999999999999999s", Err("duration-too-long")),
+        (
+            "18446744073709551615s18446744073709551615s",
+            Err("duration-too-long"),
+        ),
     ] {
         assert_eq!(
             parse_duration(text).map_err(|e| e.code()),
@@ -22,6 +33,15 @@ fn durations_parse_units_and_sums() {
             "case {text:?}"
         );
     }
+}
+
+#[test]
+fn a_too_long_duration_says_the_limit() {
+    let err = parse_duration("18446744073709551615s").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "\"18446744073709551615s\" is too long: a duration is at most 8760h (one year)"
+    );
 }
 
 #[test]

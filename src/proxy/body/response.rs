@@ -107,9 +107,10 @@ impl<B> Timed<B> {
     }
 }
 
-/// The earlier of `now + idle` and `total`.
+/// The earlier of `now + idle` and `total` (an idle time past the end of
+/// the clock is none).
 fn next_deadline(idle: Option<Duration>, total: Option<Instant>, now: Instant) -> Option<Instant> {
-    match (idle.map(|idle| now + idle), total) {
+    match (idle.and_then(|idle| now.checked_add(idle)), total) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }

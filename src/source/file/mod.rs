@@ -1,16 +1,21 @@
 //! The file source: `LoadBalancerRoute` YAML from a file or a directory.
 //!
-//! Owns: reading files (blocking; call it from `spawn_blocking`), splitting
-//! multi-document YAML and turning each document into a [`SourcedRoute`]
-//! or a [`Diagnostic`] naming the file, document, resource and field;
-//! polling the files and sending a [`SourceUpdate`] when they change
-//! ([`FileSource`]). Must not: validate values or compile (`switchyard
+//! Owns: reading files (blocking; call it from `spawn_blocking`), refusing
+//! files too large ([`MAX_FILE_BYTES`]) or nested too deep ([`MAX_DEPTH`],
+//! a linear pre-scan before the YAML parser), splitting multi-document
+//! YAML and turning each document into a [`SourcedRoute`] or a
+//! [`Diagnostic`] naming the file, document, resource and field; polling
+//! the files and sending a [`SourceUpdate`] when they change and the
+//! change has settled ([`FileSource`]). Must not: validate values or compile (`switchyard
 //! check` is `publish::check`), publish, route or proxy.
 
 mod poll;
+mod prescan;
 
 pub use poll::FileSource;
+pub use prescan::MAX_DEPTH;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::{fs, io};
@@ -19,6 +24,11 @@ use serde::Deserialize;
 
 use crate::api::LoadBalancerRoute;
 use crate::snapshot::{Age, BackendPolicy, Code, Diagnostic, Snapshot, SourceUpdate, SourcedRoute};
+
+/// The largest route file read: 2 MiB, twice what a ConfigMap can hold.
+/// Larger files are refused unread (the parser's time grows faster than
+/// their size); split routes over a directory of files instead.
+pub const MAX_FILE_BYTES: u64 = 2 << 20;
 
 const API_VERSION: &str = "switchyard.dev/v1alpha1";
 const KIND: &str = "LoadBalancerRoute";
@@ -84,11 +94,33 @@ pub fn read(path: &Path) -> io::Result<Files> {
     let files = names
         .into_iter()
         .map(|name| {
-            let text = fs::read_to_string(&name).map_err(Unreadable::from);
+            let text = read_capped(&name, MAX_FILE_BYTES);
             (name, text)
         })
         .collect();
     Ok(Files(files))
+}
+
+/// The text of the file at `path`, refused when it is larger than `cap`
+/// bytes (never more than that is read) or not UTF-8.
+fn read_capped(path: &Path, cap: u64) -> Result<String, Unreadable> {
+    let mut bytes = Vec::new();
+    fs::File::open(path)?
+        .take(cap + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(Unreadable {
+            kind: io::ErrorKind::FileTooLarge,
+            reason: format!(
+                "it is larger than {} MiB, the limit for one route file",
+                cap >> 20
+            ),
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| Unreadable {
+        kind: io::ErrorKind::InvalidData,
+        reason: "stream did not contain valid UTF-8".to_owned(),
+    })
 }
 
 /// Parses every document of every file. Never fails as a whole: a bad
@@ -112,6 +144,12 @@ pub fn parse(files: &Files) -> Loaded {
                 continue;
             }
         };
+        // The parser's time grows with the square of the nesting depth: a
+        // file nested too deep is refused before it is parsed.
+        if let Err(deep) = prescan::nesting(text, prescan::MAX_DEPTH) {
+            loaded.errors.push(too_deep(&origin, &deep));
+            continue;
+        }
         for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
             position += 1;
             let value = match serde_yaml_ng::Value::deserialize(document) {
@@ -146,6 +184,22 @@ pub fn update(files: &Files) -> SourceUpdate {
         snapshot: loaded.snapshot,
         diagnostics: loaded.errors,
         generations: Default::default(),
+    }
+}
+
+fn too_deep(origin: &Arc<str>, deep: &prescan::TooDeep) -> Diagnostic {
+    Diagnostic {
+        origin: origin.clone(),
+        resource: None,
+        field: None,
+        code: Code::Yaml,
+        message: format!(
+            "document {}: nested deeper than {} levels at line {} column {}; the file is not parsed",
+            deep.document + 1,
+            prescan::MAX_DEPTH,
+            deep.line,
+            deep.column
+        ),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Polling the route files: a new [`SourceUpdate`] on the channel whenever
-//! their contents change. Reading and parsing run in `spawn_blocking`.
+//! their contents change and the change has settled (the same on two reads
+//! in a row). Reading and parsing run in `spawn_blocking`.
 
 use std::future::Future;
 use std::io;
@@ -22,6 +23,9 @@ pub struct FileSource {
     interval: Duration,
     /// The contents last sent, to tell a change.
     last: Files,
+    /// A change read once: it is sent when the next read is the same (a
+    /// file caught mid-write is not).
+    pending: Option<Files>,
 }
 
 impl FileSource {
@@ -41,13 +45,16 @@ impl FileSource {
             path,
             interval,
             last,
+            pending: None,
         };
         Ok((source, first))
     }
 
     /// Reads the files every interval until `shutdown` resolves, sending an
-    /// update on `updates` each time their contents change. A path that
-    /// cannot be read is logged once until it can again.
+    /// update on `updates` each time their contents change and two reads in
+    /// a row agree (`settle`: a change is served one interval later,
+    /// never half-written). A path that cannot be read is logged once until
+    /// it can again.
     pub async fn run(
         mut self,
         updates: watch::Sender<Option<Arc<SourceUpdate>>>,
@@ -64,17 +71,22 @@ impl FileSource {
             }
             let path = self.path.clone();
             let last = self.last.clone();
+            let mut pending = self.pending.take();
             let read = tokio::task::spawn_blocking(move || {
                 let files = read(&path)?;
-                // Parsed only when something changed.
-                let parsed = (files != last).then(|| update(&files));
-                Ok::<_, io::Error>((files, parsed))
+                // Parsed only when a change has settled.
+                let settled = settle(files, &last, &mut pending).map(|files| {
+                    let parsed = update(&files);
+                    (files, parsed)
+                });
+                Ok::<_, io::Error>((settled, pending))
             })
             .await;
             match read {
-                Ok(Ok((files, parsed))) => {
+                Ok(Ok((settled, pending))) => {
                     read_failing = false;
-                    if let Some(parsed) = parsed {
+                    self.pending = pending;
+                    if let Some((files, parsed)) = settled {
                         self.last = files;
                         updates.send_replace(Some(Arc::new(parsed)));
                     }
@@ -89,4 +101,41 @@ impl FileSource {
             }
         }
     }
+}
+
+/// What to apply after reading `read`: `None` until the files read the
+/// same twice in a row (`pending` holds the first read) and differ from
+/// `applied`. A file that went empty keeps its applied contents: it is
+/// being rewritten (truncated, then written), and serving no routes in
+/// between would turn its hosts into 404s. To remove every route of a
+/// file, delete it or leave a comment in it.
+pub(super) fn settle(read: Files, applied: &Files, pending: &mut Option<Files>) -> Option<Files> {
+    let read = hold_emptied(read, applied);
+    if read == *applied {
+        *pending = None;
+        return None;
+    }
+    if pending.as_ref() == Some(&read) {
+        *pending = None;
+        return Some(read);
+    }
+    *pending = Some(read);
+    None
+}
+
+/// `read`, with each file that is now empty but was not in `applied` given
+/// its applied contents back.
+fn hold_emptied(mut read: Files, applied: &Files) -> Files {
+    let blank = |text: &str| text.trim().is_empty();
+    for (path, text) in &mut read.0 {
+        if !matches!(text, Ok(now) if blank(now)) {
+            continue;
+        }
+        if let Some((_, Ok(before))) = applied.0.iter().find(|(p, _)| p == path) {
+            if !blank(before) {
+                *text = Ok(before.clone());
+            }
+        }
+    }
+    read
 }

@@ -124,3 +124,91 @@ async fn file_source_refuses_to_open_an_unreadable_path() {
     let opened = FileSource::open(missing, std::time::Duration::from_secs(1)).await;
     assert!(opened.is_err());
 }
+
+fn files(entries: &[(&str, &str)]) -> Files {
+    Files(
+        entries
+            .iter()
+            .map(|(path, text)| (PathBuf::from(path), Ok((*text).to_owned())))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_change_is_applied_once_two_reads_agree() {
+    let applied = files(&[("a.yaml", ROUTE_A)]);
+    let half = files(&[("a.yaml", "apiVersion: switchyard.dev/v1alpha1\n")]);
+    let whole = files(&[("a.yaml", &ROUTE_A.replace("name: a", "name: b"))]);
+    let mut pending = None;
+    assert_eq!(
+        poll::settle(half, &applied, &mut pending),
+        None,
+        "first read"
+    );
+    assert_eq!(
+        poll::settle(whole.clone(), &applied, &mut pending),
+        None,
+        "changed since"
+    );
+    assert_eq!(
+        poll::settle(whole.clone(), &applied, &mut pending),
+        Some(whole)
+    );
+    assert_eq!(pending, None);
+}
+
+#[test]
+fn a_file_that_went_empty_keeps_its_routes_however_long_it_stays_empty() {
+    let applied = files(&[("a.yaml", ROUTE_A), ("b.yaml", ROUTE_A)]);
+    let truncated = files(&[("a.yaml", ""), ("b.yaml", ROUTE_A)]);
+    let mut pending = None;
+    for read in 0..5 {
+        let settled = poll::settle(truncated.clone(), &applied, &mut pending);
+        assert_eq!(settled, None, "read {read}");
+    }
+    // Removing the file, or leaving a comment in it, is applied.
+    let commented = files(&[("a.yaml", "# no routes\n"), ("b.yaml", ROUTE_A)]);
+    assert_eq!(
+        poll::settle(commented.clone(), &applied, &mut pending),
+        None
+    );
+    assert_eq!(
+        poll::settle(commented.clone(), &applied, &mut pending),
+        Some(commented)
+    );
+}
+
+#[test]
+fn a_file_nested_too_deep_is_refused_unparsed_and_the_others_load() {
+    let loaded = parse(&Files(vec![
+        (PathBuf::from("deep.yaml"), Ok("{a: [".repeat(100_000))),
+        (PathBuf::from("good.yaml"), Ok(ROUTE_A.to_owned())),
+    ]));
+    assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
+    let err = loaded.errors[0].to_string();
+    assert!(
+        err.starts_with("deep.yaml: document 1: nested deeper than 64 levels at line 1 column "),
+        "{err}"
+    );
+    assert_eq!(loaded.snapshot.routes.len(), 1);
+}
+
+#[test]
+fn a_file_larger_than_the_limit_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.yaml");
+    fs::write(&path, "#".repeat(MAX_FILE_BYTES as usize + 1)).unwrap();
+    let Files(read) = read(&path).unwrap();
+    let err = read[0].1.as_ref().unwrap_err();
+    assert_eq!(err.kind, std::io::ErrorKind::FileTooLarge);
+    assert_eq!(
+        err.to_string(),
+        "cannot read the file: it is larger than 2 MiB, the limit for one route file"
+    );
+    fs::write(&path, "#".repeat(MAX_FILE_BYTES as usize)).unwrap();
+    assert!(read_at(&path).is_ok());
+}
+
+fn read_at(path: &std::path::Path) -> Result<String, Unreadable> {
+    read(path).unwrap().0.remove(0).1
+}
