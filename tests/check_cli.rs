@@ -7,7 +7,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use http::StatusCode;
 use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
@@ -609,33 +608,6 @@ fn document_separators_and_comments_are_fine() {
 
 // === `switchyard run` ===
 
-/// A port that was free a moment ago (only for the binary, which needs a
-/// fixed address).
-fn free_port() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("local address")
-}
-
-struct Child(std::process::Child);
-
-/// Polls the child until it exits (bounded by [`DEADLINE`]).
-async fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
-    let mut status = None;
-    wait_until(what, DEADLINE, || {
-        status = child.0.try_wait().expect("try_wait");
-        std::future::ready(status.is_some())
-    })
-    .await;
-    status.unwrap()
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn run_binary_and_signal(signal: &str) {
     let echo = Backend::echo("mango-1").await;
     let (_dir, path) = file(
@@ -644,37 +616,9 @@ async fn run_binary_and_signal(signal: &str) {
             .host("www.mango.com")
             .rule(Rule::new().backend(&echo))]),
     );
-    let listen = free_port();
-    let admin = free_port();
-    let mut child = Child(
-        Command::new(BIN)
-            .args(["run", "--routes"])
-            .arg(&path)
-            .args([
-                "--listen",
-                &listen.to_string(),
-                "--admin",
-                &admin.to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn switchyard run"),
-    );
-
+    let mut binary = Binary::ready(&path, &[]).await;
     let client = http1_client();
-    wait_until("switchyard run to be ready", DEADLINE, || {
-        let client = client.clone();
-        async move {
-            let req = http::Request::get(format!("http://{admin}/readyz"))
-                .body(empty())
-                .unwrap();
-            matches!(client.request(req).await, Ok(resp) if resp.status() == StatusCode::OK)
-        }
-    })
-    .await;
-    let req = http::Request::get(format!("http://{listen}/through-binary"))
+    let req = http::Request::get(format!("http://{}/through-binary", binary.listen))
         .header("host", "www.mango.com")
         .body(empty())
         .unwrap();
@@ -688,7 +632,7 @@ async fn run_binary_and_signal(signal: &str) {
     assert_eq!(reply.echo().uri, "/through-binary");
     drop(client);
 
-    let pid = child.0.id().to_string();
+    let pid = binary.child.id().to_string();
     let killed = Command::new("kill")
         .arg(signal)
         .arg(&pid)
@@ -696,11 +640,8 @@ async fn run_binary_and_signal(signal: &str) {
         .expect("run kill");
     assert!(killed.success());
 
-    let status = wait_exit(&mut child, "switchyard run to exit after the signal").await;
-    let mut logs = String::new();
-    if let Some(mut stderr) = child.0.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut logs);
-    }
+    let status = binary.exit("switchyard run to exit after the signal").await;
+    let logs = binary.stderr();
     assert!(
         status.success(),
         "switchyard run exited with {status} after {signal}; its stderr:\n{logs}"
@@ -720,26 +661,10 @@ async fn run_binary_serves_and_exits_zero_on_sigint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_binary_fails_on_missing_routes_path() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Child(
-        Command::new(BIN)
-            .args(["run", "--routes"])
-            .arg(dir.path().join("nope.yaml"))
-            .args([
-                "--listen",
-                &free_port().to_string(),
-                "--admin",
-                &free_port().to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn switchyard run"),
-    );
-    let status = wait_exit(&mut child, "run with a missing PATH to exit").await;
+    let mut binary = Binary::spawn(&dir.path().join("nope.yaml"), &[]);
+    let status = binary.exit("run with a missing PATH to exit").await;
     assert!(!status.success(), "run with a missing PATH must fail");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = binary.stderr();
     assert!(
         stderr.contains("nope.yaml"),
         "the error should name the path:\n{stderr}"

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use http::{Method, Request, StatusCode};
@@ -404,23 +403,6 @@ async fn content_length_with_chunked_is_read_as_chunked_and_the_connection_close
 
 // === the flags ===
 
-/// A port that was free a moment ago (only for the binary, which needs a
-/// fixed address).
-fn free_port() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("local address")
-}
-
-/// The binary, killed when dropped.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_limit_flags_set_the_binarys_limits() {
     let echo = Backend::echo("mango-1").await;
@@ -431,39 +413,19 @@ async fn the_client_limit_flags_set_the_binarys_limits() {
         yaml(&[route("mango").rule(Rule::new().backend(&echo))]),
     )
     .unwrap();
-    let (listen, admin) = (free_port(), free_port());
-    let _child = Child(
-        Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["run", "--routes"])
-            .arg(&routes)
-            .args([
-                "--listen",
-                &listen.to_string(),
-                "--admin",
-                &admin.to_string(),
-            ])
-            .args(["--client-header-timeout", "200ms"])
-            .args(["--max-request-header-bytes", "16Ki"])
-            .args(["--max-connections", "100", "--max-connections-per-ip", "50"])
-            .arg("--underscores-in-headers")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn switchyard run"),
-    );
-    let client = http1_client();
-    wait_until("switchyard run to be ready", DEADLINE, || {
-        let client = client.clone();
-        async move {
-            let req = Request::get(format!("http://{admin}/readyz"))
-                .body(empty())
-                .unwrap();
-            matches!(client.request(req).await, Ok(r) if r.status() == StatusCode::OK)
-        }
-    })
-    .await;
-
+    let flags = [
+        "--client-header-timeout",
+        "200ms",
+        "--max-request-header-bytes",
+        "16Ki",
+        "--max-connections",
+        "100",
+        "--max-connections-per-ip",
+        "50",
+        "--underscores-in-headers",
+    ];
+    let binary = Binary::ready(&routes, &flags).await;
+    let (listen, client) = (binary.listen, http1_client());
     assert_eq!(
         raw_status(listen, &get_with_header(20 * 1024)).await,
         Some(431)

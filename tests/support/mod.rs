@@ -6,6 +6,7 @@
 //!   reload edits, observed shutdown.
 //! - `backend`: builder-style `Backend`s (echo, gated, stepper, download,
 //!   upload, reset, websocket), each counting connections and requests.
+//! - `binary`: `Binary`, the real `switchyard run` process (flags, signals).
 //! - `client`: a pooled HTTP/1.1 client, an h2c prior-knowledge client,
 //!   single-connection `H1Conn` / `H2Conn` for tests that must pin a
 //!   connection, and `Reply` / `Echo` to assert on.
@@ -18,6 +19,7 @@
 #![allow(dead_code)]
 
 mod backend;
+mod binary;
 mod client;
 pub mod cluster;
 pub mod kube_api;
@@ -27,6 +29,8 @@ mod raw;
 mod routes;
 
 pub use backend::*;
+#[allow(unused_imports)]
+pub use binary::*;
 pub use client::*;
 pub use proxy::*;
 #[allow(unused_imports)]
