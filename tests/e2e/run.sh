@@ -290,6 +290,18 @@ expect_http "prefix matches whole segments" e2e.example /mangosteen 404
 expect_http "service that does not exist" www.missing.com / 503
 expect_http "rejected route (static address) not served" www.static.com / 404
 
+# ---- checks: hostile input ----------------------------------------------------------
+log "checking that hostile input is refused at the edge"
+expect_http "malformed Host refused" "a b.mango.com" / 400
+big_header="$(head -c 40000 /dev/zero | tr '\0' x)"
+status="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: www.mango.com" \
+  -H "X-Big: ${big_header}" "${URL}/" 2>/dev/null)" || true
+if [[ "$status" == 431 ]]; then
+  pass "request head over --max-request-header-bytes (32Ki) -> 431"
+else
+  fail "request head over --max-request-header-bytes" "want 431, got ${status:-none}"
+fi
+
 # ---- checks: status ----------------------------------------------------------------
 log "checking route status"
 expect_jsonpath "mango Accepted" True "$(condition Accepted status)" -n shop lbr mango
