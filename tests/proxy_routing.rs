@@ -747,3 +747,132 @@ async fn documents_with_leading_and_trailing_separators_and_comments_load() {
         "mango"
     );
 }
+
+/// `/public` goes to backend `public` with no policy; `/admin` to backend
+/// `admin` behind a firewall that lets no test client in (they come from
+/// 127.0.0.1), so reaching `admin`, or `public` with an admin path, would
+/// be a tunnel past that firewall.
+async fn public_and_guarded_admin() -> (Proxy, Backend, Backend) {
+    let public = Backend::echo("public").await;
+    let admin = Backend::echo("admin").await;
+    let proxy = Proxy::start(&yaml(&[
+        route("site")
+            .host("www.mango.com")
+            .rule(Rule::prefix("/public").backend(&public)),
+        route("site-admin").host("www.mango.com").rule(
+            Rule::prefix("/admin")
+                .backend(&admin)
+                .field("firewall", "{allow: [10.0.0.0/8]}"),
+        ),
+        route("open")
+            .host("open.mango.com")
+            .rule(Rule::new().backend(&public)),
+    ]))
+    .await;
+    (proxy, public, admin)
+}
+
+/// The status of a GET for `path` on `host`, sent as raw bytes: the path
+/// reaches the proxy exactly as written.
+async fn raw_get(proxy: &Proxy, host: &str, path: &str) -> Option<u16> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    raw_status(proxy.addr, request.as_bytes()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_an_origin_reads_as_another_rules_path_is_400_and_reaches_no_backend() {
+    let (proxy, public, admin) = public_and_guarded_admin().await;
+    assert_eq!(
+        raw_get(&proxy, "www.mango.com", "/admin/x").await,
+        Some(403)
+    );
+    assert_eq!(
+        raw_get(&proxy, "www.mango.com", "/public/x").await,
+        Some(200)
+    );
+    assert_eq!(public.requests(), 1);
+
+    // Each is `/admin/x` to some origin: decoding `%2F`, splitting on `\`
+    // or `%5C`, dropping `;params` (Tomcat), decoding `%2e`, resolving `..`.
+    for path in [
+        "/public/..%2fadmin/x",
+        "/public/..%2Fadmin/x",
+        "/public/..%5cadmin/x",
+        "/public/..%5Cadmin/x",
+        "/public/..\\admin/x",
+        "/public/..;/admin/x",
+        "/public/%2e%2e/admin/x",
+        "/public/../admin/x",
+        "/public/a/..%2f..%2fadmin/x",
+    ] {
+        let status = raw_get(&proxy, "www.mango.com", path).await;
+        assert_eq!(status, Some(400), "{path} must be refused");
+    }
+    assert_eq!(public.requests(), 1, "a bypass reached the public backend");
+    assert_eq!(admin.requests(), 0, "a bypass reached the admin backend");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_an_origin_reads_outside_every_rule_is_400() {
+    let app = Backend::echo("app").await;
+    let proxy = Proxy::start(&yaml(&[route("app")
+        .host("www.mango.com")
+        .rule(Rule::prefix("/public").backend(&app))]))
+    .await;
+    // Only `/public` of the backend is exposed; these are `/secret` there.
+    for path in [
+        "/public/..%2fsecret",
+        "/public/..;/secret",
+        "/public/%2e%2e/secret",
+        "/public/..\\secret",
+    ] {
+        let status = raw_get(&proxy, "www.mango.com", path).await;
+        assert_eq!(status, Some(400), "{path} must be refused");
+    }
+    assert_eq!(
+        app.requests(),
+        0,
+        "a path outside /public reached the backend"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_every_origin_reads_under_the_same_rule_is_served_unchanged() {
+    let (proxy, public, admin) = public_and_guarded_admin().await;
+    for path in [
+        "/public/a%20b",
+        "/public/x;v=1",
+        "/public/a%2fb",
+        "/public/a%5Cb",
+        "/public/%61dmin",
+        "/public/./x",
+        "/public//x",
+        "/public/x/..%2fy",
+        "/public/admin/..;/x",
+    ] {
+        let reply = proxy.get("www.mango.com", path).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {:?}", reply.text());
+        let echo = reply.echo();
+        assert_eq!(echo.backend, "public", "{path}");
+        assert_eq!(echo.uri, path, "{path} is forwarded as sent");
+    }
+    assert_eq!(
+        raw_get(&proxy, "www.mango.com", "/public/a\\b").await,
+        Some(200)
+    );
+    assert_eq!(public.requests(), 10);
+    assert_eq!(admin.requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tricky_path_too_long_to_read_every_way_is_400_where_rules_split_by_path() {
+    let (proxy, public, _admin) = public_and_guarded_admin().await;
+    // Every trick at once, 4 KiB long: 32 readings of it are too many.
+    let tricky = format!("/public/{}%2f;x\\y//z", "a".repeat(4096));
+    let plain = format!("/public/{}", "a".repeat(4096));
+    assert_eq!(raw_get(&proxy, "www.mango.com", &tricky).await, Some(400));
+    assert_eq!(raw_get(&proxy, "www.mango.com", &plain).await, Some(200));
+    // One rule for every path: no reading can select another.
+    assert_eq!(raw_get(&proxy, "open.mango.com", &tricky).await, Some(200));
+    assert_eq!(public.requests(), 2);
+}

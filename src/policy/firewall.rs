@@ -5,7 +5,7 @@
 //! request against it. Must not: parse configuration per request, or decide
 //! who the client is (that is `policy::client`).
 
-mod readings;
+pub(crate) mod readings;
 
 use std::net::IpAddr;
 

@@ -157,12 +157,19 @@ fn route(conn: &Connection, req: &Request<Incoming>) -> Result<RequestCtx, Proxy
         ProxyError::BadRequest
     })?;
     let host_str = host.as_ref().and_then(|h| h.to_str().ok());
-    // One table load; only the rule's Arc outlives it.
+    // One table load; only the rule's Arc outlives it. A path an origin
+    // may read as one another rule selects is refused (fail closed), so
+    // no rule's policies can be skipped by writing the path differently.
     let (prefix_len, rule) = {
         let table = conn.shared.table.load();
-        let (prefix_len, rule) = table
-            .lookup(host_str, req.method(), req.uri().path(), req.headers())
-            .ok_or(ProxyError::NoRoute)?;
+        let path = req.uri().path();
+        let found = table
+            .lookup_unambiguous(host_str, req.method(), path, req.headers())
+            .map_err(|ambiguous| {
+                debug!(peer = %conn.peer, reason = ambiguous.reason(), path, "ambiguous path");
+                ProxyError::BadRequest
+            })?;
+        let (prefix_len, rule) = found.ok_or(ProxyError::NoRoute)?;
         (prefix_len.unwrap_or(0), rule.clone())
     };
     // The client is the peer, or behind trusted proxies the right-most

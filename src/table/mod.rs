@@ -30,7 +30,8 @@ use crate::api::LoadBalancerRouteSpec;
 use crate::balance::EndpointState;
 use crate::health::passive::Tracked;
 use crate::health::{Passive, Probe};
-use crate::matching::{request_host, RequestMatch};
+use crate::matching::{request_host, PathMatcher, RequestMatch};
+use crate::policy::firewall::readings;
 use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
 
@@ -61,6 +62,56 @@ pub struct RouteTable {
 #[derive(Debug, Default)]
 struct HostRules {
     entries: Vec<(RequestMatch, Arc<Rule>)>,
+}
+
+impl HostRules {
+    /// The first (best) entry matching the request.
+    fn find(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<Found<'_>> {
+        self.entries
+            .iter()
+            .find(|(m, _)| m.matches(method, path, headers))
+            .map(|(m, rule)| (m.prefix_len(), rule))
+    }
+
+    /// Whether the rule `path` selects cannot depend on it: every entry
+    /// matches any path starting with `/` (`Prefix /`), as every reading
+    /// of such a path does, so only method and headers choose.
+    fn ignore_path(&self, path: &str) -> bool {
+        path.starts_with('/')
+            && self
+                .entries
+                .iter()
+                .all(|(m, _)| matches!(&m.path, PathMatcher::Prefix(p) if p.is_empty()))
+    }
+}
+
+/// A rule a request selects, with the length of the path prefix its match
+/// matched when that match is a `Prefix` match.
+pub type Found<'a> = (Option<usize>, &'a Arc<Rule>);
+
+/// Why [`RouteTable::lookup_unambiguous`] refused a path (the client
+/// gets 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmbiguousPath {
+    /// Some origin may read the path as one that selects another rule, or
+    /// no rule where the path as sent selects one (or the reverse):
+    /// `/public/..%2fadmin`, `/public/..;/admin`, `/public/../admin`.
+    OtherRule,
+    /// The path is not plain and too long to read every way (the
+    /// `readings` budget: 64 KiB read over all readings, so about 2 KiB
+    /// with every kind of trick in it, 32 KiB with `%` alone); refused
+    /// only on hosts whose rules split by path.
+    TooLong,
+}
+
+impl AmbiguousPath {
+    /// A short, stable label for logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            AmbiguousPath::OtherRule => "path_selects_other_rule",
+            AmbiguousPath::TooLong => "path_too_long_to_read",
+        }
+    }
 }
 
 /// A compiled rule: where its matching requests go.
@@ -205,17 +256,55 @@ impl RouteTable {
         method: &Method,
         path: &str,
         headers: &HeaderMap,
-    ) -> Option<(Option<usize>, &Arc<Rule>)> {
+    ) -> Option<Found<'_>> {
+        self.rules_for(host)?.find(method, path, headers)
+    }
+
+    /// Like [`lookup`](Self::lookup), for serving: a path some origin may
+    /// read as a path that another rule selects, or that no rule selects
+    /// (or the reverse), is refused rather than routed by how it is
+    /// written; otherwise `/public/..%2fadmin` would reach an origin that
+    /// reads `/admin` without the `/admin` rule's policies. Every reading
+    /// of the path (see `policy::firewall::readings`) must select the same
+    /// rule as the path itself. A plain path, or a host whose every rule
+    /// matches any path, costs one lookup and no allocation.
+    pub fn lookup_unambiguous(
+        &self,
+        host: Option<&str>,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Option<Found<'_>>, AmbiguousPath> {
+        let Some(rules) = self.rules_for(host) else {
+            return Ok(None);
+        };
+        let found = rules.find(method, path, headers);
+        if readings::is_plain(path) || rules.ignore_path(path) {
+            return Ok(found);
+        }
+        let chosen = found.map(|(_, rule)| Arc::as_ptr(rule));
+        let mut other_rule = false;
+        let refused = readings::any_reading(path, |read| {
+            other_rule = rules
+                .find(method, read, headers)
+                .map(|(_, rule)| Arc::as_ptr(rule))
+                != chosen;
+            other_rule
+        });
+        match (refused, other_rule) {
+            (false, _) => Ok(found),
+            (true, true) => Err(AmbiguousPath::OtherRule),
+            (true, false) => Err(AmbiguousPath::TooLong),
+        }
+    }
+
+    /// The rules of the most specific host a request's host names: exact,
+    /// then the longest wildcard suffix, then routes without hosts.
+    fn rules_for(&self, host: Option<&str>) -> Option<&HostRules> {
         let mut buf = [0u8; 253];
         let host = host.and_then(|h| request_host(h, &mut buf));
-        let rules = host
-            .and_then(|h| self.host_rules(h))
-            .or(self.any_host.as_ref())?;
-        rules
-            .entries
-            .iter()
-            .find(|(m, _)| m.matches(method, path, headers))
-            .map(|(m, rule)| (m.prefix_len(), rule))
+        host.and_then(|h| self.host_rules(h))
+            .or(self.any_host.as_ref())
     }
 
     fn host_rules(&self, host: &str) -> Option<&HostRules> {

@@ -1,4 +1,5 @@
-//! How origins may read a request path, for `denyPaths`.
+//! How origins may read a request path, for `denyPaths` and for route
+//! selection (`table`), which must not depend on how the origin reads it.
 //!
 //! Origins disagree on what a path names. Python's WSGI and nginx decode
 //! `%2F` into a separator; Windows servers also split on `\`; Tomcat and
@@ -41,7 +42,7 @@ const MAX_READ_BYTES: usize = 64 * 1024;
 
 /// Whether `denied` holds for any reading of `path`; true, too, when
 /// `path` is too long to read every way (see [`MAX_READ_BYTES`]).
-pub(super) fn any_reading(path: &str, mut denied: impl FnMut(&str) -> bool) -> bool {
+pub(crate) fn any_reading(path: &str, mut denied: impl FnMut(&str) -> bool) -> bool {
     if is_plain(path) {
         return denied(path);
     }
@@ -66,7 +67,9 @@ pub(super) fn any_reading(path: &str, mut denied: impl FnMut(&str) -> bool) -> b
 
 /// Whether every reading of `path` is `path` itself: no `%`, `;` or `\`,
 /// and no empty (`//`), `.` or `..` segment (a trailing `/` is fine).
-fn is_plain(path: &str) -> bool {
+/// A scan, no allocation: callers check it before [`any_reading`] to keep
+/// plain paths at one judgement.
+pub(crate) fn is_plain(path: &str) -> bool {
     if path.bytes().any(|b| matches!(b, b'%' | b';' | b'\\')) {
         return false;
     }
