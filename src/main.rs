@@ -73,6 +73,10 @@ struct ServeArgs {
     /// X-Real-IP as one variable).
     #[arg(long)]
     underscores_in_headers: bool,
+    /// Longest request target (path and query) a client may send: bytes or
+    /// a quantity (8Ki). Past it the answer is 414.
+    #[arg(long, default_value = "8Ki", value_parser = parse_uri_limit)]
+    max_uri_bytes: usize,
 }
 
 impl ServeArgs {
@@ -88,6 +92,7 @@ impl ServeArgs {
             max_request_header_bytes: self.max_request_header_bytes,
             client_header_timeout: self.client_header_timeout,
             underscores_in_headers: self.underscores_in_headers,
+            max_uri_bytes: self.max_uri_bytes,
         }
     }
 }
@@ -95,11 +100,21 @@ impl ServeArgs {
 /// `--max-request-header-bytes`: a size of at least 8 KiB (hyper's
 /// smallest HTTP/1.1 read buffer).
 fn parse_head_limit(text: &str) -> Result<usize, String> {
+    parse_size_from(text, 8 * 1024, "8Ki")
+}
+
+/// `--max-uri-bytes`: a size of at least 1 KiB.
+fn parse_uri_limit(text: &str) -> Result<usize, String> {
+    parse_size_from(text, 1024, "1Ki")
+}
+
+/// A size in bytes or a quantity (`32Ki`), at least `min` (`min_text`).
+fn parse_size_from(text: &str, min: usize, min_text: &str) -> Result<usize, String> {
     let quantity = k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(text.into());
     let bytes = parse_quantity(&quantity).map_err(|err| err.to_string())?;
     match usize::try_from(bytes) {
-        Ok(bytes) if bytes >= 8 * 1024 => Ok(bytes),
-        _ => Err(format!("{text:?} is not a size from 8Ki up")),
+        Ok(bytes) if bytes >= min => Ok(bytes),
+        _ => Err(format!("{text:?} is not a size from {min_text} up")),
     }
 }
 

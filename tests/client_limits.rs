@@ -1,5 +1,5 @@
 //! What the proxy allows a client before its request reaches a rule: the
-//! size of a request head (431), a valid Host (400), the time to the first
+//! size of a request head (431) and of its target (414), a valid Host (400), the time to the first
 //! request (silent connections closed), the connection caps (global and per
 //! client IP), headers with underscores in their names, and how a request
 //! with both Content-Length and Transfer-Encoding is read. Requests hyper's
@@ -59,6 +59,35 @@ async fn the_request_head_limit_is_configurable() {
     assert_eq!(status, Some(200), "48 KiB under a 64 KiB limit");
     let status = raw_status(proxy.addr, &get_with_header(80 * 1024)).await;
     assert_eq!(status, Some(431), "80 KiB over a 64 KiB limit");
+}
+
+/// `GET` of a path `len` bytes long, closing the connection after the answer.
+fn get_path_of(len: usize) -> Vec<u8> {
+    let path = format!("/x/{}", "a".repeat(len - 3));
+    format!("GET {path} HTTP/1.1\r\nHost: www.mango.com\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_target_over_the_uri_limit_is_414() {
+    let (backend, proxy) = echo_proxy(ServeOptions::default()).await;
+    let status = raw_status(proxy.addr, &get_path_of(9 * 1024)).await;
+    assert_eq!(status, Some(414), "a 9 KiB path over the default 8 KiB");
+    assert_eq!(backend.requests(), 0, "an over-long target was forwarded");
+    let status = raw_status(proxy.addr, &get_path_of(8 * 1024)).await;
+    assert_eq!(status, Some(200), "an 8 KiB path is within the default");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_uri_limit_is_configurable() {
+    let options = ServeOptions {
+        max_uri_bytes: 2 * 1024,
+        ..ServeOptions::default()
+    };
+    let (_backend, proxy) = echo_proxy(options).await;
+    let status = raw_status(proxy.addr, &get_path_of(2 * 1024)).await;
+    assert_eq!(status, Some(200), "2 KiB at a 2 KiB limit");
+    let status = raw_status(proxy.addr, &get_path_of(3 * 1024)).await;
+    assert_eq!(status, Some(414), "3 KiB over a 2 KiB limit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,6 +452,8 @@ async fn the_client_limit_flags_set_the_binarys_limits() {
         "--max-connections-per-ip",
         "50",
         "--underscores-in-headers",
+        "--max-uri-bytes",
+        "2Ki",
     ];
     let binary = Binary::ready(&routes, &flags).await;
     let (listen, client) = (binary.listen, http1_client());
@@ -434,6 +465,7 @@ async fn the_client_limit_flags_set_the_binarys_limits() {
         raw_status(listen, &get_with_header(8 * 1024)).await,
         Some(200)
     );
+    assert_eq!(raw_status(listen, &get_path_of(3 * 1024)).await, Some(414));
     let mut silent = RawConn::connect(listen).await;
     silent.wait_closed().await;
     let req = Request::get(format!("http://{listen}/x"))

@@ -22,14 +22,21 @@ pub enum ProxyError {
     /// The request could not be understood (e.g. an unusable URI).
     #[error("malformed request")]
     BadRequest,
+    /// The request target is longer than `--max-uri-bytes`.
+    #[error("request URI over the limit")]
+    UriTooLong,
+    /// Some reading of the path (as a backend may decode it) selects
+    /// another rule, or none, than the path as sent.
+    #[error("the path names another rule for some backends")]
+    AmbiguousPath,
     /// CONNECT: switchyard is a reverse proxy, not a forward-proxy tunnel.
     #[error("CONNECT is not supported")]
     MethodNotAllowed,
     /// The matched rule has no endpoint to send to.
     #[error("no endpoint available: {0}")]
     NoEndpoint(std::sync::Arc<str>),
-    /// The matched rule has endpoints, but every one is failing its health
-    /// checks or is ejected.
+    /// The matched rule has endpoints, but every one is failing its
+    /// active health checks.
     #[error("no healthy endpoint")]
     NoHealthyEndpoint,
     /// Connecting to the backend failed (refused, unreachable).
@@ -120,6 +127,8 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute
             | ProxyError::BadRequest
+            | ProxyError::UriTooLong
+            | ProxyError::AmbiguousPath
             | ProxyError::MethodNotAllowed
             | ProxyError::Forbidden(_)
             | ProxyError::RateLimited { .. }
@@ -159,9 +168,11 @@ impl ProxyError {
             // A client that left mid-body reads nothing; one that only
             // half-closed learns its request was cut (nginx logs 400 for
             // a body the client stopped sending, too).
-            ProxyError::BadRequest | ProxyError::BadBody | ProxyError::ClientGone => {
-                StatusCode::BAD_REQUEST
-            }
+            ProxyError::BadRequest
+            | ProxyError::AmbiguousPath
+            | ProxyError::BadBody
+            | ProxyError::ClientGone => StatusCode::BAD_REQUEST,
+            ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
             ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoEndpoint(_) | ProxyError::NoHealthyEndpoint => {
@@ -182,6 +193,8 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute => "no_route",
             ProxyError::BadRequest => "bad_request",
+            ProxyError::UriTooLong => "uri_too_long",
+            ProxyError::AmbiguousPath => "ambiguous_path",
             ProxyError::MethodNotAllowed => "method_not_allowed",
             ProxyError::NoEndpoint(_) => "no_endpoint",
             ProxyError::NoHealthyEndpoint => "no_healthy_endpoint",
@@ -204,6 +217,10 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute => "no route for this host and path\n",
             ProxyError::BadRequest => "malformed request\n",
+            ProxyError::UriTooLong => "request URI too long\n",
+            ProxyError::AmbiguousPath => {
+                "bad request: backends may read this path under another route\n"
+            }
             ProxyError::MethodNotAllowed => "CONNECT is not supported\n",
             ProxyError::NoEndpoint(_) => "no endpoint available for this route\n",
             ProxyError::NoHealthyEndpoint => "no healthy endpoint for this route\n",

@@ -69,6 +69,9 @@ pub struct ServeOptions {
     /// (`--client-body-timeout`, nginx's `client_body_timeout`); past it
     /// the client gets 408 and the backend's request is aborted.
     pub client_body_timeout: Duration,
+    /// Longest request target (path and query) accepted
+    /// (`--max-uri-bytes`, nginx's 8 KiB request line); past it 414.
+    pub max_uri_bytes: usize,
 }
 
 impl Default for ServeOptions {
@@ -83,6 +86,7 @@ impl Default for ServeOptions {
             connect_timeout: Duration::from_secs(5),
             trusted_proxies: TrustedProxies::default(),
             client_body_timeout: Duration::from_secs(60),
+            max_uri_bytes: 8 * 1024,
         }
     }
 }
@@ -107,6 +111,7 @@ pub async fn serve(
         closing: close_rx.clone(),
         tunnels: tunnels.clone(),
         client_body_timeout: options.client_body_timeout,
+        max_uri_bytes: options.max_uri_bytes,
         underscores_in_headers: options.underscores_in_headers,
     });
     let builder = connection_builder(&options);

@@ -54,6 +54,9 @@ pub struct Shared {
     pub tunnels: TaskTracker,
     /// Longest pause between two reads of a client's request body.
     pub client_body_timeout: std::time::Duration,
+    /// Longest request target (path and query; absolute-form: with the
+    /// authority) accepted; past it 414 (`--max-uri-bytes`).
+    pub max_uri_bytes: usize,
     /// Whether request headers with `_` in their names are forwarded
     /// (`--underscores-in-headers`); by default they are dropped.
     pub underscores_in_headers: bool,
@@ -148,6 +151,9 @@ fn route(conn: &Connection, req: &Request<Incoming>) -> Result<RequestCtx, Proxy
         // A forward-proxy tunnel, not a request for a route.
         return Err(ProxyError::MethodNotAllowed);
     }
+    if uri_len(req.uri()) > conn.shared.max_uri_bytes {
+        return Err(ProxyError::UriTooLong);
+    }
     // One host per request, used for matching, redirects, Host and
     // X-Forwarded-Host: an absolute-form or HTTP/2 authority wins over the
     // Host header (RFC 9112 §3.2.2). A missing, doubled or malformed one
@@ -167,7 +173,7 @@ fn route(conn: &Connection, req: &Request<Incoming>) -> Result<RequestCtx, Proxy
             .lookup_unambiguous(host_str, req.method(), path, req.headers())
             .map_err(|ambiguous| {
                 debug!(peer = %conn.peer, reason = ambiguous.reason(), path, "ambiguous path");
-                ProxyError::BadRequest
+                ProxyError::AmbiguousPath
             })?;
         let (prefix_len, rule) = found.ok_or(ProxyError::NoRoute)?;
         (prefix_len.unwrap_or(0), rule.clone())
@@ -189,6 +195,13 @@ fn route(conn: &Connection, req: &Request<Incoming>) -> Result<RequestCtx, Proxy
         prefix_len,
         started,
     })
+}
+
+/// The request target's length as sent: path and query, and the
+/// authority of an absolute-form (or HTTP/2) target. No allocation.
+fn uri_len(uri: &http::Uri) -> usize {
+    uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
 }
 
 /// The admit phase: the rule's firewall, rate limit and body limit, in

@@ -35,6 +35,8 @@ async fn each_error_knows_its_side_retryability_and_status() {
     let cases: Vec<(ProxyError, Side, bool, bool, u16, &str)> = vec![
         (ProxyError::NoRoute, C, false, false, 404, "no_route"),
         (ProxyError::BadRequest, C, false, false, 400, "bad_request"),
+        (ProxyError::UriTooLong, C, false, false, 414, "uri_too_long"),
+        (ProxyError::AmbiguousPath, C, false, false, 400, "ambiguous_path"),
         (ProxyError::MethodNotAllowed, C, false, false, 405, "method_not_allowed"),
         (ProxyError::NoEndpoint("none".into()), P, false, false, 503, "no_endpoint"),
         (ProxyError::NoHealthyEndpoint, U, false, false, 503, "no_healthy_endpoint"),
