@@ -77,6 +77,11 @@ struct ServeArgs {
     /// a quantity (8Ki). Past it the answer is 414.
     #[arg(long, default_value = "8Ki", value_parser = parse_uri_limit)]
     max_uri_bytes: usize,
+    /// How long a client connection may go without a new request once it
+    /// has had one; then it is shut down gracefully (HTTP/2: GOAWAY),
+    /// requests in flight finishing first.
+    #[arg(long, default_value = "75s", value_parser = parse_positive_duration)]
+    idle_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -93,6 +98,7 @@ impl ServeArgs {
             client_header_timeout: self.client_header_timeout,
             underscores_in_headers: self.underscores_in_headers,
             max_uri_bytes: self.max_uri_bytes,
+            idle_timeout: self.idle_timeout,
         }
     }
 }

@@ -284,6 +284,49 @@ async fn a_request_in_flight_is_not_cut_by_the_client_header_timeout() {
     assert_eq!(reply.status, StatusCode::OK);
 }
 
+// === idle connections ===
+
+/// Options with a short client header timeout and idle timeout.
+fn short_idle() -> ServeOptions {
+    ServeOptions {
+        idle_timeout: SHORT,
+        ..short_header_timeout()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_idle_after_its_requests_is_shut_down() {
+    let (_backend, proxy) = echo_proxy(short_idle()).await;
+    let mut conn = H2Conn::connect(proxy.addr).await;
+    assert_eq!(conn.get("www.mango.com", "/x").await.status, StatusCode::OK);
+    // It answers PINGs, but sends nothing: it must not hold its slot.
+    wait_until(
+        "the idle HTTP/2 connection to be shut down",
+        DEADLINE,
+        || std::future::ready(!conn.is_open()),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_outlives_the_idle_timeout() {
+    let (backend, mut gate) = Backend::gated("slow").await;
+    let routes = yaml(&[route("slow").rule(Rule::new().backend(&backend))]);
+    let proxy = Proxy::start_serving(RoutesLayout::File(&routes), short_idle()).await;
+    let mut conn = H2Conn::connect(proxy.addr).await;
+    let pending = tokio::spawn(async move { conn.get("www.mango.com", "/slow").await });
+    gate.arrived().await;
+    hold_for(
+        "the request in flight is still waiting for its answer",
+        SHORT * 4,
+        || std::future::ready(!pending.is_finished()),
+    )
+    .await;
+    gate.release();
+    let reply = within("the slow answer", pending).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
 // === connection caps ===
 
 const GET_CLOSE: &[u8] = b"GET /x HTTP/1.1\r\nHost: www.mango.com\r\nConnection: close\r\n\r\n";
@@ -454,6 +497,8 @@ async fn the_client_limit_flags_set_the_binarys_limits() {
         "--underscores-in-headers",
         "--max-uri-bytes",
         "2Ki",
+        "--idle-timeout",
+        "90s",
     ];
     let binary = Binary::ready(&routes, &flags).await;
     let (listen, client) = (binary.listen, http1_client());

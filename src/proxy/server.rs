@@ -12,7 +12,6 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::task::TaskTracker;
@@ -72,6 +71,10 @@ pub struct ServeOptions {
     /// Longest request target (path and query) accepted
     /// (`--max-uri-bytes`, nginx's 8 KiB request line); past it 414.
     pub max_uri_bytes: usize,
+    /// How long a client connection may go without a new request once it
+    /// has had one (`--idle-timeout`); then it is shut down gracefully
+    /// (HTTP/2: GOAWAY), requests in flight finishing first.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -87,6 +90,7 @@ impl Default for ServeOptions {
             trusted_proxies: TrustedProxies::default(),
             client_body_timeout: Duration::from_secs(60),
             max_uri_bytes: 8 * 1024,
+            idle_timeout: Duration::from_secs(75),
         }
     }
 }
@@ -115,7 +119,10 @@ pub async fn serve(
         underscores_in_headers: options.underscores_in_headers,
     });
     let builder = connection_builder(&options);
-    let graceful = GracefulShutdown::new();
+    // Flipped when shutdown begins: every connection finishes its requests
+    // in flight and closes (HTTP/2: GOAWAY).
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let connections = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let per_ip = PerIp::new(options.max_connections_per_ip);
     info!(addr = %listener.local_addr()?, "proxy listening");
@@ -166,19 +173,22 @@ pub async fn serve(
             _permit: permit,
             _ip_slot: ip_slot,
         });
-        let first_request = first_request_deadline(conn.clone(), options.client_header_timeout);
-        spawn_connection(
-            &builder,
-            &graceful,
-            &close_rx,
-            stream,
-            peer,
-            conn,
-            first_request,
+        let idle = idle_deadline(
+            conn.clone(),
+            options.client_header_timeout,
+            options.idle_timeout,
         );
+        let signals = Signals {
+            draining: drain_rx.clone(),
+            closing: close_rx.clone(),
+        };
+        connections.spawn(serve_connection(
+            &builder, signals, stream, peer, conn, idle,
+        ));
     }
     drop(listener);
-    drain(graceful, tunnels, options.drain_timeout).await;
+    let _ = drain_tx.send(true);
+    drain(connections, tunnels, options.drain_timeout).await;
     let _ = close_tx.send(true);
     Ok(())
 }
@@ -226,27 +236,53 @@ fn connection_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Resolves `timeout` after accept if the connection has had no request by
-/// then (silent, part of an HTTP/2 preface, an unfinished head); never once
-/// it has.
-async fn first_request_deadline(conn: Arc<Connection>, timeout: Duration) {
-    tokio::time::sleep(timeout).await;
-    if conn.requested.load(Ordering::Relaxed) {
-        std::future::pending::<()>().await;
+/// When a connection has gone quiet for too long, as [`idle_deadline`]
+/// found it.
+enum Quiet {
+    /// No request within the client header timeout of accept (silent, part
+    /// of an HTTP/2 preface, an unfinished head): closed at once.
+    NeverAsked,
+    /// No new request for the idle timeout: shut down gracefully.
+    Idle,
+}
+
+/// Resolves when the connection has gone quiet: no request within
+/// `header_timeout` of accept, or, once it has had one, none during an
+/// `idle_timeout` interval (so idle for between one and two of them).
+/// Requests only set a flag ([`Connection::requested`]); this task reads
+/// and clears it, so a request costs no timer.
+async fn idle_deadline(conn: Arc<Connection>, header_timeout: Duration, idle: Duration) -> Quiet {
+    tokio::time::sleep(header_timeout).await;
+    if !conn.requested.swap(false, Ordering::Relaxed) {
+        return Quiet::NeverAsked;
+    }
+    loop {
+        tokio::time::sleep(idle).await;
+        if !conn.requested.swap(false, Ordering::Relaxed) {
+            return Quiet::Idle;
+        }
     }
 }
 
-/// Serves one accepted connection in its own task, watched by the graceful
-/// shutdown, closed at the drain deadline or when `first_request` resolves.
-fn spawn_connection(
+/// What a connection's task watches besides its connection.
+struct Signals {
+    /// True once shutdown has begun: finish what is in flight, then close.
+    draining: watch::Receiver<bool>,
+    /// True at the drain deadline: close now.
+    closing: watch::Receiver<bool>,
+}
+
+/// Serves one accepted connection until it ends, is closed at the drain
+/// deadline or as never asked, or is shut down gracefully (requests in
+/// flight finish; HTTP/2 sends GOAWAY) when idle or draining.
+fn serve_connection(
     builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    closing: &watch::Receiver<bool>,
+    mut signals: Signals,
     stream: TcpStream,
     peer: SocketAddr,
     conn: Arc<Connection>,
-    first_request: impl Future<Output = ()> + Send + 'static,
-) {
+    quiet: impl Future<Output = Quiet> + Send + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
     if let Err(err) = stream.set_nodelay(true) {
         debug!(error = %err, "could not set TCP_NODELAY");
     }
@@ -254,30 +290,49 @@ fn spawn_connection(
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), service)
         .into_owned();
-    let connection = graceful.watch(connection);
-    let mut closing = closing.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            served = connection => if let Err(err) = served {
-                debug!(%peer, error = %err, "connection ended with an error");
-            },
-            _ = closing.wait_for(|close| *close) => {
-                debug!(%peer, "connection closed at the drain deadline");
-            }
-            () = first_request => {
-                debug!(%peer, "connection closed: no request within the client header timeout");
+    async move {
+        tokio::pin!(connection, quiet);
+        let mut winding_down = false;
+        loop {
+            tokio::select! {
+                served = connection.as_mut() => {
+                    if let Err(err) = served {
+                        debug!(%peer, error = %err, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = signals.closing.wait_for(|close| *close) => {
+                    debug!(%peer, "connection closed at the drain deadline");
+                    return;
+                }
+                _ = signals.draining.wait_for(|drain| *drain), if !winding_down => {
+                    connection.as_mut().graceful_shutdown();
+                    winding_down = true;
+                }
+                why = &mut quiet, if !winding_down => match why {
+                    Quiet::NeverAsked => {
+                        debug!(%peer, "connection closed: no request within the client header timeout");
+                        return;
+                    }
+                    Quiet::Idle => {
+                        debug!(%peer, "idle connection shut down");
+                        connection.as_mut().graceful_shutdown();
+                        winding_down = true;
+                    }
+                },
             }
         }
-    });
+    }
 }
 
 /// Waits for in-flight requests and open tunnels to finish, for at most
 /// `timeout`.
-async fn drain(graceful: GracefulShutdown, tunnels: TaskTracker, timeout: Duration) {
+async fn drain(connections: TaskTracker, tunnels: TaskTracker, timeout: Duration) {
     info!("proxy stopped accepting; draining in-flight requests");
+    connections.close();
     tunnels.close();
     let drained = async {
-        graceful.shutdown().await;
+        connections.wait().await;
         tunnels.wait().await;
     };
     tokio::select! {

@@ -73,8 +73,10 @@ pub struct Connection {
     /// Whether the peer is a trusted proxy: only then is `X-Forwarded-For`
     /// read to find the client.
     pub peer_trusted: bool,
-    /// Set by the connection's first request: until then the client
-    /// header timeout, counted from accept, may close the connection.
+    /// Set by each request, cleared by the connection's quiet watch
+    /// (`idle_deadline` in `server.rs`): a connection with no request
+    /// within the client header timeout of accept is closed, and one with
+    /// none for an idle timeout is shut down gracefully.
     pub requested: AtomicBool,
     /// The connection's place under the connection cap, held until the
     /// connection and any tunnel upgraded from it have ended.

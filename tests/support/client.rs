@@ -222,6 +222,11 @@ impl H2Conn {
         H2Conn { sender }
     }
 
+    /// True while the connection is usable (no GOAWAY, not closed).
+    pub fn is_open(&self) -> bool {
+        !self.sender.is_closed()
+    }
+
     /// Sends `req` and collects the response.
     pub async fn send(&mut self, req: Request<TestBody>) -> Reply {
         within("h2 connection ready", self.sender.ready())
