@@ -248,7 +248,7 @@ enum Quiet {
 
 /// Resolves when the connection has gone quiet: no request within
 /// `header_timeout` of accept, or, once it has had one, none during an
-/// `idle_timeout` interval (so idle for between one and two of them).
+/// `idle` interval (so idle for between one and two of them).
 /// Requests only set a flag ([`Connection::requested`]); this task reads
 /// and clears it, so a request costs no timer.
 async fn idle_deadline(conn: Arc<Connection>, header_timeout: Duration, idle: Duration) -> Quiet {
