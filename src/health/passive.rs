@@ -46,13 +46,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The outcome of a forwarded request from what waiting for its
-    /// response head gave: a response below 500 is a success; a 5xx, a
-    /// client error (connect, reset, garbage) or a timeout is a failure.
-    pub fn of<B, E, T>(result: &Result<Result<http::Response<B>, E>, T>) -> Outcome {
-        match result {
-            Ok(Ok(response)) if !response.status().is_server_error() => Outcome::Success,
-            _ => Outcome::Failure,
+    /// The outcome of a request the backend answered with `status`: below
+    /// 500 a success, a 5xx a failure. (A try that got no answer fails when
+    /// the backend's side is to blame; the proxy decides that.)
+    pub fn of_status(status: http::StatusCode) -> Outcome {
+        if status.is_server_error() {
+            Outcome::Failure
+        } else {
+            Outcome::Success
         }
     }
 }

@@ -43,11 +43,41 @@ fn ambiguous_length(headers: &HeaderMap) -> bool {
 /// What a try tells passive health: a response below 500 is a success; a
 /// 5xx or a failure of the backend's side (connect, reset, garbage,
 /// timeout) is a failure; a failure of the client's side is nothing.
-pub(super) fn passive_outcome(result: &Result<Response<Incoming>, ProxyError>) -> Option<Outcome> {
+pub(super) fn passive_outcome<B>(result: &Result<Response<B>, ProxyError>) -> Option<Outcome> {
     match result {
-        Ok(response) if response.status().is_server_error() => Some(Outcome::Failure),
-        Ok(_) => Some(Outcome::Success),
+        Ok(response) => Some(Outcome::of_status(response.status())),
         Err(err) if err.side() == Side::Upstream => Some(Outcome::Failure),
         Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(code: u16) -> Result<Response<()>, ProxyError> {
+        Ok(Response::builder().status(code).body(()).unwrap())
+    }
+
+    #[test]
+    fn the_backend_is_judged_by_its_answer_or_its_failure_never_by_the_clients() {
+        let judged = |result| passive_outcome::<()>(&result);
+        assert_eq!(judged(answered(200)), Some(Outcome::Success));
+        assert_eq!(judged(answered(404)), Some(Outcome::Success));
+        assert_eq!(judged(answered(500)), Some(Outcome::Failure));
+        assert_eq!(judged(answered(503)), Some(Outcome::Failure));
+        assert_eq!(judged(Err(ProxyError::Timeout)), Some(Outcome::Failure));
+        assert_eq!(
+            judged(Err(ProxyError::AmbiguousResponse)),
+            Some(Outcome::Failure)
+        );
+        for client in [
+            ProxyError::BodyTooLarge,
+            ProxyError::BadBody,
+            ProxyError::ClientGone,
+            ProxyError::BodyTimeout,
+        ] {
+            assert_eq!(judged(Err(client)), None);
+        }
     }
 }
