@@ -197,13 +197,7 @@ impl Balancing {
                 last_resort = Some(i);
             }
         }
-        let chosen = match first_where(targets, |t| t.state.is_available_at(cx.now)) {
-            Some(i) => i,
-            None => trial(
-                targets,
-                last_resort.or_else(|| first_where(targets, is_last_resort))?,
-            ),
-        };
+        let chosen = available_or_last_resort(targets, cx.now, |_| true, last_resort)?;
         Some(self.picked(targets, chosen))
     }
 
@@ -227,13 +221,7 @@ impl<'t> Picked<'t> {
         now: Instant,
         keep: impl Fn(&Target) -> bool,
     ) -> Option<Picked<'t>> {
-        let i = match first_where(targets, |t| keep(t) && t.state.is_available_at(now)) {
-            Some(i) => i,
-            None => trial(
-                targets,
-                first_where(targets, |t| keep(t) && is_last_resort(t))?,
-            ),
-        };
+        let i = available_or_last_resort(targets, now, keep, None)?;
         Some(Picked {
             target: &targets[i],
             set_cookie: None,
@@ -255,11 +243,22 @@ fn is_last_resort(target: &Target) -> bool {
     target.state.is_healthy()
 }
 
-/// `i`, marked as a trial of an ejected endpoint: its success ends the
-/// ejection.
-fn trial(targets: &[Target], i: usize) -> usize {
+/// Among the endpoints with a weight that `keep` accepts: the first
+/// available at `now`; failing that, `preferred` (the balancer's choice)
+/// or the first that is only ejected, marked as a trial (its success ends
+/// the ejection). `None` when every such endpoint fails its active checks.
+fn available_or_last_resort(
+    targets: &[Target],
+    now: Instant,
+    keep: impl Fn(&Target) -> bool,
+    preferred: Option<usize>,
+) -> Option<usize> {
+    if let Some(i) = first_where(targets, |t| keep(t) && t.state.is_available_at(now)) {
+        return Some(i);
+    }
+    let i = preferred.or_else(|| first_where(targets, |t| keep(t) && is_last_resort(t)))?;
     targets[i].state.begin_trial();
-    i
+    Some(i)
 }
 
 impl StickyCookies {
