@@ -234,20 +234,15 @@ fn short_header_timeout() -> ServeOptions {
     }
 }
 
-/// The HTTP/2 connection preface.
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// An empty SETTINGS frame.
-const SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_never_completes_a_request_head_is_closed() {
     let (_backend, proxy) = echo_proxy(short_header_timeout()).await;
     let cases: [(&str, Vec<u8>); 4] = [
         ("nothing sent", Vec::new()),
-        ("half the HTTP/2 preface", PREFACE[..12].to_vec()),
+        ("half the HTTP/2 preface", H2_PREFACE[..12].to_vec()),
         (
             "the HTTP/2 preface, no request",
-            [PREFACE, SETTINGS].concat(),
+            [H2_PREFACE, &h2_frame(H2_SETTINGS, 0, 0, &[])].concat(),
         ),
         (
             "half an HTTP/1.1 head",

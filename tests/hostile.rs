@@ -231,10 +231,8 @@ async fn more_than_a_hundred_header_fields_are_431() {
 
 // === HTTP/2 floods ===
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
 const CONTINUATION: u8 = 0x9;
@@ -244,17 +242,6 @@ const END_HEADERS: u8 = 0x4;
 const CANCEL: u32 = 0x8;
 /// GOAWAY's ENHANCE_YOUR_CALM error code.
 const ENHANCE_YOUR_CALM: u32 = 0xb;
-
-/// One HTTP/2 frame.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut out = Vec::with_capacity(9 + payload.len());
-    out.extend_from_slice(&len.to_be_bytes()[1..]);
-    out.extend_from_slice(&[kind, flags]);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
 
 /// An HPACK integer with an `n`-bit prefix, the prefix's other bits `flags`.
 fn hpack_int(n: u32, flags: u8, mut value: usize, out: &mut Vec<u8>) {
@@ -305,8 +292,11 @@ struct Ending {
 async fn h2_attacker(proxy: &Proxy) -> (tokio::net::tcp::OwnedWriteHalf, ReadTask) {
     let tcp = TcpStream::connect(proxy.addr).await.expect("connect");
     let (read, mut write) = tcp.into_split();
-    write.write_all(PREFACE).await.unwrap();
-    write.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
+    write.write_all(H2_PREFACE).await.unwrap();
+    write
+        .write_all(&h2_frame(H2_SETTINGS, 0, 0, &[]))
+        .await
+        .unwrap();
     (write, tokio::spawn(read_frames(read)))
 }
 
@@ -357,8 +347,8 @@ async fn rapid_reset_is_cut_off_with_goaway_before_the_backend_sees_the_flood() 
         let mut bytes = Vec::new();
         for i in 0..100 {
             let id = 2 * (batch * 100 + i) + 1;
-            bytes.extend(frame(HEADERS, END_STREAM | END_HEADERS, id, &block));
-            bytes.extend(frame(RST_STREAM, 0, id, &CANCEL.to_be_bytes()));
+            bytes.extend(h2_frame(HEADERS, END_STREAM | END_HEADERS, id, &block));
+            bytes.extend(h2_frame(RST_STREAM, 0, id, &CANCEL.to_be_bytes()));
         }
         if !pushed(&mut write, &bytes).await {
             break;
@@ -381,7 +371,7 @@ async fn a_continuation_flood_is_cut_off_long_before_it_ends() {
     let (_backend, seen, proxy) = recording_proxy().await;
     let (mut write, reader) = h2_attacker(&proxy).await;
     write
-        .write_all(&frame(HEADERS, END_STREAM, 1, &get_block()))
+        .write_all(&h2_frame(HEADERS, END_STREAM, 1, &get_block()))
         .await
         .unwrap();
     // 16 KiB CONTINUATION frames of small literal headers, never ending
@@ -392,7 +382,7 @@ async fn a_continuation_flood_is_cut_off_long_before_it_ends() {
         hpack_str(b"x-c", &mut fragment);
         hpack_str(b"vvvvvvvv", &mut fragment);
     }
-    let continuation = frame(CONTINUATION, 0, 1, &fragment);
+    let continuation = h2_frame(CONTINUATION, 0, 1, &fragment);
     let mut sent = 0usize;
     while sent < 64 << 20 && pushed(&mut write, &continuation).await {
         sent += continuation.len();
@@ -418,10 +408,10 @@ async fn an_hpack_bomb_is_refused_without_reaching_the_backend() {
     hpack_str(&[b'b'; 4000], &mut block);
     block.extend(std::iter::repeat_n(0xbe, 4000)); // dynamic index 62
     write
-        .write_all(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &block))
+        .write_all(&h2_frame(HEADERS, END_STREAM | END_HEADERS, 1, &block))
         .await
         .unwrap();
-    let reply = frame(PING, 0, 0, &[0; 8]);
+    let reply = h2_frame(PING, 0, 0, &[0; 8]);
     // The stream is refused (a 431, RST_STREAM) or the connection closed.
     let ended = within("the bomb to be refused", async {
         let _ = write.write_all(&reply).await;
@@ -471,10 +461,10 @@ async fn flood_while_serving(unit: Vec<u8>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settings_flood_does_not_starve_other_clients() {
-    flood_while_serving(frame(SETTINGS, 0, 0, &[])).await;
+    flood_while_serving(h2_frame(H2_SETTINGS, 0, 0, &[])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_does_not_starve_other_clients() {
-    flood_while_serving(frame(PING, 0, 0, &[7; 8])).await;
+    flood_while_serving(h2_frame(PING, 0, 0, &[7; 8])).await;
 }

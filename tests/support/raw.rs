@@ -1,6 +1,7 @@
 //! `RawConn`: a plain TCP client for requests hyper's client will not send
-//! (bad framing, bad Host, oversized heads, slow or silent clients), and
-//! `raw_status` for the one-shot case.
+//! (bad framing, bad Host, oversized heads, slow or silent clients),
+//! `raw_status` for the one-shot case, and the HTTP/2 preface and frames
+//! (`H2_PREFACE`, `h2_frame`) for HTTP/2 written by hand.
 
 use std::net::SocketAddr;
 
@@ -113,4 +114,21 @@ pub async fn raw_status(addr: SocketAddr, request: &[u8]) -> Option<u16> {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The HTTP/2 client connection preface (RFC 9113 §3.4).
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// HTTP/2 SETTINGS frame type.
+pub const H2_SETTINGS: u8 = 0x4;
+
+/// One HTTP/2 frame: 24-bit length, type, flags, stream id, payload.
+pub fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut out = Vec::with_capacity(9 + payload.len());
+    out.extend_from_slice(&len.to_be_bytes()[1..]);
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
 }
