@@ -62,9 +62,23 @@ pub struct RouteTable {
 #[derive(Debug, Default)]
 struct HostRules {
     entries: Vec<(RequestMatch, Arc<Rule>)>,
+    /// Every entry matches any path starting with `/` (`Prefix /`): the
+    /// path never chooses among them. Found once, at compile.
+    path_blind: bool,
 }
 
 impl HostRules {
+    /// The rules of one host, `entries` best precedence first.
+    fn new(entries: Vec<(RequestMatch, Arc<Rule>)>) -> Self {
+        let path_blind = entries
+            .iter()
+            .all(|(m, _)| matches!(&m.path, PathMatcher::Prefix(p) if p.is_empty()));
+        HostRules {
+            entries,
+            path_blind,
+        }
+    }
+
     /// The first (best) entry matching the request.
     fn find(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<Found<'_>> {
         self.entries
@@ -77,11 +91,7 @@ impl HostRules {
     /// matches any path starting with `/` (`Prefix /`), as every reading
     /// of such a path does, so only method and headers choose.
     fn ignore_path(&self, path: &str) -> bool {
-        path.starts_with('/')
-            && self
-                .entries
-                .iter()
-                .all(|(m, _)| matches!(&m.path, PathMatcher::Prefix(p) if p.is_empty()))
+        path.starts_with('/') && self.path_blind
     }
 }
 

@@ -214,9 +214,7 @@ impl Assembly {
         };
         for (host, mut entries) in self.buckets {
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            let rules = HostRules {
-                entries: entries.into_iter().map(|(_, m, r)| (m, r)).collect(),
-            };
+            let rules = HostRules::new(entries.into_iter().map(|(_, m, r)| (m, r)).collect());
             match host {
                 HostKey::Exact(h) => {
                     table.exact.insert(h, rules);
