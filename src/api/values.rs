@@ -260,6 +260,12 @@ pub fn parse_address(address: &str) -> Result<Authority, AddressError> {
     Ok(authority)
 }
 
+/// RFC 3986 `unreserved`: letters, digits, `-`, `.`, `_`, `~` (a byte
+/// that means the same escaped or not).
+pub fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
 /// Splits `host:port` (or `[v6]:port`) into the host (brackets kept) and
 /// the port text after the last `:`, if any. Nothing is validated: an
 /// unclosed `[` is all host.

@@ -11,7 +11,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http::{Request, Version};
 
-use crate::api::values::X_FORWARDED_FOR;
+use crate::api::values::{is_unreserved, X_FORWARDED_FOR};
 
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -259,23 +259,10 @@ fn is_reg_name(name: &[u8]) -> bool {
 
 /// RFC 3986 `unreserved` or `sub-delims`.
 fn is_plain(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
+    is_unreserved(b)
         || matches!(
             b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
         )
 }
 

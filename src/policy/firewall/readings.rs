@@ -19,6 +19,8 @@
 //! with no `%`, `;`, `\` and no empty, `.` or `..` segment has one reading,
 //! itself, and costs a scan and no allocation.
 
+use crate::api::values::is_unreserved;
+
 /// Percent-escapes of unreserved characters are decoded (RFC 3986
 /// §6.2.2.2): `%61dmin` is `admin`, `%2e%2e` is `..`.
 const DECODE: u8 = 1;
@@ -215,7 +217,7 @@ fn decoded(rest: &[u8]) -> Option<u8> {
     };
     let hex = |b: &u8| char::from(*b).to_digit(16);
     let byte = u8::try_from(hex(hi)? * 16 + hex(lo)?).ok()?;
-    (byte.is_ascii_alphanumeric() || b"-._~".contains(&byte)).then_some(byte)
+    is_unreserved(byte).then_some(byte)
 }
 
 #[cfg(test)]
