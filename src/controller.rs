@@ -7,11 +7,10 @@
 
 use std::future::Future;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::error;
 
-use crate::listeners;
+use crate::listeners::{self, Listeners};
 use crate::proxy::ServeOptions;
 use crate::publish::{Gate, Publisher};
 use crate::shutdown::Shutdown;
@@ -47,8 +46,7 @@ pub enum Error {
 pub async fn run(
     client: kube::Client,
     options: Options,
-    listener: TcpListener,
-    admin: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let shutdown = Shutdown::new(shutdown);
@@ -63,7 +61,7 @@ pub async fn run(
         shutdown.stopped(),
     ));
     let publish_task = tokio::spawn(publisher.run(updates, shutdown.stopped()));
-    let served = listeners::serve(listener, admin, served, options.serve, &shutdown).await;
+    let served = listeners::serve(listeners, served, options.serve, &shutdown).await;
     let sourced = source_task.await.map_err(Error::Task)?;
     publish_task.await.map_err(Error::Task)?;
     if let Err(err) = &sourced {

@@ -18,6 +18,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tracing::{debug, info};
 
+use crate::listeners::Listeners;
 use crate::source::file::Files;
 use crate::standalone::{self, Error, Options};
 
@@ -27,8 +28,7 @@ const ROUTES: &str = include_str!("../examples/demo.yaml");
 /// routes until `shutdown` resolves.
 pub async fn run(
     options: Options,
-    listener: TcpListener,
-    admin: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let mut routes = ROUTES.to_owned();
@@ -47,7 +47,7 @@ pub async fn run(
         tokio::spawn(serve_backend(backend, app, std::future::pending()));
     }
     let files = Files(vec![(PathBuf::from("(built-in demo)"), Ok(routes))]);
-    standalone::run_fixed(files, options, listener, admin, shutdown).await
+    standalone::run_fixed(files, options, listeners, shutdown).await
 }
 
 /// Serves `This is the {app} application.` on every path until `shutdown`

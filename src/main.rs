@@ -15,8 +15,10 @@ use ipnet::IpNet;
 use switchyard::api::values::parse_cidr;
 use switchyard::api::values::{parse_duration, parse_quantity};
 use switchyard::controller;
+use switchyard::listeners::Listeners;
 use switchyard::policy::client::TrustedProxies;
 use switchyard::proxy::ServeOptions;
+use switchyard::snapshot::{ClientAuth, ObjectKey, TlsSettings, TlsVersion};
 use switchyard::source::kube::LeaseOptions;
 use switchyard::standalone::{self, Options};
 
@@ -82,14 +84,90 @@ struct ServeArgs {
     /// requests in flight finishing first.
     #[arg(long, default_value = "75s", value_parser = parse_positive_duration)]
     idle_timeout: Duration,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// The HTTPS flags both `run` and `controller` take.
+#[derive(Args)]
+struct TlsArgs {
+    /// Where the proxy serves HTTPS (e.g. 0.0.0.0:8443); no HTTPS without
+    /// it. Certificates come from the routes' `tls.secretName` Secrets.
+    #[arg(long)]
+    tls_listen: Option<SocketAddr>,
+    /// The certificate (a kubernetes.io/tls Secret, NAMESPACE/NAME) for
+    /// names no route's certificate covers; without it such names fail
+    /// the handshake (unrecognized_name).
+    #[arg(long, value_parser = parse_object_key)]
+    default_certificate: Option<ObjectKey>,
+    /// The oldest TLS version accepted: 1.2 or 1.3.
+    #[arg(long, default_value = "1.2", value_parser = parse_tls_version)]
+    tls_min_version: TlsVersion,
+    /// Verify client certificates against this CA bundle (NAMESPACE/NAME
+    /// of a ConfigMap or Secret with `ca.crt`).
+    #[arg(long, value_parser = parse_object_key)]
+    tls_client_ca: Option<ObjectKey>,
+    /// With --tls-client-ca: `require` a valid client certificate
+    /// (Gateway API's AllowValidOnly) or make it `optional`
+    /// (AllowInsecureFallback: none is fine, an invalid one is not).
+    #[arg(long, default_value = "require", value_parser = parse_client_auth)]
+    tls_client_auth: ClientAuth,
+    /// The port plain-HTTP requests for TLS routes are redirected to (the
+    /// HTTPS port clients see; 443 is left out of the URL).
+    #[arg(long, default_value_t = 443)]
+    https_redirect_port: u16,
+}
+
+impl TlsArgs {
+    /// The TLS listener's settings these flags set.
+    fn settings(&self) -> TlsSettings {
+        TlsSettings {
+            listener: self.tls_listen.is_some(),
+            default_certificate: self.default_certificate.clone(),
+            client_ca: self.tls_client_ca.clone(),
+            client_auth: self.tls_client_auth,
+            min_version: self.tls_min_version,
+            redirect_port: self.https_redirect_port,
+        }
+    }
+}
+
+/// `NAMESPACE/NAME`.
+fn parse_object_key(text: &str) -> Result<ObjectKey, String> {
+    match text.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!("{text:?} is not NAMESPACE/NAME")),
+    }
+}
+
+/// `1.2` or `1.3`.
+fn parse_tls_version(text: &str) -> Result<TlsVersion, String> {
+    match text {
+        "1.2" => Ok(TlsVersion::Tls12),
+        "1.3" => Ok(TlsVersion::Tls13),
+        _ => Err(format!(
+            "{text:?} is not a TLS version this proxy speaks (1.2, 1.3)"
+        )),
+    }
+}
+
+/// `require` or `optional`.
+fn parse_client_auth(text: &str) -> Result<ClientAuth, String> {
+    match text {
+        "require" => Ok(ClientAuth::Require),
+        "optional" => Ok(ClientAuth::Optional),
+        _ => Err(format!("{text:?} is neither require nor optional")),
+    }
 }
 
 impl ServeArgs {
     /// The proxy's serving options these flags set.
-    fn options(self) -> ServeOptions {
+    fn options(&self) -> ServeOptions {
         ServeOptions {
             drain_timeout: self.drain_timeout,
-            trusted_proxies: TrustedProxies::new(self.trusted_proxies),
+            trusted_proxies: TrustedProxies::new(self.trusted_proxies.iter().copied()),
             connect_timeout: self.connect_timeout,
             client_body_timeout: self.client_body_timeout,
             max_connections: self.max_connections as usize,
@@ -233,8 +311,10 @@ fn main() -> ExitCode {
                 routes: routes.clone().unwrap_or_default(),
                 reload_interval,
                 serve: serve.options(),
+                tls: serve.tls.settings(),
             };
-            block_on(run(options, routes.is_none(), listen, admin))
+            let addrs = (listen, serve.tls.tls_listen, admin);
+            block_on(run(options, routes.is_none(), addrs))
         }
         Command::Controller {
             listen,
@@ -260,10 +340,14 @@ fn main() -> ExitCode {
                         duration: Duration::from_secs(15),
                         renew_every: Duration::from_secs(5),
                     },
+                    tls: serve.tls.settings(),
                 },
                 serve: serve.options(),
             };
-            block_on(run_controller(options, listen, admin))
+            block_on(run_controller(
+                options,
+                (listen, serve.tls.tls_listen, admin),
+            ))
         }
         Command::DemoBackend { listen, name } => block_on(async move {
             let listener = TcpListener::bind(listen)
@@ -293,16 +377,12 @@ fn block_on(main: impl std::future::Future<Output = anyhow::Result<()>>) -> Exit
     }
 }
 
-async fn run_controller(
-    options: controller::Options,
-    listen: SocketAddr,
-    admin: SocketAddr,
-) -> anyhow::Result<()> {
+async fn run_controller(options: controller::Options, addrs: Addrs) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("cannot reach the Kubernetes API (in-cluster config or kubeconfig)")?;
-    let (listener, admin) = bind(listen, admin).await?;
-    controller::run(client, options, listener, admin, signal()).await?;
+    let listeners = bind(addrs).await?;
+    controller::run(client, options, listeners, signal()).await?;
     Ok(())
 }
 
@@ -326,30 +406,36 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn run(
-    options: Options,
-    demo: bool,
-    listen: SocketAddr,
-    admin: SocketAddr,
-) -> anyhow::Result<()> {
-    let (listener, admin) = bind(listen, admin).await?;
+async fn run(options: Options, demo: bool, addrs: Addrs) -> anyhow::Result<()> {
+    let listeners = bind(addrs).await?;
     if demo {
-        switchyard::demo::run(options, listener, admin, signal()).await?;
+        switchyard::demo::run(options, listeners, signal()).await?;
     } else {
-        standalone::run(options, listener, admin, signal()).await?;
+        standalone::run(options, listeners, signal()).await?;
     }
     Ok(())
 }
 
-/// Binds the proxy and admin listeners every serving command needs.
-async fn bind(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<(TcpListener, TcpListener)> {
-    let listener = TcpListener::bind(listen)
+/// `--listen`, `--tls-listen` and `--admin`.
+type Addrs = (SocketAddr, Option<SocketAddr>, SocketAddr);
+
+/// Binds the listeners every serving command needs.
+async fn bind((listen, tls, admin): Addrs) -> anyhow::Result<Listeners> {
+    let proxy = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let tls = match tls {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for HTTPS on {addr}"))?,
+        ),
+        None => None,
+    };
     let admin = TcpListener::bind(admin)
         .await
         .with_context(|| format!("cannot serve admin on {admin}"))?;
-    Ok((listener, admin))
+    Ok(Listeners { proxy, tls, admin })
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -21,7 +21,9 @@ use tracing::{error, info, warn};
 
 use crate::api::LoadBalancerRouteStatus;
 use crate::health::Probe;
-use crate::snapshot::{DesiredStatus, Diagnostic, DiagnosticKey, ObjectKey, SourceUpdate};
+use crate::snapshot::{
+    DesiredStatus, Diagnostic, DiagnosticKey, ObjectKey, SourceUpdate, TlsSettings,
+};
 use crate::source::file;
 use crate::table::{compile, RouteStatus, RouteTable, SharedTable};
 
@@ -291,7 +293,7 @@ fn problems(update: &SourceUpdate, statuses: &[RouteStatus]) -> Vec<Diagnostic> 
 /// publisher would see (each naming its file, resource and field). Empty
 /// means valid; nothing is published.
 pub fn check(path: &Path) -> std::io::Result<Vec<Diagnostic>> {
-    let update = file::update(&file::read(path)?);
+    let update = file::update(&file::read(path)?, &TlsSettings::default());
     let compiled = compile(&update.snapshot, &RouteTable::default());
     Ok(problems(&update, &compiled.statuses))
 }

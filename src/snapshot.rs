@@ -1,6 +1,7 @@
 //! The snapshot: everything one compile needs, as owned plain data.
 //!
-//! Owns: [`Snapshot`] (routes, Services, EndpointSlices) that both sources
+//! Owns: [`Snapshot`] (routes, Services, EndpointSlices, Secrets and the
+//! listener's [`TlsSettings`]) that both sources
 //! produce, the [`SourceUpdate`] a source sends the publisher, the
 //! [`DesiredStatus`] the publisher sends the status writer, and the
 //! [`Diagnostic`] (with its stable [`Code`]) that tells a user which file or
@@ -26,6 +27,90 @@ pub struct Snapshot {
     /// EndpointSlices by the namespace and name of the Service they belong
     /// to (their `kubernetes.io/service-name` label).
     pub endpoints: BTreeMap<ObjectKey, Vec<EndpointSliceInfo>>,
+    /// Secrets by namespace and name: in a cluster only those of type
+    /// `kubernetes.io/tls` (the reflector's field selector); standalone,
+    /// every `kind: Secret` document of the route files.
+    pub secrets: BTreeMap<ObjectKey, SecretInfo>,
+    /// ConfigMaps by namespace and name: only the one `--tls-client-ca`
+    /// names, if it is a ConfigMap (its `ca.crt`).
+    pub config_maps: BTreeMap<ObjectKey, SecretInfo>,
+    /// The listener's TLS settings, as the operator set them on the command
+    /// line: the same in both modes.
+    pub tls: TlsSettings,
+}
+
+/// A Secret's (or a ConfigMap's) data, decoded: what TLS needs of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretInfo {
+    /// Where it came from, for messages: a file path, or `kube`.
+    pub origin: Arc<str>,
+    /// The Secret's `type` (`kubernetes.io/tls`); `None` for a ConfigMap
+    /// or a Secret without one.
+    pub type_: Option<String>,
+    /// Its keys (`tls.crt`, `tls.key`, `ca.crt`) and their bytes: a
+    /// Secret's `data` base64-decoded and `stringData`, or a ConfigMap's
+    /// `data`.
+    pub data: BTreeMap<String, Arc<[u8]>>,
+}
+
+/// The TLS listener's settings (`--tls-listen` and the flags around it),
+/// carried in the snapshot so compile can build the listener's
+/// configuration with the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Whether a TLS listener runs (`--tls-listen`): without one, routes'
+    /// certificates are still checked, but plain HTTP is never redirected.
+    pub listener: bool,
+    /// The certificate for names no route's certificate covers
+    /// (`--default-certificate NAMESPACE/NAME`); without one such names
+    /// fail the handshake with `unrecognized_name`.
+    pub default_certificate: Option<ObjectKey>,
+    /// The CA bundle client certificates are verified against
+    /// (`--tls-client-ca NAMESPACE/NAME`: a ConfigMap or a Secret with
+    /// `ca.crt`); `None`: no client certificates are asked for.
+    pub client_ca: Option<ObjectKey>,
+    /// Whether a client must present a certificate when `client_ca` is set.
+    pub client_auth: ClientAuth,
+    /// The oldest TLS version accepted (`--tls-min-version`).
+    pub min_version: TlsVersion,
+    /// The port plain-HTTP requests are redirected to
+    /// (`--https-redirect-port`); 443 is left out of the URL.
+    pub redirect_port: u16,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            listener: false,
+            default_certificate: None,
+            client_ca: None,
+            client_auth: ClientAuth::Require,
+            min_version: TlsVersion::Tls12,
+            redirect_port: 443,
+        }
+    }
+}
+
+/// Gateway API's frontend validation modes (`--tls-client-auth`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `AllowValidOnly`: a connection without a valid client certificate
+    /// fails the handshake.
+    #[default]
+    Require,
+    /// `AllowInsecureFallback`: a client certificate is asked for and, if
+    /// sent, must be valid; clients without one are served too.
+    Optional,
+}
+
+/// A TLS protocol version (`--tls-min-version 1.2|1.3`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    #[default]
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
 }
 
 /// What a source sends the publisher (on a `watch` channel, so a burst of

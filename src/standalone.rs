@@ -9,14 +9,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::listeners;
+use crate::listeners::{self, Listeners};
 use crate::proxy::ServeOptions;
 use crate::publish::{self, Gate, Publisher};
 use crate::shutdown::Shutdown;
 use crate::snapshot::SourceUpdate;
+use crate::snapshot::TlsSettings;
 use crate::source::file::{self, FileSource, Files};
 
 /// How standalone mode runs.
@@ -28,6 +28,9 @@ pub struct Options {
     pub reload_interval: Duration,
     /// How the proxy serves: limits, timeouts, trusted proxies, drain.
     pub serve: ServeOptions,
+    /// The TLS listener's settings (default certificate, client CA,
+    /// minimum version), which the file source puts in every snapshot.
+    pub tls: TlsSettings,
 }
 
 /// Why standalone mode could not run.
@@ -53,34 +56,35 @@ pub enum Error {
 /// edit that brings a new problem keeps the last good table.
 pub async fn run(
     options: Options,
-    listener: TcpListener,
-    admin: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let (source, first) = FileSource::open(options.routes.clone(), options.reload_interval)
-        .await
-        .map_err(Error::Routes)?;
-    serve(Some(source), first, &options, listener, admin, shutdown).await
+    let (source, first) = FileSource::open(
+        options.routes.clone(),
+        options.reload_interval,
+        options.tls.clone(),
+    )
+    .await
+    .map_err(Error::Routes)?;
+    serve(Some(source), first, &options, listeners, shutdown).await
 }
 
 /// Like [`run`], over fixed documents (the built-in demo), never reloaded.
 pub(crate) async fn run_fixed(
     files: Files,
     options: Options,
-    listener: TcpListener,
-    admin: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let first = file::update(&files);
-    serve(None, first, &options, listener, admin, shutdown).await
+    let first = file::update(&files, &options.tls);
+    serve(None, first, &options, listeners, shutdown).await
 }
 
 async fn serve(
     source: Option<FileSource>,
     first: SourceUpdate,
     options: &Options,
-    listener: TcpListener,
-    admin: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let (updates_tx, mut updates) = watch::channel(Some(Arc::new(first)));
@@ -94,7 +98,7 @@ async fn serve(
     // Without a source (fixed documents) the channel closes here and the
     // first table serves until shutdown.
     let source_task = source.map(|source| tokio::spawn(source.run(updates_tx, shutdown.stopped())));
-    let served = listeners::serve(listener, admin, served, options.serve.clone(), &shutdown).await;
+    let served = listeners::serve(listeners, served, options.serve.clone(), &shutdown).await;
     if let Some(task) = source_task {
         task.await.map_err(Error::Task)?;
     }

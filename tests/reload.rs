@@ -313,12 +313,16 @@ async fn run_fails_when_routes_path_is_unreadable() {
             drain_timeout: Duration::from_secs(1),
             ..Default::default()
         },
+        tls: Default::default(),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listeners = switchyard::listeners::Listeners {
+        proxy: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        tls: None,
+        admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    };
     let result = within(
         "run() to fail on a missing routes path",
-        switchyard::standalone::run(opts, listener, admin, std::future::pending::<()>()),
+        switchyard::standalone::run(opts, listeners, std::future::pending::<()>()),
     )
     .await;
     let err = result.expect_err("a missing routes path at start must be an error");

@@ -161,7 +161,7 @@ proptest! {
             (PathBuf::from(FUZZED), Ok(text)),
         ]);
         // What `check` and each reload do: parse, then compile.
-        let update = file::update(&files);
+        let update = file::update(&files, &Default::default());
         let compiled = compile(&update.snapshot, &RouteTable::default());
         let compile_problems = compiled.statuses.iter().flat_map(RouteStatus::diagnostics);
         for problem in update.diagnostics.iter().cloned().chain(compile_problems) {

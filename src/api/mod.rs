@@ -11,8 +11,8 @@
 //! Layout, by concept: [`route`] (the spec and its rules), [`matches`]
 //! (request conditions), [`filters`] (header, query and path changes,
 //! redirects), [`admission`] (firewall, rate limit), [`backend`] (backends
-//! and balancing), [`resilience`] (health checks, retries, timeouts) and
-//! [`status`]. Every type is re-exported here, so users name `api::Backend`.
+//! and balancing), [`resilience`] (health checks, retries, timeouts),
+//! [`tls`] (certificate, redirect, HSTS) and [`status`]. Every type is re-exported here, so users name `api::Backend`.
 
 mod admission;
 mod backend;
@@ -21,6 +21,7 @@ mod matches;
 mod resilience;
 mod route;
 mod status;
+mod tls;
 pub mod values;
 
 pub use admission::*;
@@ -30,6 +31,7 @@ pub use matches::*;
 pub use resilience::*;
 pub use route::*;
 pub use status::*;
+pub use tls::*;
 
 /// The CustomResourceDefinition as YAML: what `switchyard crd` prints and
 /// `crds/` holds.

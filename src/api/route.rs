@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Backend, Firewall, HeaderModifier, HealthCheck, LoadBalancerRouteStatus, LoadBalancing,
-    PassiveHealth, QueryModifier, RateLimit, Redirect, Retries, Rewrite, RouteMatch, Timeouts,
+    PassiveHealth, QueryModifier, RateLimit, Redirect, Retries, Rewrite, RouteMatch, RouteTls,
+    Timeouts,
 };
 
 /// Routes traffic for a set of hosts to backends, rule by rule.
@@ -45,6 +46,12 @@ use super::{
         description = "Whether every rule has a ready endpoint"
     ),
     printcolumn(
+        name = "TLS",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"TLSReady\")].status",
+        description = "Whether the route's certificate is served"
+    ),
+    printcolumn(
         name = "Endpoints",
         type_ = "integer",
         json_path = ".status.readyEndpoints",
@@ -71,6 +78,12 @@ pub struct LoadBalancerRouteSpec {
         ))
     )]
     pub hosts: Vec<String>,
+    /// HTTPS for `hosts`: the certificate (a `kubernetes.io/tls` Secret in
+    /// this namespace), the plain-HTTP redirect and HSTS. Absent: the
+    /// route is served over plain HTTP only (and over HTTPS with the
+    /// default certificate, if the proxy has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RouteTls>,
     /// The rules, each a set of matches and where matching requests go.
     #[serde(default)]
     #[schemars(length(max = 64))]

@@ -23,6 +23,7 @@ fn recompile_rules(rules: Vec<RouteRule>, previous: &RouteTable) -> Compiled {
         spec: Arc::new(LoadBalancerRouteSpec {
             hosts: vec!["www.mango.com".into()],
             rules,
+            ..Default::default()
         }),
     };
     compile(

@@ -27,4 +27,4 @@ mod server;
 mod service;
 
 pub use error::{ProxyError, Side};
-pub use server::{serve, ServeOptions};
+pub use server::{serve, ServeOptions, Sockets};

@@ -95,11 +95,20 @@ impl Default for ServeOptions {
     }
 }
 
-/// Serves the proxy on `listener` from `table` until `shutdown` resolves;
+/// The proxy's listening sockets.
+#[derive(Debug)]
+pub struct Sockets {
+    /// Plain HTTP.
+    pub plain: TcpListener,
+    /// HTTPS, if any.
+    pub tls: Option<TcpListener>,
+}
+
+/// Serves the proxy on `sockets` from `table` until `shutdown` resolves;
 /// then stops accepting and lets in-flight requests finish, for at most
 /// `drain_timeout`.
 pub async fn serve(
-    listener: TcpListener,
+    sockets: Sockets,
     table: SharedTable,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
@@ -125,6 +134,7 @@ pub async fn serve(
     let connections = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let per_ip = PerIp::new(options.max_connections_per_ip);
+    let listener = sockets.plain;
     info!(addr = %listener.local_addr()?, "proxy listening");
 
     tokio::pin!(shutdown);

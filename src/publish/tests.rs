@@ -26,10 +26,13 @@ fn route(name: &str, host: &str, address: &str) -> String {
 
 /// The update the file source would send for these documents.
 fn update(documents: &[String]) -> SourceUpdate {
-    file::update(&Files(vec![(
-        PathBuf::from("routes.yaml"),
-        Ok(documents.join("---\n")),
-    )]))
+    file::update(
+        &Files(vec![(
+            PathBuf::from("routes.yaml"),
+            Ok(documents.join("---\n")),
+        )]),
+        &Default::default(),
+    )
 }
 
 /// The same documents as a cluster source would send them, with

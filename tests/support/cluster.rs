@@ -337,6 +337,7 @@ impl Controller {
                     duration: Duration::from_secs(15),
                     renew_every: Duration::from_millis(200),
                 },
+                tls: Default::default(),
             },
             serve: switchyard::proxy::ServeOptions {
                 drain_timeout: Duration::from_secs(2),
@@ -348,8 +349,11 @@ impl Controller {
         let task = tokio::spawn(switchyard::controller::run(
             cluster.client(),
             options,
-            listener,
-            admin,
+            switchyard::listeners::Listeners {
+                proxy: listener,
+                tls: None,
+                admin,
+            },
             async move {
                 let _ = stopped.await;
             },

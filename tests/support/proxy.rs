@@ -124,13 +124,14 @@ impl Proxy {
             routes: routes.clone(),
             reload_interval: RELOAD_INTERVAL,
             serve,
+            tls: Default::default(),
         };
-        let task = tokio::spawn(switchyard::standalone::run(
-            opts,
-            listener,
-            admin_listener,
-            signal,
-        ));
+        let listeners = switchyard::listeners::Listeners {
+            proxy: listener,
+            tls: None,
+            admin: admin_listener,
+        };
+        let task = tokio::spawn(switchyard::standalone::run(opts, listeners, signal));
 
         let mut proxy = Proxy {
             addr,

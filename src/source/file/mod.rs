@@ -23,7 +23,9 @@ use std::{fs, io};
 use serde::Deserialize;
 
 use crate::api::LoadBalancerRoute;
-use crate::snapshot::{Age, BackendPolicy, Code, Diagnostic, Snapshot, SourceUpdate, SourcedRoute};
+use crate::snapshot::{
+    Age, BackendPolicy, Code, Diagnostic, Snapshot, SourceUpdate, SourcedRoute, TlsSettings,
+};
 
 /// The largest route file read: 2 MiB, twice what a ConfigMap can hold.
 /// Larger files are refused unread (the parser's time grows faster than
@@ -125,9 +127,10 @@ fn read_capped(path: &Path, cap: u64) -> Result<String, Unreadable> {
 
 /// Parses every document of every file. Never fails as a whole: a bad
 /// document becomes a diagnostic and the others are still returned.
-pub fn parse(files: &Files) -> Loaded {
+pub fn parse(files: &Files, tls: &TlsSettings) -> Loaded {
     let mut loaded = Loaded::default();
     loaded.snapshot.backends = BackendPolicy::StaticOnly;
+    loaded.snapshot.tls = tls.clone();
     let mut position = 0u64;
     for (path, text) in &files.0 {
         let origin: Arc<str> = Arc::from(path.display().to_string());
@@ -178,8 +181,8 @@ pub fn parse(files: &Files) -> Loaded {
 
 /// Parses `files` into what the file source sends the publisher: the
 /// routes, and every document that could not be read.
-pub fn update(files: &Files) -> SourceUpdate {
-    let loaded = parse(files);
+pub fn update(files: &Files, tls: &TlsSettings) -> SourceUpdate {
+    let loaded = parse(files, tls);
     SourceUpdate {
         snapshot: loaded.snapshot,
         diagnostics: loaded.errors,

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tracing::{error, warn};
 
 use super::{read, update, Files};
-use crate::snapshot::SourceUpdate;
+use crate::snapshot::{SourceUpdate, TlsSettings};
 
 /// The file source: a path, polled every interval.
 #[derive(Debug)]
@@ -21,6 +21,8 @@ pub struct FileSource {
     path: PathBuf,
     /// How often `path` is read again.
     interval: Duration,
+    /// The listener's TLS settings, put in every snapshot.
+    tls: TlsSettings,
     /// The contents last sent, to tell a change.
     last: Files,
     /// A change read once: it is sent when the next read is the same (a
@@ -32,11 +34,16 @@ impl FileSource {
     /// Reads and parses `path` once: the source and its first update. An
     /// unreadable path is an error (start-up says so instead of serving
     /// nothing); later read failures only keep the last table.
-    pub async fn open(path: PathBuf, interval: Duration) -> io::Result<(FileSource, SourceUpdate)> {
+    pub async fn open(
+        path: PathBuf,
+        interval: Duration,
+        tls: TlsSettings,
+    ) -> io::Result<(FileSource, SourceUpdate)> {
         let at = path.clone();
+        let settings = tls.clone();
         let (last, first) = tokio::task::spawn_blocking(move || {
             let files = read(&at)?;
-            let first = update(&files);
+            let first = update(&files, &settings);
             Ok::<_, io::Error>((files, first))
         })
         .await
@@ -44,6 +51,7 @@ impl FileSource {
         let source = FileSource {
             path,
             interval,
+            tls,
             last,
             pending: None,
         };
@@ -72,11 +80,12 @@ impl FileSource {
             let path = self.path.clone();
             let last = self.last.clone();
             let mut pending = self.pending.take();
+            let tls = self.tls.clone();
             let read = tokio::task::spawn_blocking(move || {
                 let files = read(&path)?;
                 // Parsed only when a change has settled.
                 let settled = settle(files, &last, &mut pending).map(|files| {
-                    let parsed = update(&files);
+                    let parsed = update(&files, &tls);
                     (files, parsed)
                 });
                 Ok::<_, io::Error>((settled, pending))

@@ -3,10 +3,10 @@
 use super::*;
 
 fn parse_one(yaml: &str) -> Loaded {
-    parse(&Files(vec![(
-        PathBuf::from("routes.yaml"),
-        Ok(yaml.to_owned()),
-    )]))
+    parse(
+        &Files(vec![(PathBuf::from("routes.yaml"), Ok(yaml.to_owned()))]),
+        &Default::default(),
+    )
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn an_unreadable_file_is_its_own_problem_and_the_others_still_load() {
             PathBuf::from("good.yaml"),
             Ok("apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n".to_owned()),
         ),
-    ]));
+    ]), &Default::default());
     assert_eq!(loaded.errors.len(), 1);
     assert_eq!(&*loaded.errors[0].origin, "bad.yaml");
     assert_eq!(loaded.snapshot.routes.len(), 1);
@@ -93,9 +93,13 @@ async fn file_source_sends_an_update_when_the_files_change() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("routes.yaml");
     fs::write(&path, ROUTE_A).unwrap();
-    let (source, first) = FileSource::open(path.clone(), std::time::Duration::from_millis(10))
-        .await
-        .unwrap();
+    let (source, first) = FileSource::open(
+        path.clone(),
+        std::time::Duration::from_millis(10),
+        Default::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(first.snapshot.routes[0].name, "a");
     let (updates, mut received) = tokio::sync::watch::channel(None);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -121,7 +125,12 @@ async fn file_source_sends_an_update_when_the_files_change() {
 async fn file_source_refuses_to_open_an_unreadable_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.yaml");
-    let opened = FileSource::open(missing, std::time::Duration::from_secs(1)).await;
+    let opened = FileSource::open(
+        missing,
+        std::time::Duration::from_secs(1),
+        Default::default(),
+    )
+    .await;
     assert!(opened.is_err());
 }
 
@@ -180,10 +189,13 @@ fn a_file_that_went_empty_keeps_its_routes_however_long_it_stays_empty() {
 
 #[test]
 fn a_file_nested_too_deep_is_refused_unparsed_and_the_others_load() {
-    let loaded = parse(&Files(vec![
-        (PathBuf::from("deep.yaml"), Ok("{a: [".repeat(100_000))),
-        (PathBuf::from("good.yaml"), Ok(ROUTE_A.to_owned())),
-    ]));
+    let loaded = parse(
+        &Files(vec![
+            (PathBuf::from("deep.yaml"), Ok("{a: [".repeat(100_000))),
+            (PathBuf::from("good.yaml"), Ok(ROUTE_A.to_owned())),
+        ]),
+        &Default::default(),
+    );
     assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
     let err = loaded.errors[0].to_string();
     assert!(

@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::api::LoadBalancerRoute;
-use crate::snapshot::{BackendPolicy, DesiredStatus, SourceUpdate};
+use crate::snapshot::{BackendPolicy, DesiredStatus, SourceUpdate, TlsSettings};
 
 pub use lease::LeaseOptions;
 
@@ -44,6 +44,9 @@ pub struct Options {
     pub allow_static_backends: bool,
     /// The Lease whose holder writes route status.
     pub lease: LeaseOptions,
+    /// The TLS listener's settings; `client_ca`, when it names a
+    /// ConfigMap, is watched too. Every snapshot carries them.
+    pub tls: TlsSettings,
 }
 
 /// Why the Kubernetes source stopped.
@@ -100,7 +103,7 @@ pub async fn run(
         allow_static: options.allow_static_backends,
     };
     loop {
-        let (snapshot, generations) = snapshot::build(&stores, policy);
+        let (snapshot, generations) = snapshot::build(&stores, policy, &options.tls);
         updates.send_if_modified(|current| {
             let same = current
                 .as_ref()

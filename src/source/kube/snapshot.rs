@@ -8,7 +8,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use super::Stores;
 use crate::snapshot::{
     Age, BackendPolicy, EndpointInfo, EndpointSliceInfo, ObjectKey, ServiceInfo, ServicePortInfo,
-    Snapshot, SourcedRoute,
+    Snapshot, SourcedRoute, TlsSettings,
 };
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -18,6 +18,7 @@ const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub(super) fn build(
     stores: &Stores,
     policy: BackendPolicy,
+    tls: &TlsSettings,
 ) -> (Snapshot, BTreeMap<ObjectKey, i64>) {
     let (routes, generations) = routes(stores);
     let snapshot = Snapshot {
@@ -25,6 +26,9 @@ pub(super) fn build(
         backends: policy,
         services: services(stores),
         endpoints: endpoints(stores),
+        secrets: Default::default(),
+        config_maps: Default::default(),
+        tls: tls.clone(),
     };
     (snapshot, generations)
 }
