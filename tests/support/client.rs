@@ -13,6 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
@@ -142,13 +143,19 @@ impl H1Conn {
         let stream = within("connect", TcpStream::connect(addr))
             .await
             .expect("connect");
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("http1 handshake");
+        H1Conn::handshake(stream).await.expect("http1 handshake")
+    }
+
+    /// Performs the HTTP/1.1 handshake over `io` (plain TCP or TLS).
+    pub async fn handshake<IO>(io: IO) -> Result<H1Conn, hyper::Error>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
         let task = tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
-        H1Conn { sender, task }
+        Ok(H1Conn { sender, task })
     }
 
     /// True while the connection is usable.
@@ -204,6 +211,9 @@ impl Drop for H1Conn {
 #[derive(Clone)]
 pub struct H2Conn {
     sender: hyper::client::conn::http2::SendRequest<TestBody>,
+    /// `http` (h2c) or `https` (over TLS): the scheme of [`H2Conn::get`]'s
+    /// URIs, i.e. the `:scheme` sent.
+    scheme: &'static str,
 }
 
 impl H2Conn {
@@ -212,14 +222,23 @@ impl H2Conn {
         let stream = within("connect", TcpStream::connect(addr))
             .await
             .expect("connect");
+        H2Conn::handshake(stream, "http")
+            .await
+            .expect("h2c handshake")
+    }
+
+    /// Performs the HTTP/2 handshake over `io`; `scheme` is `http` for
+    /// h2c, `https` over TLS.
+    pub async fn handshake<IO>(io: IO, scheme: &'static str) -> Result<H2Conn, hyper::Error>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                .await
-                .expect("h2c handshake");
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        H2Conn { sender }
+        Ok(H2Conn { sender, scheme })
     }
 
     /// True while the connection is usable (no GOAWAY, not closed).
@@ -229,18 +248,19 @@ impl H2Conn {
 
     /// Sends `req` and collects the response.
     pub async fn send(&mut self, req: Request<TestBody>) -> Reply {
-        within("h2 connection ready", self.sender.ready())
-            .await
-            .expect("h2 connection closed");
-        let resp = within("h2 response headers", self.sender.send_request(req))
-            .await
-            .expect("h2 request failed");
-        within("h2 response body", Reply::collect(resp)).await
+        self.try_send(req).await.expect("h2 request failed")
     }
 
-    /// GET `http://{authority}{path}`.
+    /// Sends `req` and collects the response, or the connection's error.
+    pub async fn try_send(&mut self, req: Request<TestBody>) -> Result<Reply, hyper::Error> {
+        within("h2 connection ready", self.sender.ready()).await?;
+        let resp = within("h2 response headers", self.sender.send_request(req)).await?;
+        Ok(within("h2 response body", Reply::collect(resp)).await)
+    }
+
+    /// GET `{scheme}://{authority}{path}`.
     pub async fn get(&mut self, authority: &str, path: &str) -> Reply {
-        let req = Request::get(format!("http://{authority}{path}"))
+        let req = Request::get(format!("{}://{authority}{path}", self.scheme))
             .body(empty())
             .unwrap();
         self.send(req).await

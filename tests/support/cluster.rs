@@ -311,6 +311,8 @@ pub struct Controller {
     pub addr: SocketAddr,
     /// The admin listener.
     pub admin: SocketAddr,
+    /// The TLS listener, when started with [`Controller::start_tls`].
+    pub tls_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), switchyard::controller::Error>>>,
 }
@@ -323,6 +325,31 @@ impl Controller {
         identity: &str,
         tweak: impl FnOnce(&mut switchyard::controller::Options),
     ) -> Controller {
+        Controller::start_inner(cluster, identity, None, tweak).await
+    }
+
+    /// Like [`Controller::start`], with a TLS listener on `127.0.0.1:0`
+    /// (`tls_addr`) and these TLS settings (`listener` set to true).
+    pub async fn start_tls(
+        cluster: &Cluster,
+        identity: &str,
+        tls: switchyard::snapshot::TlsSettings,
+        tweak: impl FnOnce(&mut switchyard::controller::Options),
+    ) -> Controller {
+        Controller::start_inner(cluster, identity, Some(tls), tweak).await
+    }
+
+    async fn start_inner(
+        cluster: &Cluster,
+        identity: &str,
+        tls: Option<switchyard::snapshot::TlsSettings>,
+        tweak: impl FnOnce(&mut switchyard::controller::Options),
+    ) -> Controller {
+        let tls_listener = match &tls {
+            Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind TLS")),
+            None => None,
+        };
+        let tls_addr = tls_listener.as_ref().map(|l| l.local_addr().unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
@@ -337,7 +364,12 @@ impl Controller {
                     duration: Duration::from_secs(15),
                     renew_every: Duration::from_millis(200),
                 },
-                tls: Default::default(),
+                tls: tls
+                    .map(|tls| switchyard::snapshot::TlsSettings {
+                        listener: true,
+                        ..tls
+                    })
+                    .unwrap_or_default(),
             },
             serve: switchyard::proxy::ServeOptions {
                 drain_timeout: Duration::from_secs(2),
@@ -351,7 +383,7 @@ impl Controller {
             options,
             switchyard::listeners::Listeners {
                 proxy: listener,
-                tls: None,
+                tls: tls_listener,
                 admin,
             },
             async move {
@@ -361,6 +393,7 @@ impl Controller {
         Controller {
             addr,
             admin: admin_addr,
+            tls_addr,
             stop: Some(stop),
             task: Some(task),
         }

@@ -14,6 +14,11 @@
 //!   client will not send (bad framing, bad Host, slow or silent clients).
 //! - `routes`: `RouteDoc` / `Rule` / `Match` builders that render
 //!   `LoadBalancerRoute` YAML, so tests state intent rather than indentation.
+//! - `tls`: `Pki`, an rcgen test CA issuing leaf, wildcard, expired and
+//!   client certificates (`Cert`), rendered as Secret / ConfigMap documents.
+//! - `tls_client`: `TlsClient`, a rustls client reporting what a handshake
+//!   negotiated (`Negotiated`), HTTP/1.1 and HTTP/2 over it, and
+//!   `assert_alert` / `assert_refused` for failed handshakes.
 //! - here: waiting (`wait_until` / `hold_for` poll a condition against a
 //!   deadline; no test waits with a fixed sleep), streaming bodies, memory.
 #![allow(dead_code)]
@@ -27,6 +32,8 @@ pub mod netns;
 mod proxy;
 mod raw;
 mod routes;
+mod tls;
+mod tls_client;
 
 pub use backend::*;
 #[allow(unused_imports)]
@@ -38,6 +45,10 @@ pub use raw::*;
 // Each test binary uses its own part of the harness.
 #[allow(unused_imports)]
 pub use routes::*;
+#[allow(unused_imports)]
+pub use tls::*;
+#[allow(unused_imports)]
+pub use tls_client::*;
 
 use std::fmt;
 use std::future::Future;

@@ -10,6 +10,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use switchyard::policy::client::TrustedProxies;
 use switchyard::proxy::ServeOptions;
+use switchyard::snapshot::TlsSettings;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -23,6 +24,8 @@ pub struct Proxy {
     pub addr: SocketAddr,
     /// Admin listener address.
     pub admin: SocketAddr,
+    /// TLS listener address, when started with [`Proxy::start_tls`].
+    pub tls_addr: Option<SocketAddr>,
     /// Holds the routes file(s); removed on drop.
     dir: tempfile::TempDir,
     /// The PATH given to `run`: `routes.yaml` or the directory itself.
@@ -93,6 +96,24 @@ impl Proxy {
     /// Starts the proxy with every serving option explicit (limits,
     /// timeouts, drain).
     pub async fn start_serving(layout: RoutesLayout<'_>, serve: ServeOptions) -> Proxy {
+        Proxy::start_inner(layout, serve, None).await
+    }
+
+    /// Starts the proxy with a TLS listener on `127.0.0.1:0` as well
+    /// (`tls_addr`), with these TLS settings (`listener` is set to true).
+    pub async fn start_tls(layout: RoutesLayout<'_>, tls: TlsSettings) -> Proxy {
+        let serve = ServeOptions {
+            drain_timeout: Duration::from_secs(5),
+            ..ServeOptions::default()
+        };
+        Proxy::start_inner(layout, serve, Some(tls)).await
+    }
+
+    async fn start_inner(
+        layout: RoutesLayout<'_>,
+        serve: ServeOptions,
+        tls: Option<TlsSettings>,
+    ) -> Proxy {
         init_tracing();
         let dir = tempfile::tempdir().expect("tempdir");
         let routes = match layout {
@@ -113,6 +134,11 @@ impl Proxy {
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let addr = listener.local_addr().unwrap();
         let admin = admin_listener.local_addr().unwrap();
+        let tls_listener = match &tls {
+            Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind TLS")),
+            None => None,
+        };
+        let tls_addr = tls_listener.as_ref().map(|l| l.local_addr().unwrap());
 
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let (observed_tx, observed_rx) = oneshot::channel::<()>();
@@ -124,11 +150,16 @@ impl Proxy {
             routes: routes.clone(),
             reload_interval: RELOAD_INTERVAL,
             serve,
-            tls: Default::default(),
+            tls: tls
+                .map(|tls| TlsSettings {
+                    listener: true,
+                    ..tls
+                })
+                .unwrap_or_default(),
         };
         let listeners = switchyard::listeners::Listeners {
             proxy: listener,
-            tls: None,
+            tls: tls_listener,
             admin: admin_listener,
         };
         let task = tokio::spawn(switchyard::standalone::run(opts, listeners, signal));
@@ -136,6 +167,7 @@ impl Proxy {
         let mut proxy = Proxy {
             addr,
             admin,
+            tls_addr,
             dir,
             routes,
             shutdown: Some(shutdown_tx),
@@ -170,6 +202,11 @@ impl Proxy {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// The TLS listener's address; panics if the proxy has none.
+    pub fn tls(&self) -> SocketAddr {
+        self.tls_addr.expect("proxy started without a TLS listener")
     }
 
     /// The PATH the proxy was started with (file or directory).
@@ -213,6 +250,20 @@ impl Proxy {
         let req = Request::get(self.admin_url(path)).body(empty())?;
         let resp = self.client.request(req).await?;
         Ok(Reply::collect(resp).await)
+    }
+
+    /// The `status` `/routes` shows for the route `namespace/name`.
+    pub async fn route_status(&self, namespace: &str, name: &str) -> serde_json::Value {
+        let routes = self.admin_get("/routes").await.expect("GET /routes");
+        let routes: serde_json::Value = serde_json::from_slice(&routes.body).expect("JSON");
+        let found = routes["routes"].as_array().and_then(|all| {
+            all.iter()
+                .find(|r| r["namespace"] == namespace && r["name"] == name)
+        });
+        match found {
+            Some(route) => route["status"].clone(),
+            None => panic!("/routes lists no {namespace}/{name}: {routes}"),
+        }
     }
 
     /// GET `path` through the proxy with `Host: host` on the shared pooled

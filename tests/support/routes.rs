@@ -11,6 +11,7 @@ pub fn route(name: &str) -> RouteDoc {
         name: name.to_string(),
         namespace: None,
         hosts: Vec::new(),
+        tls: None,
         rules: Vec::new(),
     }
 }
@@ -21,6 +22,8 @@ pub struct RouteDoc {
     name: String,
     namespace: Option<String>,
     hosts: Vec<String>,
+    /// `spec.tls` as flow YAML.
+    tls: Option<String>,
     rules: Vec<Rule>,
 }
 
@@ -34,6 +37,18 @@ impl RouteDoc {
     /// Adds a host.
     pub fn host(mut self, host: &str) -> Self {
         self.hosts.push(host.to_string());
+        self
+    }
+
+    /// Sets `spec.tls: {secretName}` (redirect and HSTS defaults).
+    pub fn tls(self, secret_name: &str) -> Self {
+        self.tls_spec(&format!("{{secretName: {}}}", q(secret_name)))
+    }
+
+    /// Sets `spec.tls` written as flow YAML:
+    /// `.tls_spec("{secretName: c, hsts: {maxAgeSeconds: 60}}")`.
+    pub fn tls_spec(mut self, flow_yaml: &str) -> Self {
+        self.tls = Some(flow_yaml.to_string());
         self
     }
 
@@ -206,6 +221,9 @@ impl fmt::Display for RouteDoc {
         if !self.hosts.is_empty() {
             let hosts: Vec<String> = self.hosts.iter().map(|h| q(h)).collect();
             writeln!(f, "  hosts: [{}]", hosts.join(", "))?;
+        }
+        if let Some(tls) = &self.tls {
+            writeln!(f, "  tls: {tls}")?;
         }
         writeln!(f, "  rules:")?;
         for rule in &self.rules {
