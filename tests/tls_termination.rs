@@ -279,29 +279,38 @@ async fn backends_see_x_forwarded_proto_https_only_over_tls() {
     assert_eq!(plain.echo().header("x-forwarded-proto"), Some("http"));
 }
 
+/// Connects twice with `client` (a request in between, so TLS 1.3
+/// tickets, sent after the handshake, arrive): full, then resumed.
+async fn assert_second_connection_resumes(site: &Site, proxy: &Proxy, client: TlsClient) {
+    let first = client.must_connect(proxy.tls()).await;
+    assert_eq!(first.negotiated.kind, HandshakeKind::Full);
+    let mut h1 = first.h1().await;
+    assert_eq!(h1.get("a.example.test", "/").await.status, StatusCode::OK);
+    let second = client.handshake(proxy.tls()).await;
+    assert_eq!(second.kind, HandshakeKind::Resumed);
+    assert_eq!(second.serial, site.exact.serial);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_connection_from_the_same_client_resumes_its_session() {
+async fn a_second_tls13_connection_from_the_same_client_is_resumed() {
     let site = Site::new().await;
     let proxy = site.proxy(TlsSettings::default()).await;
+    let client = TlsClient::builder(&site.pki, "a.example.test")
+        .alpn(&["http/1.1"])
+        .tls13_only()
+        .build();
+    assert_second_connection_resumes(&site, &proxy, client).await;
+}
 
-    for client in [
-        TlsClient::h1(&site.pki, "a.example.test"),
-        TlsClient::builder(&site.pki, "a.example.test")
-            .alpn(&["http/1.1"])
-            .tls12_only()
-            .build(),
-    ] {
-        let first = client.must_connect(proxy.tls()).await;
-        assert_eq!(first.negotiated.kind, HandshakeKind::Full);
-        let version = first.negotiated.version;
-        // A request lets the TLS 1.3 tickets (sent after the handshake)
-        // arrive before the next connection.
-        let mut h1 = first.h1().await;
-        assert_eq!(h1.get("a.example.test", "/").await.status, StatusCode::OK);
-        let second = client.handshake(proxy.tls()).await;
-        assert_eq!(second.kind, HandshakeKind::Resumed, "{version:?}");
-        assert_eq!(second.serial, site.exact.serial);
-    }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_tls12_connection_from_the_same_client_is_resumed() {
+    let site = Site::new().await;
+    let proxy = site.proxy(TlsSettings::default()).await;
+    let client = TlsClient::builder(&site.pki, "a.example.test")
+        .alpn(&["http/1.1"])
+        .tls12_only()
+        .build();
+    assert_second_connection_resumes(&site, &proxy, client).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
