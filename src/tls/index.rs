@@ -12,13 +12,16 @@ use super::Certificate;
 /// wildcard (`*.example.com` covers `a.example.com`, not `a.b.example.com`
 /// nor `example.com`), then the default certificate. Where two
 /// certificates cover the same name, the one inserted first (the older
-/// route's) keeps it. Built at compile and immutable after.
+/// route's) keeps it. A name can also be refused (`None`): a route whose
+/// certificate cannot be served refuses its hosts, so they never get
+/// another certificate or the default. Built at compile and immutable
+/// after.
 #[derive(Debug, Default)]
 pub struct CertIndex {
     /// Exact names, lowercased.
-    exact: HashMap<Box<str>, Arc<Certificate>>,
+    exact: HashMap<Box<str>, Option<Arc<Certificate>>>,
     /// Wildcards by the suffix after the `*` (`.example.com`).
-    wildcard: HashMap<Box<str>, Arc<Certificate>>,
+    wildcard: HashMap<Box<str>, Option<Arc<Certificate>>>,
     /// For names nothing covers, and clients that send no SNI.
     default: Option<Arc<Certificate>>,
 }
@@ -30,17 +33,25 @@ impl CertIndex {
         for name in &cert.names {
             match name.strip_prefix('*') {
                 Some(suffix) if suffix.starts_with('.') => {
-                    self.wildcard
-                        .entry(suffix.into())
-                        .or_insert_with(|| cert.clone());
+                    (self.wildcard.entry(suffix.into())).or_insert_with(|| Some(cert.clone()));
                 }
                 _ => {
-                    self.exact
-                        .entry(name.clone())
-                        .or_insert_with(|| cert.clone());
+                    (self.exact.entry(name.clone())).or_insert_with(|| Some(cert.clone()));
                 }
             }
         }
+    }
+
+    /// Refuses the exact name `name` (lowercase) unless a certificate
+    /// already covers it exactly.
+    pub fn refuse_exact(&mut self, name: &str) {
+        self.exact.entry(name.into()).or_insert(None);
+    }
+
+    /// Refuses the names under the wildcard suffix `suffix`
+    /// (`.example.com`) unless a wildcard certificate already covers them.
+    pub fn refuse_wildcard(&mut self, suffix: &str) {
+        self.wildcard.entry(suffix.into()).or_insert(None);
     }
 
     /// Sets the certificate for names nothing else covers.
@@ -51,17 +62,20 @@ impl CertIndex {
     /// The certificate for `name` (an SNI name or a request's host, without
     /// port), or `None`: the handshake must fail.
     pub fn lookup(&self, name: Option<&str>) -> Option<&Arc<Certificate>> {
-        name.and_then(|name| self.covering(name))
-            .or(self.default.as_ref())
+        match name.and_then(|name| self.covering(name)) {
+            Some(slot) => slot.as_ref(),
+            None => self.default.as_ref(),
+        }
     }
 
-    /// The certificate whose names cover `name` (not the default). `name`
-    /// is compared case-insensitively; a trailing dot is ignored.
-    pub fn covering(&self, name: &str) -> Option<&Arc<Certificate>> {
+    /// The entry for `name` (not the default): a certificate, or a
+    /// refusal. `name` is compared case-insensitively; a trailing dot is
+    /// ignored.
+    fn covering(&self, name: &str) -> Option<&Option<Arc<Certificate>>> {
         let mut buf = [0u8; 253];
         let name = lowercase(name.trim_end_matches('.'), &mut buf)?;
-        if let Some(cert) = self.exact.get(name) {
-            return Some(cert);
+        if let Some(slot) = self.exact.get(name) {
+            return Some(slot);
         }
         let dot = name.find('.')?;
         self.wildcard.get(&name[dot..])

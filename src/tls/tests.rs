@@ -144,3 +144,14 @@ fn the_listener_offers_h2_then_http1_and_never_early_data() {
     );
     assert_eq!(config.server.max_early_data_size, 0);
 }
+
+#[test]
+fn a_refused_name_gets_no_certificate_not_even_the_default() {
+    let wildcard = cert(&["*.mango.test"]);
+    let mut index = CertIndex::default();
+    index.refuse_exact("broken.mango.test");
+    index.insert(&wildcard);
+    index.set_default(cert(&["default.test"]));
+    assert!(index.lookup(Some("broken.mango.test")).is_none());
+    assert!(index.lookup(Some("shop.mango.test")).is_some());
+}
