@@ -49,3 +49,4 @@ pub mod snapshot;
 pub mod source;
 pub mod standalone;
 pub mod table;
+pub mod tls;

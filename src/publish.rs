@@ -25,7 +25,7 @@ use crate::snapshot::{
     DesiredStatus, Diagnostic, DiagnosticKey, ObjectKey, SourceUpdate, TlsSettings,
 };
 use crate::source::file;
-use crate::table::{compile, RouteStatus, RouteTable, SharedTable};
+use crate::table::{compile, Compiled, RouteStatus, RouteTable, SharedTable};
 
 /// What a source's `watch` channel carries: `None` until its first
 /// snapshot (a cluster source waits for its caches to sync).
@@ -229,10 +229,11 @@ impl Publisher {
     async fn compile_and_gate(&mut self, update: Arc<SourceUpdate>) -> Result<Outcome, Error> {
         let previous = self.table.load_full();
         let input = update.clone();
-        let compiled = tokio::task::spawn_blocking(move || compile(&input.snapshot, &previous))
-            .await
-            .map_err(Error::Task)?;
-        let problems = problems(&update, &compiled.statuses);
+        let compiled =
+            tokio::task::spawn_blocking(move || compile(&input.snapshot, &previous, unix_now()))
+                .await
+                .map_err(Error::Task)?;
+        let problems = problems(&update, &compiled);
         self.report(&problems);
         let found: HashSet<DiagnosticKey> = problems.iter().map(Diagnostic::key).collect();
         let publish = match (&self.published_problems, self.gate) {
@@ -282,10 +283,25 @@ impl Publisher {
 }
 
 /// Every problem of one update: the source's (documents that did not
-/// parse) and the compile's (each rejected route's errors).
-fn problems(update: &SourceUpdate, statuses: &[RouteStatus]) -> Vec<Diagnostic> {
-    let compiled = statuses.iter().flat_map(RouteStatus::diagnostics);
-    update.diagnostics.iter().cloned().chain(compiled).collect()
+/// parse) and the compile's (each rejected route's errors, each route's
+/// certificate problems, the TLS listener's).
+fn problems(update: &SourceUpdate, compiled: &Compiled) -> Vec<Diagnostic> {
+    let routes = compiled.statuses.iter().flat_map(RouteStatus::diagnostics);
+    let listener = compiled.listener_problems.iter().cloned();
+    update
+        .diagnostics
+        .iter()
+        .cloned()
+        .chain(routes)
+        .chain(listener)
+        .collect()
+}
+
+/// The clock compile reads certificates' expiry against: seconds since
+/// the epoch (compile itself reads no clock).
+fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Checks route files as `switchyard check` does: the file source's
@@ -294,8 +310,8 @@ fn problems(update: &SourceUpdate, statuses: &[RouteStatus]) -> Vec<Diagnostic> 
 /// means valid; nothing is published.
 pub fn check(path: &Path) -> std::io::Result<Vec<Diagnostic>> {
     let update = file::update(&file::read(path)?, &TlsSettings::default());
-    let compiled = compile(&update.snapshot, &RouteTable::default());
-    Ok(problems(&update, &compiled.statuses))
+    let compiled = compile(&update.snapshot, &RouteTable::default(), unix_now());
+    Ok(problems(&update, &compiled))
 }
 
 /// What each compiled route's status should say, with the generation it

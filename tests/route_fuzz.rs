@@ -162,7 +162,7 @@ proptest! {
         ]);
         // What `check` and each reload do: parse, then compile.
         let update = file::update(&files, &Default::default());
-        let compiled = compile(&update.snapshot, &RouteTable::default());
+        let compiled = compile(&update.snapshot, &RouteTable::default(), 0);
         let compile_problems = compiled.statuses.iter().flat_map(RouteStatus::diagnostics);
         for problem in update.diagnostics.iter().cloned().chain(compile_problems) {
             prop_assert_eq!(&*problem.origin, FUZZED, "{}", problem);

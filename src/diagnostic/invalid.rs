@@ -50,6 +50,17 @@ pub enum Invalid {
     #[error(transparent)]
     Regex(#[from] RegexError),
 
+    // === TLS ===
+    /// A route's certificate cannot be served; `code` is the problem's
+    /// (`tls-secret-not-found`, `tls-key-mismatch`, ...).
+    #[error("{message}")]
+    Tls {
+        /// The stable code.
+        code: &'static str,
+        /// What is wrong, naming the Secret.
+        message: String,
+    },
+
     // === routes ===
     /// Two routes with one namespace and name.
     #[error("{resource} is defined twice; the first is in {first}")]
@@ -294,6 +305,7 @@ impl Invalid {
             Invalid::Host(_) => "invalid-host",
             Invalid::Path(e) => e.code(),
             Invalid::Regex(_) => "invalid-regex",
+            Invalid::Tls { code, .. } => code,
             Invalid::DefinedTwice { .. } => "defined-twice",
             Invalid::Conflicted { .. } => "conflicted",
             Invalid::NoRules => "no-rules",

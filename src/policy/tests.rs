@@ -33,6 +33,7 @@ fn recompile_rules(rules: Vec<RouteRule>, previous: &RouteTable) -> Compiled {
             ..Snapshot::default()
         },
         previous,
+        0,
     )
 }
 

@@ -7,6 +7,7 @@
 //! conditions of each route. Must not: touch sockets, files or clocks.
 
 mod compile;
+mod https;
 mod pick;
 mod resolve;
 mod status;
@@ -23,6 +24,7 @@ use http::{HeaderMap, Method};
 /// the leaf `diagnostic`, so the per-rule compilers below `table` share it).
 pub use crate::diagnostic::{CompileError, FieldPath, Invalid, Problems};
 pub use compile::{compile, Compiled};
+pub use https::{RouteHttps, TlsTable};
 pub use pick::{Balancing, GroupSpec, PickContext, Picked};
 pub use status::{ConditionReason, ConditionState, Reason, RouteStatus};
 
@@ -56,6 +58,8 @@ pub struct RouteTable {
     probes: Arc<[Probe]>,
     /// Every route of the snapshot with its status, oldest first.
     routes: Vec<RouteRecord>,
+    /// Certificates and the TLS listener's configuration.
+    tls: TlsTable,
 }
 
 /// The rules of one host, best precedence first.
@@ -139,6 +143,8 @@ pub struct Rule {
     pub passive: Passive,
     /// Which failures are retried on another endpoint, and the budget.
     pub retries: RetryPolicy,
+    /// What the route's `spec.tls` asks (redirect, HSTS), if it has one.
+    pub https: Option<Arc<RouteHttps>>,
 }
 
 /// A rule's time limits, parsed.
@@ -344,5 +350,10 @@ impl RouteTable {
     /// first.
     pub fn routes(&self) -> &[RouteRecord] {
         &self.routes
+    }
+
+    /// The certificates and the TLS listener's configuration.
+    pub fn tls(&self) -> &TlsTable {
+        &self.tls
     }
 }

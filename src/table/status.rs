@@ -38,6 +38,11 @@ pub struct RouteStatus {
     /// Distinct ready endpoints across the route's rules (0 when the route
     /// is not accepted).
     pub ready_endpoints: usize,
+    /// The `TLSReady` condition, for a route with `spec.tls`: whether its
+    /// certificate is served for all its hosts. Its problems (except an
+    /// uncovered host) are in `errors` too, so `check` and the
+    /// keep-last-good gate see them; they do not reject the route.
+    pub tls: Option<ConditionState>,
 }
 
 /// One condition's state, before it becomes an [`api::Condition`](Condition).
@@ -84,6 +89,20 @@ pub enum ConditionReason {
     NoReadyEndpoints,
     /// `NoBackends`: a rule has no backends by design.
     NoBackends,
+    /// `CertificateReady`: the route's certificate is served.
+    CertificateReady,
+    /// `SecretNotFound`: the route's Secret does not exist (or is not of
+    /// type `kubernetes.io/tls`, which is all a cluster source reads).
+    SecretNotFound,
+    /// `InvalidCertificate`: the Secret's certificate or key cannot be
+    /// served (malformed PEM, no certificate, a key that does not match).
+    InvalidCertificate,
+    /// `CertificateExpired`: the certificate's `notAfter` has passed.
+    CertificateExpired,
+    /// `HostNotCovered`: a route host is not among the certificate's names.
+    HostNotCovered,
+    /// `RefNotPermitted`: the Secret is in another namespace.
+    RefNotPermitted,
 }
 
 // === impl RouteStatus ===
@@ -94,8 +113,9 @@ impl RouteStatus {
         self.reason == Reason::Accepted
     }
 
-    /// The status conditions the controller writes, exactly three and in
-    /// this order: `Accepted`, `ResolvedRefs`, `Ready`.
+    /// The status conditions the controller writes, in this order:
+    /// `Accepted`, `ResolvedRefs`, `Ready`, and `TLSReady` for a route
+    /// with `spec.tls`.
     ///
     /// `Accepted` is `True`/`Accepted`, or `False` with `Invalid` (the
     /// message lists every `field: problem`) or `Conflicted` (it names the
@@ -112,11 +132,13 @@ impl RouteStatus {
             reason => ConditionState::unmet(reason.condition(), self.error_list()),
         };
         [
-            ("Accepted", &accepted),
-            ("ResolvedRefs", &self.resolved_refs),
-            ("Ready", &self.ready),
+            ("Accepted", Some(&accepted)),
+            ("ResolvedRefs", Some(&self.resolved_refs)),
+            ("Ready", Some(&self.ready)),
+            ("TLSReady", self.tls.as_ref()),
         ]
         .into_iter()
+        .filter_map(|(kind, state)| Some((kind, state?)))
         .map(|(kind, state)| Condition {
             kind: kind.to_owned(),
             status: if state.status { "True" } else { "False" }.to_owned(),
@@ -219,6 +241,12 @@ impl ConditionReason {
             ConditionReason::Ready => "Ready",
             ConditionReason::NoReadyEndpoints => "NoReadyEndpoints",
             ConditionReason::NoBackends => "NoBackends",
+            ConditionReason::CertificateReady => "CertificateReady",
+            ConditionReason::SecretNotFound => "SecretNotFound",
+            ConditionReason::InvalidCertificate => "InvalidCertificate",
+            ConditionReason::CertificateExpired => "CertificateExpired",
+            ConditionReason::HostNotCovered => "HostNotCovered",
+            ConditionReason::RefNotPermitted => "RefNotPermitted",
         }
     }
 }

@@ -15,11 +15,13 @@ mod conditions;
 mod conflict;
 mod matches;
 mod routes;
+mod tls;
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::https::{hsts_value, RouteHttps, TlsTable};
 use super::{ConditionState, HostRules, Probe, Reason, RouteRecord, RouteStatus, RouteTable, Rule};
 use crate::api;
 use crate::balance::EndpointState;
@@ -28,10 +30,11 @@ use crate::health::ActiveCheck;
 use crate::matching::{HostKey, Rank, RequestMatch};
 use crate::policy::rate_limit::RateLimiter;
 use crate::policy::LimiterStates;
-use crate::snapshot::{Snapshot, SourcedRoute};
+use crate::snapshot::{Diagnostic, Snapshot, SourcedRoute};
 use conflict::Claims;
 use matches::MatchKey;
 use routes::{compile_route, RouteInput};
+use tls::{Certs, RouteCert};
 
 /// The result of a compile.
 #[derive(Debug)]
@@ -40,6 +43,9 @@ pub struct Compiled {
     pub table: RouteTable,
     /// One status per route of the snapshot, oldest route first.
     pub statuses: Vec<RouteStatus>,
+    /// Problems of the TLS listener's own settings (the default
+    /// certificate, the client CA), each naming the flag and the object.
+    pub listener_problems: Vec<Diagnostic>,
 }
 
 impl Compiled {
@@ -52,6 +58,8 @@ impl Compiled {
 
 /// A route that compiled; it is served unless it conflicts.
 struct CompiledRoute {
+    /// Its hosts.
+    hosts: Vec<HostKey>,
     /// One entry per host × match.
     matches: Vec<CompiledMatch>,
     /// The endpoints its rules use.
@@ -90,11 +98,15 @@ struct Assembly {
     records: Vec<RouteRecord>,
 }
 
-/// Compiles `snapshot`. Service backends resolve to the ready endpoints of
-/// their EndpointSlices (cluster mode). Endpoint state is carried over from
-/// `previous` by address, so in-flight counts (and later health) survive
-/// route edits and endpoint churn.
-pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
+/// Compiles `snapshot` at `now` (seconds since the epoch: certificates
+/// expired by then are refused). Service backends resolve to the ready
+/// endpoints of their EndpointSlices (cluster mode). Endpoint state is
+/// carried over from `previous` by address, so in-flight counts (and later
+/// health) survive route edits and endpoint churn; so are certificates
+/// whose Secrets did not change, and the last good certificate of a Secret
+/// that broke.
+pub fn compile(snapshot: &Snapshot, previous: &RouteTable, now: i64) -> Compiled {
+    let mut certs = Certs::new(snapshot, &previous.tls, now);
     let mut routes: Vec<&SourcedRoute> = snapshot.routes.iter().collect();
     routes.sort_by(|a, b| (a.age, &a.namespace, &a.name).cmp(&(b.age, &b.namespace, &b.name)));
     let mut names: HashMap<(&str, &str), &str> = HashMap::new();
@@ -116,6 +128,7 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
                     resource: &resource,
                     snapshot,
                     previous_limiters: &previous.limiters,
+                    https: route_https(route, snapshot),
                 };
                 let known = &table.endpoints;
                 compile_route(&input, &mut |addr: &str| {
@@ -126,9 +139,25 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable) -> Compiled {
                 })
             }
         };
-        table.add(route, resource, result);
+        table.add(route, resource, result, &mut certs);
     }
-    table.finish()
+    let (tls, listener_problems) = certs.finish();
+    table.finish(tls, listener_problems)
+}
+
+/// What `route`'s `spec.tls` asks of its requests: the plain-HTTP
+/// redirect (only when a TLS listener runs) and HSTS.
+fn route_https(route: &SourcedRoute, snapshot: &Snapshot) -> Option<Arc<RouteHttps>> {
+    let spec = route.spec.tls.as_ref()?;
+    let settings = &snapshot.tls;
+    let redirect = settings.listener && spec.redirects();
+    Some(Arc::new(RouteHttps {
+        redirect_port: redirect.then_some(settings.redirect_port),
+        hsts: spec.hsts.as_ref().map(|h| {
+            let max_age = h.max_age_seconds.unwrap_or(api::Hsts::DEFAULT_MAX_AGE);
+            hsts_value(max_age.max(0), h.include_sub_domains)
+        }),
+    }))
 }
 
 impl Assembly {
@@ -139,7 +168,9 @@ impl Assembly {
         route: &SourcedRoute,
         resource: Arc<str>,
         result: Result<CompiledRoute, Vec<CompileError>>,
+        certs: &mut Certs<'_>,
     ) {
+        let mut tls = None;
         let (reason, errors, conditions) = match result {
             Err(errors) => (Reason::Invalid, errors, None),
             Ok(compiled) => {
@@ -150,12 +181,24 @@ impl Assembly {
                         compiled.ready.clone(),
                         compiled.ready_endpoints,
                     );
+                    tls = certs.route(route, &compiled.hosts);
+                    tls.iter().for_each(|cert| certs.serve(cert));
                     self.serve(&resource, compiled);
-                    (Reason::Accepted, Vec::new(), Some(conditions))
+                    let errors = tls.as_mut().map(|c| std::mem::take(&mut c.errors));
+                    (
+                        Reason::Accepted,
+                        errors.unwrap_or_default(),
+                        Some(conditions),
+                    )
                 } else {
                     (Reason::Conflicted, conflicts, None)
                 }
             }
+        };
+        let tls = match tls {
+            Some(RouteCert { condition, .. }) => Some(condition),
+            None if route.spec.tls.is_some() => Some(ConditionState::not_accepted(reason)),
+            None => None,
         };
         let (resolved_refs, ready, ready_endpoints) = conditions.unwrap_or_else(|| {
             (
@@ -173,6 +216,7 @@ impl Assembly {
             resolved_refs,
             ready,
             ready_endpoints,
+            tls,
         };
         self.records.push(RouteRecord {
             status: status.clone(),
@@ -202,7 +246,7 @@ impl Assembly {
     }
 
     /// The table: hosts' rules sorted by precedence, probes by address.
-    fn finish(self) -> Compiled {
+    fn finish(self, tls: TlsTable, listener_problems: Vec<Diagnostic>) -> Compiled {
         let mut probes: Vec<Probe> = self.probes.into_values().collect();
         probes.sort_by(|a, b| a.address.cmp(&b.address));
         let mut table = RouteTable {
@@ -210,6 +254,7 @@ impl Assembly {
             limiters: self.limiters,
             probes: probes.into(),
             routes: self.records,
+            tls,
             ..RouteTable::default()
         };
         for (host, mut entries) in self.buckets {
@@ -228,6 +273,7 @@ impl Assembly {
         Compiled {
             table,
             statuses: self.statuses,
+            listener_problems,
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
 use crate::snapshot::{Snapshot, SourcedRoute};
 
+use super::super::https::RouteHttps;
 use super::super::{Backends, ConditionReason, Probe, Rule, RuleTimeouts};
 
 /// Response-head timeout when a rule sets none (nginx's `proxy_read_timeout`).
@@ -36,6 +37,8 @@ pub(super) struct RouteInput<'a> {
     pub snapshot: &'a Snapshot,
     /// The previous table's rate-limit buckets.
     pub previous_limiters: &'a LimiterStates,
+    /// What the route's `spec.tls` asks of its requests.
+    pub https: Option<Arc<RouteHttps>>,
 }
 
 /// What a route's rules add up to while they compile.
@@ -109,6 +112,7 @@ pub(super) fn compile_route(
     }
     let ready_endpoints = parts.served.len();
     Ok(CompiledRoute {
+        hosts,
         matches,
         endpoints: endpoints.used.into_iter().collect(),
         probes: parts.probes,
@@ -174,6 +178,7 @@ fn compile_rule<F: FnMut(&str) -> Arc<EndpointState>>(
         policy,
         passive,
         retries,
+        https: input.https.clone(),
     }
 }
 

@@ -32,7 +32,7 @@ fn backend_weights_split_traffic_whatever_the_endpoint_counts() {
     .service("shop", "canary", &[(None, 80)])
     .slice("shop", "canary", &[(None, 8080)], vec![ready("10.0.9.1")])
     .build();
-    let compiled = compile(&snapshot, &RouteTable::default());
+    let compiled = compile(&snapshot, &RouteTable::default(), 0);
     assert!(compiled.is_clean(), "{:?}", compiled.statuses);
     let rule = compiled
         .table
@@ -159,7 +159,11 @@ fn load_balancing_settings_are_validated_naming_the_field() {
         ),
     ];
     for (case, lb, want) in cases {
-        let compiled = compile(&snapshot(vec![balanced_rule(lb)]), &RouteTable::default());
+        let compiled = compile(
+            &snapshot(vec![balanced_rule(lb)]),
+            &RouteTable::default(),
+            0,
+        );
         let errors = field_errors(&compiled);
         match want {
             None => assert!(errors.is_empty(), "{case}: {errors:?}"),
@@ -187,6 +191,7 @@ fn static_addresses_form_one_pool_with_endpoint_weights() {
             ..RouteRule::default()
         })]),
         &RouteTable::default(),
+        0,
     );
     assert!(compiled.is_clean());
     let rule = compiled
@@ -227,6 +232,7 @@ fn picks_read_hash_keys_and_sticky_cookies_from_the_request() {
             ..RouteRule::default()
         })]),
         &RouteTable::default(),
+        0,
     );
     assert!(compiled.is_clean(), "{:?}", compiled.statuses);
     let rule = compiled

@@ -32,6 +32,7 @@ fn conditions_for_accepted_invalid_and_conflicted_routes() {
                 .rule(vec![], 2),
         ]),
         &RouteTable::default(),
+        0,
     );
     let by_name = |name: &str| {
         compiled
@@ -111,6 +112,7 @@ fn status_serializes_for_the_routes_page() {
     let compiled = compile(
         &snapshot(vec![route("a", "r", 1).rule(vec![], 1)]),
         &RouteTable::default(),
+        0,
     );
     let json = serde_json::to_value(&compiled.statuses[0]).expect("serializes");
     assert_eq!(json["reason"], "Accepted");
@@ -136,6 +138,7 @@ fn static_and_service_backends_mix_when_static_is_allowed() {
         .slice("shop", "mango", &[(None, 8080)], vec![ready("10.0.0.1")])
         .build(),
         &RouteTable::default(),
+        0,
     );
     assert!(compiled.is_clean(), "{:?}", compiled.statuses);
     assert_eq!(

@@ -11,7 +11,7 @@ fn younger_route_claiming_the_same_host_and_match_is_conflicted() {
         .hosts(&["WWW.MANGO.COM", "other.com"])
         .rule(vec![prefix("/")], 2);
     // Listed younger first: age decides, not snapshot order.
-    let compiled = compile(&snapshot(vec![younger, older]), &RouteTable::default());
+    let compiled = compile(&snapshot(vec![younger, older]), &RouteTable::default(), 0);
     assert_eq!(
         reasons(&compiled),
         [
@@ -55,6 +55,7 @@ fn different_matches_or_hosts_do_not_conflict() {
                 .rule(vec![with_methods(prefix("/"), &["GET"])], 4),
         ]),
         &RouteTable::default(),
+        0,
     );
     assert!(compiled.is_clean(), "{:?}", compiled.statuses);
 }
@@ -67,6 +68,7 @@ fn prefix_with_and_without_trailing_slash_is_the_same_match() {
             route("b", "r", 2).rule(vec![prefix("/foo/")], 2),
         ]),
         &RouteTable::default(),
+        0,
     );
     assert_eq!(compiled.statuses[1].reason, Reason::Conflicted);
 }
@@ -78,6 +80,7 @@ fn duplicate_match_inside_one_route_is_invalid() {
             .rule(vec![prefix("/x")], 1)
             .rule(vec![prefix("/x")], 2)]),
         &RouteTable::default(),
+        0,
     );
     assert_eq!(compiled.statuses[0].reason, Reason::Invalid);
     assert_eq!(

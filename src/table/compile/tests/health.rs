@@ -17,6 +17,7 @@ fn health_checks_become_probes_that_survive_recompiles() {
     let first = compile(
         &snapshot(vec![checked(&["a.mango.com"])]),
         &RouteTable::default(),
+        0,
     );
     assert!(first.is_clean(), "{:?}", first.statuses);
     let probes: Vec<(&str, &str)> = first
@@ -35,6 +36,7 @@ fn health_checks_become_probes_that_survive_recompiles() {
     let second = compile(
         &snapshot(vec![checked(&["a.mango.com", "b.mango.com"])]),
         &first.table,
+        0,
     );
     assert!(Arc::ptr_eq(
         &first.table.probes()[0].state,
@@ -46,6 +48,7 @@ fn health_checks_become_probes_that_survive_recompiles() {
     let plain = compile(
         &snapshot(vec![route("shop", "mango", 0).rule(vec![], 1)]),
         &second.table,
+        0,
     );
     assert!(plain.table.probes().is_empty());
 }
@@ -66,6 +69,7 @@ fn invalid_health_settings_reject_the_route_naming_fields() {
             ..RouteRule::default()
         })]),
         &RouteTable::default(),
+        0,
     );
     let fields: Vec<&str> = compiled.statuses[0]
         .errors

@@ -36,7 +36,7 @@ fn invalid_route_is_rejected_alone_with_every_error_named() {
     let good = route("shop", "good", 2)
         .hosts(&["good.com"])
         .rule(vec![], 7);
-    let compiled = compile(&snapshot(vec![bad, good]), &RouteTable::default());
+    let compiled = compile(&snapshot(vec![bad, good]), &RouteTable::default(), 0);
     assert_eq!(compiled.statuses[0].reason, Reason::Invalid);
     let fields: Vec<&str> = compiled.statuses[0]
         .errors
@@ -73,6 +73,7 @@ fn lower_case_standard_method_is_rejected_as_a_typo() {
             route("a", "r", 1).rule(vec![with_methods(prefix("/"), &["get", "PURGE"])], 1)
         ]),
         &RouteTable::default(),
+        0,
     );
     assert_eq!(
         compiled.statuses[0].errors.len(),
@@ -94,6 +95,7 @@ fn conflict_on_an_omitted_match_names_the_rule() {
             route("b", "r", 2).rule(vec![], 2),
         ]),
         &RouteTable::default(),
+        0,
     );
     assert_eq!(compiled.statuses[1].errors[0].field, "spec.rules[0]");
 }
@@ -105,6 +107,7 @@ fn same_address_twice_in_a_new_route_shares_one_state() {
             .rule(vec![prefix("/x")], 1)
             .rule(vec![prefix("/y")], 1)]),
         &RouteTable::default(),
+        0,
     );
     let state = |path: &str| {
         let rule = compiled
@@ -124,6 +127,7 @@ fn same_name_twice_keeps_the_first() {
             route("a", "r", 2).hosts(&["x.com"]).rule(vec![], 2),
         ]),
         &RouteTable::default(),
+        0,
     );
     assert_eq!(compiled.statuses[1].reason, Reason::Invalid);
     assert_eq!(compiled.statuses[1].errors[0].field, "metadata.name");
@@ -134,6 +138,7 @@ fn rule_without_backends_compiles_to_unavailable() {
     let compiled = compile(
         &snapshot(vec![route("a", "r", 1).raw_rule(RouteRule::default())]),
         &RouteTable::default(),
+        0,
     );
     assert!(compiled.is_clean());
     let rule = compiled
@@ -148,6 +153,7 @@ fn endpoint_state_survives_recompiles_and_weight_edits() {
     let first = compile(
         &snapshot(vec![route("a", "r", 1).rule(vec![], 1)]),
         &RouteTable::default(),
+        0,
     );
     let rule = route("a", "r", 1).raw_rule(RouteRule {
         backends: vec![
@@ -159,7 +165,7 @@ fn endpoint_state_survives_recompiles_and_weight_edits() {
         ],
         ..RouteRule::default()
     });
-    let second = compile(&snapshot(vec![rule]), &first.table);
+    let second = compile(&snapshot(vec![rule]), &first.table, 0);
     let state = |t: &RouteTable| t.endpoints.get("127.0.0.1:1").cloned().unwrap();
     assert!(Arc::ptr_eq(&state(&first.table), &state(&second.table)));
 }

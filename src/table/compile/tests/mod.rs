@@ -27,6 +27,7 @@ mod invalid;
 mod precedence;
 mod references;
 mod services;
+mod tls;
 
 // === fixtures ===
 

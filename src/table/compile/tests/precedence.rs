@@ -112,7 +112,7 @@ fn precedence_follows_gateway_api_order() {
         for (m, port) in rules {
             r = r.rule(vec![m], port);
         }
-        let compiled = compile(&snapshot(vec![r]), &RouteTable::default());
+        let compiled = compile(&snapshot(vec![r]), &RouteTable::default(), 0);
         assert!(compiled.is_clean(), "case {case}: {:?}", compiled.statuses);
         assert_eq!(
             lands(&compiled.table, "www.mango.com", method, path, &headers),
@@ -131,9 +131,9 @@ fn older_route_wins_a_precedence_tie_then_namespace_and_name() {
         route("shop", "b", position).rule(vec![with_headers(prefix("/"), &[("x-b", "1")])], 2)
     };
     let both = [("x-a", "1"), ("x-b", "1")];
-    let t = compile(&snapshot(vec![b(1), a(2)]), &RouteTable::default()).table;
+    let t = compile(&snapshot(vec![b(1), a(2)]), &RouteTable::default(), 0).table;
     assert_eq!(lands(&t, "any", "GET", "/", &both), Some(2), "b is older");
-    let t = compile(&snapshot(vec![b(1), a(1)]), &RouteTable::default()).table;
+    let t = compile(&snapshot(vec![b(1), a(1)]), &RouteTable::default(), 0).table;
     assert_eq!(
         lands(&t, "any", "GET", "/", &both),
         Some(1),
@@ -157,6 +157,7 @@ fn hosts_pick_the_most_specific_bucket_without_fallback() {
             route("default", "any", 4).rule(vec![], 4),
         ]),
         &RouteTable::default(),
+        0,
     )
     .table;
     for (host, path, want) in [

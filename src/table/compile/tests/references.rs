@@ -23,6 +23,7 @@ fn service_without_the_port_is_an_invalid_backend() {
             )
             .build(),
             &RouteTable::default(),
+            0,
         );
         let status = &compiled.statuses[0];
         assert!(status.accepted(), "case {case}");
@@ -116,7 +117,7 @@ fn backend_references_are_checked_against_the_mode() {
             .slice("shop", "mango", &[(None, 8080)], vec![ready("10.0.0.1")])
             .build();
         snapshot.backends = mode;
-        let compiled = compile(&snapshot, &RouteTable::default());
+        let compiled = compile(&snapshot, &RouteTable::default(), 0);
         let status = &compiled.statuses[0];
         match want {
             None => {
@@ -152,10 +153,12 @@ fn endpoint_state_is_reused_by_address_across_endpoint_churn() {
     let first = compile(
         &snapshot(vec![ready("10.0.0.1"), ready("10.0.0.2")]),
         &RouteTable::default(),
+        0,
     );
     let second = compile(
         &snapshot(vec![ready("10.0.0.2"), ready("10.0.0.3")]),
         &first.table,
+        0,
     );
     let state = |t: &RouteTable, key: &str| t.endpoints.get(key).cloned();
     assert!(Arc::ptr_eq(
@@ -188,6 +191,7 @@ fn a_missing_service_affects_only_its_own_route() {
         .slice("shop", "mango", &[(None, 8080)], vec![ready("10.0.0.1")])
         .build(),
         &RouteTable::default(),
+        0,
     );
     assert!(compiled.is_clean(), "{:?}", compiled.statuses);
     assert_eq!(
@@ -218,6 +222,7 @@ fn a_rule_with_one_missing_backend_still_serves_from_the_others() {
         .slice("shop", "mango", &[(None, 8080)], vec![ready("10.0.0.1")])
         .build(),
         &RouteTable::default(),
+        0,
     );
     assert_eq!(
         served(&compiled.table, "mango.com"),

@@ -73,7 +73,7 @@ fn service_backends_resolve_to_ready_endpoints() {
             for endpoints in &slices {
                 c = c.slice("shop", "mango", &mango_ports, endpoints.clone());
             }
-            let compiled = compile(&c.build(), &RouteTable::default());
+            let compiled = compile(&c.build(), &RouteTable::default(), 0);
             assert!(compiled.is_clean(), "case {case}: {:?}", compiled.statuses);
             assert_eq!(
                 served(&compiled.table, "r.com"),
@@ -104,7 +104,7 @@ fn route_leaves_unavailable_when_its_service_appears() {
             vec![service_backend("mango", IntOrString::Int(80))],
         )]
     };
-    let first = compile(&cluster(routes()).build(), &RouteTable::default());
+    let first = compile(&cluster(routes()).build(), &RouteTable::default(), 0);
     let status = &first.statuses[0];
     assert!(
         status.accepted(),
@@ -146,6 +146,7 @@ fn route_leaves_unavailable_when_its_service_appears() {
             )
             .build(),
         &first.table,
+        0,
     );
     assert_eq!(
         served(&second.table, "mango.com"),
@@ -184,6 +185,7 @@ fn service_without_ready_endpoints_is_unavailable_and_not_ready() {
         )
         .build(),
         &RouteTable::default(),
+        0,
     );
     assert_eq!(
         served(&compiled.table, "mango.com"),
