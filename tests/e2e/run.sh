@@ -8,8 +8,11 @@
 # backends and routes in namespace `shop`) and checks, through the NodePort
 # mapped to the host, that traffic is routed as the routes say, and that the
 # routes' status says why (the condition reasons are the ones
-# src/table/status.rs and src/table/compile.rs produce). Needs docker, kind,
-# kubectl and curl; it is not part of .ci/run (CI has no Docker).
+# src/table/status.rs and src/table/compile.rs produce); then HTTPS
+# (tests/e2e/tls.sh): a TLS Secret made with openssl, the route's TLSReady
+# condition and column, curl over HTTPS, the 308 redirect, a rotation.
+# Needs docker, kind, kubectl, curl and openssl; it is not part of .ci/run
+# (CI has no Docker).
 #
 # Environment:
 #   CLUSTER_NAME=switchyard-e2e  the kind cluster's name
@@ -20,6 +23,7 @@
 #                                switchyard:dev image)
 #   E2E_HOST_PORT=8080           the host port mapped to the NodePort
 #   E2E_URL=http://127.0.0.1:8080  where the ingress is reached from here
+#   E2E_HTTPS_HOST_PORT=8443     the host port mapped to the HTTPS NodePort
 #   KIND_NODE_IMAGE=...          kind's node image (default: kind's own)
 #   E2E_TIMEOUT=60               seconds each check may poll before failing
 #
@@ -72,6 +76,7 @@ dump_diagnostics() {
   k get pods -A -o wide || true
   k get lbr -A -o yaml || true
   k -n shop get services,endpointslices -o wide || true
+  k -n shop get secrets || true
   k -n switchyard-system get lease -o yaml || true
   k -n switchyard-system describe deploy/switchyard || true
   k get events -A --sort-by=.lastTimestamp || true
@@ -189,11 +194,11 @@ wait_for() {
 
 # ---- prerequisites ---------------------------------------------------------------
 missing=()
-for tool in docker kind kubectl curl; do
+for tool in docker kind kubectl curl openssl; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
-  echo "tests/e2e/run.sh needs: docker, kind, kubectl, curl; missing: ${missing[*]}" >&2
+  echo "tests/e2e/run.sh needs: docker, kind, kubectl, curl, openssl; missing: ${missing[*]}" >&2
   echo "  docker: https://docs.docker.com/engine/install/  kind: https://kind.sigs.k8s.io/" >&2
   echo "e2e: 0 passed, 1 failed"
   exit 1
@@ -231,11 +236,13 @@ if [[ $REUSING -eq 1 ]]; then
   log "reusing kind cluster $CLUSTER_NAME"
 else
   kind_config="$ROOT/kind-config.yaml"
-  if [[ "$HOST_PORT" != 8080 ]]; then
+  https_port="${E2E_HTTPS_HOST_PORT:-8443}"
+  if [[ "$HOST_PORT" != 8080 || "$https_port" != 8443 ]]; then
     kind_config="$WORKDIR/kind-config.yaml"
-    sed "s/hostPort: 8080/hostPort: ${HOST_PORT}/" "$ROOT/kind-config.yaml" >"$kind_config"
+    sed -e "s/hostPort: 8080/hostPort: ${HOST_PORT}/" \
+      -e "s/hostPort: 8443/hostPort: ${https_port}/" "$ROOT/kind-config.yaml" >"$kind_config"
   fi
-  step "creating kind cluster $CLUSTER_NAME (host port $HOST_PORT -> NodePort 30080)"
+  step "creating kind cluster $CLUSTER_NAME (host ports $HOST_PORT -> NodePort 30080, $https_port -> 30443)"
   CREATED_CLUSTER=1
   kind create cluster --name "$CLUSTER_NAME" --config "$kind_config" \
     ${KIND_NODE_IMAGE:+--image "$KIND_NODE_IMAGE"} --wait 180s
@@ -346,6 +353,11 @@ fi
 
 log "kubectl get lbr -A"
 k get lbr -A
+
+# ---- checks: HTTPS ------------------------------------------------------------------
+# shellcheck source=tests/e2e/tls.sh
+source "$ROOT/tests/e2e/tls.sh"
+tls_checks
 
 # ---- checks: changes ----------------------------------------------------------------
 log "deleting route shop/apple"

@@ -228,8 +228,8 @@ pub struct TlsReady {
 }
 
 /// The `TLSReady` condition in a route status: a `conditions` list entry of
-/// type `TLSReady` (a resource's status), or a `tls_ready` / `tlsReady`
-/// field shaped like `resolved_refs` (`/routes`). `None` when absent.
+/// type `TLSReady` (a resource's status), or the `tls` field shaped like
+/// `resolved_refs` (`/routes`). `None` when absent.
 pub fn tls_ready(status: &serde_json::Value) -> Option<TlsReady> {
     if let Some(conditions) = status["conditions"].as_array() {
         let c = conditions.iter().find(|c| c["type"] == "TLSReady")?;
@@ -239,10 +239,10 @@ pub fn tls_ready(status: &serde_json::Value) -> Option<TlsReady> {
             message: c["message"].as_str().unwrap_or_default().to_owned(),
         });
     }
-    let object = status.as_object()?;
-    let (_, c) = object.iter().find(|(key, value)| {
-        key.replace('_', "").eq_ignore_ascii_case("tlsready") && !value.is_null()
-    })?;
+    let c = &status["tls"];
+    if c.is_null() {
+        return None;
+    }
     Some(TlsReady {
         status: c["status"] == true || c["status"] == "True",
         reason: c["reason"].as_str().unwrap_or_default().to_owned(),
