@@ -283,7 +283,8 @@ pub struct DiagnosticKey {
 pub struct Diagnostic {
     /// The file (or `kube`) the problem is in.
     pub origin: Arc<str>,
-    /// `namespace/name` of the resource, when it could be read.
+    /// `namespace/name` of the resource, when it could be read: a route's;
+    /// another kind's is prefixed with its kind (`Secret shop/mango-tls`).
     pub resource: Option<String>,
     /// The field path, e.g. `spec.rules[0].matches[0].path.value`.
     pub field: Option<String>,
@@ -320,8 +321,11 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.origin)?;
-        if let Some(resource) = &self.resource {
-            write!(f, "LoadBalancerRoute {resource}: ")?;
+        match &self.resource {
+            // Another kind than a route names itself: `Secret ns/name`.
+            Some(resource) if resource.contains(' ') => write!(f, "{resource}: ")?,
+            Some(resource) => write!(f, "LoadBalancerRoute {resource}: ")?,
+            None => {}
         }
         if let Some(field) = &self.field {
             write!(f, "{field}: ")?;
