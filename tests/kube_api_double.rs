@@ -431,6 +431,35 @@ async fn secrets_are_selected_by_type_and_name_field_selectors() {
         seen.next_n(2).await,
         [Seen::Apply("a-tls".into()), Seen::Delete("b-tls".into())]
     );
+
+    // Through the HTTP verbs, as a client writes them: POST, PATCH, DELETE.
+    let post = |value: Value| async {
+        let obj: Secret = serde_json::from_value(value).expect("a Secret");
+        within("create", secrets.create(&PostParams::default(), &obj))
+            .await
+            .expect("create")
+    };
+    post(secret("default", "token", "Opaque", &[("t", b"x")])).await;
+    post(tls_secret("default", "c-tls", b"crt", b"key")).await;
+    let patch = json!({"data": {"tls.crt": "Y3J0Mg=="}});
+    let patched = within(
+        "patch",
+        secrets.patch("c-tls", &PatchParams::default(), &Patch::Merge(&patch)),
+    )
+    .await
+    .expect("patch");
+    assert_eq!(patched.data.expect("data")["tls.crt"].0, b"crt2");
+    within("delete", secrets.delete("c-tls", &DeleteParams::default()))
+        .await
+        .expect("delete");
+    assert_eq!(
+        seen.next_n(3).await,
+        [
+            Seen::Apply("c-tls".into()),
+            Seen::Apply("c-tls".into()),
+            Seen::Delete("c-tls".into())
+        ]
+    );
 }
 
 #[tokio::test]
