@@ -28,8 +28,10 @@ pub struct Snapshot {
     /// to (their `kubernetes.io/service-name` label).
     pub endpoints: BTreeMap<ObjectKey, Vec<EndpointSliceInfo>>,
     /// Secrets by namespace and name: in a cluster only those of type
-    /// `kubernetes.io/tls` (the reflector's field selector); standalone,
-    /// every `kind: Secret` document of the route files.
+    /// `kubernetes.io/tls` (the reflector's field selector), plus the one
+    /// `--tls-client-ca` names whatever its type (a CA bundle is often
+    /// `Opaque`); standalone, every `kind: Secret` document of the route
+    /// files. Compile should check `type_` where it needs a TLS Secret.
     pub secrets: BTreeMap<ObjectKey, SecretInfo>,
     /// ConfigMaps by namespace and name: only the one `--tls-client-ca`
     /// names, if it is a ConfigMap (its `ca.crt`).
