@@ -104,6 +104,9 @@ pub struct Publisher {
     /// Keys of the published table's problems; `None` before the first
     /// publish.
     published_problems: Option<HashSet<DiagnosticKey>>,
+    /// Keys of the problems the last compile found, all logged by then:
+    /// a problem is logged once when it appears, not at every compile.
+    reported: HashSet<DiagnosticKey>,
 }
 
 /// The last compiled input and what came of it.
@@ -131,6 +134,7 @@ impl Publisher {
             outcomes: watch::Sender::new(Outcome::Waiting),
             last: None,
             published_problems: None,
+            reported: HashSet::new(),
         }
     }
 
@@ -234,8 +238,8 @@ impl Publisher {
                 .await
                 .map_err(Error::Task)?;
         let problems = problems(&update, &compiled);
-        self.report(&problems);
         let found: HashSet<DiagnosticKey> = problems.iter().map(Diagnostic::key).collect();
+        self.report(&problems, &found);
         let publish = match (&self.published_problems, self.gate) {
             (None, _) | (_, Gate::Always) => true,
             (Some(published), Gate::KeepLastGood) => found.is_subset(published),
@@ -269,16 +273,18 @@ impl Publisher {
         Ok(outcome)
     }
 
-    /// Logs every problem: as errors standalone, where a problem can block
-    /// an edit; as warnings in a cluster, where each is on its route's
-    /// status too.
-    fn report(&self, problems: &[Diagnostic]) {
-        for problem in problems {
+    /// Logs each problem once, when it appears (one the last compile also
+    /// found is not logged again; one that went away and came back is):
+    /// as an error standalone, where a problem can block an edit; as a
+    /// warning in a cluster, where each is on its route's status too.
+    fn report(&mut self, problems: &[Diagnostic], found: &HashSet<DiagnosticKey>) {
+        for problem in newly_found(problems, &self.reported) {
             match self.gate {
                 Gate::KeepLastGood => error!("{problem}"),
                 Gate::Always => warn!("{problem}"),
             }
         }
+        self.reported.clone_from(found);
     }
 }
 
@@ -295,6 +301,14 @@ fn problems(update: &SourceUpdate, compiled: &Compiled) -> Vec<Diagnostic> {
         .chain(routes)
         .chain(listener)
         .collect()
+}
+
+/// The problems not among `reported` (by key).
+fn newly_found<'p>(
+    problems: &'p [Diagnostic],
+    reported: &'p HashSet<DiagnosticKey>,
+) -> impl Iterator<Item = &'p Diagnostic> {
+    problems.iter().filter(|p| !reported.contains(&p.key()))
 }
 
 /// The clock compile reads certificates' expiry against: seconds since

@@ -28,8 +28,10 @@ pub struct Snapshot {
     /// to (their `kubernetes.io/service-name` label).
     pub endpoints: BTreeMap<ObjectKey, Vec<EndpointSliceInfo>>,
     /// Secrets by namespace and name: in a cluster only those of type
-    /// `kubernetes.io/tls` (the reflector's field selector); standalone,
-    /// every `kind: Secret` document of the route files.
+    /// `kubernetes.io/tls` (the reflector's field selector), plus the one
+    /// `--tls-client-ca` names whatever its type (a CA bundle is often
+    /// `Opaque`); standalone, every `kind: Secret` document of the route
+    /// files. Compile should check `type_` where it needs a TLS Secret.
     pub secrets: BTreeMap<ObjectKey, SecretInfo>,
     /// ConfigMaps by namespace and name: only the one `--tls-client-ca`
     /// names, if it is a ConfigMap (its `ca.crt`).
@@ -283,7 +285,8 @@ pub struct DiagnosticKey {
 pub struct Diagnostic {
     /// The file (or `kube`) the problem is in.
     pub origin: Arc<str>,
-    /// `namespace/name` of the resource, when it could be read.
+    /// `namespace/name` of the resource, when it could be read: a route's;
+    /// another kind's is prefixed with its kind (`Secret shop/mango-tls`).
     pub resource: Option<String>,
     /// The field path, e.g. `spec.rules[0].matches[0].path.value`.
     pub field: Option<String>,
@@ -320,8 +323,11 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.origin)?;
-        if let Some(resource) = &self.resource {
-            write!(f, "LoadBalancerRoute {resource}: ")?;
+        match &self.resource {
+            // Another kind than a route names itself: `Secret ns/name`.
+            Some(resource) if resource.contains(' ') => write!(f, "{resource}: ")?,
+            Some(resource) => write!(f, "LoadBalancerRoute {resource}: ")?,
+            None => {}
         }
         if let Some(field) = &self.field {
             write!(f, "{field}: ")?;

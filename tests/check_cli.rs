@@ -395,6 +395,27 @@ fn directory_lists_every_error_and_not_the_good_file() {
 }
 
 #[test]
+fn a_bad_secret_document_names_the_file_the_secret_and_the_data_field() {
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: mango-tls, namespace: shop}\n\
+                  type: kubernetes.io/tls\ndata: {tls.crt: \"not base64!\", tls.key: a2V5}\n";
+    let text = [doc("mango", "www.mango.com", GOOD_RULE), secret.to_owned()].join("---\n");
+    let (_dir, path) = file("routes.yaml", &text);
+
+    let out = check(&path);
+    out.assert_failed();
+    out.assert_one_error_per_line();
+    let prefix = format!(
+        "{}: Secret shop/mango-tls: data.tls.crt: not base64",
+        path.display()
+    );
+    assert!(
+        out.lines().iter().any(|l| l.starts_with(&prefix)),
+        "no line starts with {prefix:?}:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn missing_path_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let out = check(&dir.path().join("nope.yaml"));

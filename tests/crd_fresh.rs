@@ -60,7 +60,10 @@ fn crd_has_status_subresource_short_name_and_printer_columns() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(columns, ["Hosts", "Accepted", "Ready", "Endpoints", "Age"]);
+    assert_eq!(
+        columns,
+        ["Hosts", "Accepted", "Ready", "TLS", "Endpoints", "Age"]
+    );
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! the real `kube::Client`, `kube::runtime::watcher` and `reflector` against
 //! it, checking the behaviours the controller relies on (lists, watch
 //! framing and resumption, 410 Expired relists, bookmarks, status writes,
-//! generation, lease concurrency, label selectors).
+//! generation, lease concurrency, label selectors, field selectors on
+//! Secrets and ConfigMaps).
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
@@ -21,7 +22,9 @@ use kube::{Resource, ResourceExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use support::kube_api::{self, endpoint_slice, route, service, KubeApi};
+use support::kube_api::{
+    self, config_map, endpoint_slice, route, secret, service, tls_secret, KubeApi,
+};
 use support::within;
 
 const ROUTE_API: &str = "switchyard.dev/v1alpha1";
@@ -351,6 +354,156 @@ async fn endpoint_slices_are_selected_by_service_name_label() {
         seen.next_n(2).await,
         [Seen::Delete("shop-2".into()), Seen::Apply("cart-1".into())]
     );
+}
+
+async fn names_listed<K>(api: &Api<K>, fields: &str) -> Vec<String>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let list = within(
+        &format!("list with {fields}"),
+        api.list(&ListParams::default().fields(fields)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("list with {fields}: {e}"));
+    list.items.iter().map(|o| o.name_any()).collect()
+}
+
+#[tokio::test]
+async fn secrets_are_selected_by_type_and_name_field_selectors() {
+    let api = kube_api::start().await;
+    api.apply(tls_secret("default", "a-tls", b"crt", b"key"));
+    api.apply(tls_secret("default", "b-tls", b"crt", b"key"));
+    api.apply(secret(
+        "default",
+        "release",
+        "helm.sh/release.v1",
+        &[("release", b"x")],
+    ));
+    let mut untyped = secret("default", "untyped", "", &[]);
+    untyped.as_object_mut().expect("object").remove("type");
+    api.apply(untyped);
+
+    let secrets: Api<Secret> = Api::default_namespaced(api.client());
+    let tls = "type=kubernetes.io/tls";
+    assert_eq!(names_listed(&secrets, tls).await, ["a-tls", "b-tls"]);
+    assert_eq!(
+        names_listed(&secrets, "metadata.name=a-tls,type==kubernetes.io/tls").await,
+        ["a-tls"]
+    );
+    assert_eq!(names_listed(&secrets, "type=Opaque").await, ["untyped"]);
+    assert_eq!(
+        names_listed(&secrets, "type!=kubernetes.io/tls").await,
+        ["release", "untyped"]
+    );
+    let a = within("get a-tls", secrets.get("a-tls"))
+        .await
+        .expect("get");
+    let data = a.data.expect("data");
+    assert_eq!(data["tls.crt"].0, b"crt");
+    assert_eq!(a.type_.as_deref(), Some("kubernetes.io/tls"));
+
+    // A filtered watch: Secrets of other types never show, even when they
+    // change first.
+    let mut seen = observe(watcher(
+        secrets.clone(),
+        watcher::Config::default().fields(tls),
+    ));
+    let init = seen.until(Seen::InitDone).await;
+    assert_eq!(
+        init,
+        [
+            Seen::Init,
+            Seen::InitApply("a-tls".into()),
+            Seen::InitApply("b-tls".into()),
+            Seen::InitDone
+        ]
+    );
+    api.apply(secret(
+        "default",
+        "release",
+        "helm.sh/release.v1",
+        &[("release", b"y")],
+    ));
+    api.apply(tls_secret("default", "a-tls", b"crt2", b"key"));
+    api.delete("v1", "Secret", "default", "b-tls");
+    assert_eq!(
+        seen.next_n(2).await,
+        [Seen::Apply("a-tls".into()), Seen::Delete("b-tls".into())]
+    );
+
+    // Through the HTTP verbs, as a client writes them: POST, PATCH, DELETE.
+    let post = |value: Value| async {
+        let obj: Secret = serde_json::from_value(value).expect("a Secret");
+        within("create", secrets.create(&PostParams::default(), &obj))
+            .await
+            .expect("create")
+    };
+    post(secret("default", "token", "Opaque", &[("t", b"x")])).await;
+    post(tls_secret("default", "c-tls", b"crt", b"key")).await;
+    let patch = json!({"data": {"tls.crt": "Y3J0Mg=="}});
+    let patched = within(
+        "patch",
+        secrets.patch("c-tls", &PatchParams::default(), &Patch::Merge(&patch)),
+    )
+    .await
+    .expect("patch");
+    assert_eq!(patched.data.expect("data")["tls.crt"].0, b"crt2");
+    within("delete", secrets.delete("c-tls", &DeleteParams::default()))
+        .await
+        .expect("delete");
+    assert_eq!(
+        seen.next_n(3).await,
+        [
+            Seen::Apply("c-tls".into()),
+            Seen::Apply("c-tls".into()),
+            Seen::Delete("c-tls".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn config_maps_take_name_and_namespace_field_selectors_only() {
+    let api = kube_api::start().await;
+    api.apply(config_map("default", "client-ca", &[("ca.crt", "pem")]));
+    api.apply(config_map("default", "other", &[]));
+    api.apply(config_map("shop", "client-ca", &[]));
+
+    let maps: Api<ConfigMap> = Api::default_namespaced(api.client());
+    assert_eq!(
+        names_listed(&maps, "metadata.namespace=default,metadata.name=client-ca").await,
+        ["client-ca"]
+    );
+    let all: Api<ConfigMap> = Api::all(api.client());
+    let list = within(
+        "list client-ca everywhere",
+        all.list(&ListParams::default().fields("metadata.name=client-ca")),
+    )
+    .await
+    .expect("list");
+    let namespaces: Vec<_> = list.items.iter().filter_map(|m| m.namespace()).collect();
+    assert_eq!(namespaces, ["default", "shop"]);
+    assert_eq!(list.items[0].data.as_ref().expect("data")["ca.crt"], "pem");
+
+    // Only Secrets have a `type` field to select on; an unknown field is a
+    // 400, as on the real server.
+    for (fields, on_secrets) in [("type=kubernetes.io/tls", false), ("spec.type=x", true)] {
+        let err = if on_secrets {
+            let secrets: Api<Secret> = Api::default_namespaced(api.client());
+            within("list", secrets.list(&ListParams::default().fields(fields)))
+                .await
+                .map(|_| ())
+        } else {
+            within("list", maps.list(&ListParams::default().fields(fields)))
+                .await
+                .map(|_| ())
+        }
+        .expect_err("400");
+        assert!(
+            matches!(&err, kube::Error::Api(s) if s.code == 400),
+            "{fields}: {err:?}"
+        );
+    }
 }
 
 // === watch ===

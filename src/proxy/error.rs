@@ -19,6 +19,10 @@ pub enum ProxyError {
     /// No route for the host, or no rule of it matched.
     #[error("no route matches the request")]
     NoRoute,
+    /// On a TLS connection, the request's host needs another certificate
+    /// than the one the connection's SNI got (421).
+    #[error("the host is served with another certificate than this connection's")]
+    Misdirected,
     /// The request could not be understood (e.g. an unusable URI).
     #[error("malformed request")]
     BadRequest,
@@ -126,6 +130,7 @@ impl ProxyError {
     pub fn side(&self) -> Side {
         match self {
             ProxyError::NoRoute
+            | ProxyError::Misdirected
             | ProxyError::BadRequest
             | ProxyError::UriTooLong
             | ProxyError::AmbiguousPath
@@ -165,6 +170,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             // A client that left mid-body reads nothing; one that only
             // half-closed learns its request was cut (nginx logs 400 for
             // a body the client stopped sending, too).
@@ -192,6 +198,7 @@ impl ProxyError {
     pub fn reason(&self) -> &'static str {
         match self {
             ProxyError::NoRoute => "no_route",
+            ProxyError::Misdirected => "misdirected",
             ProxyError::BadRequest => "bad_request",
             ProxyError::UriTooLong => "uri_too_long",
             ProxyError::AmbiguousPath => "ambiguous_path",
@@ -216,6 +223,7 @@ impl ProxyError {
     fn body(&self) -> &'static str {
         match self {
             ProxyError::NoRoute => "no route for this host and path\n",
+            ProxyError::Misdirected => "misdirected request: open a new connection for this host\n",
             ProxyError::BadRequest => "malformed request\n",
             ProxyError::UriTooLong => "request URI too long\n",
             ProxyError::AmbiguousPath => {

@@ -14,6 +14,9 @@ use http::{Request, Version};
 use crate::api::values::{is_unreserved, X_FORWARDED_FOR};
 
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// The verified client certificate's subject (mutual TLS); only the proxy
+/// sets it.
+pub static X_CLIENT_CERT_SUBJECT: HeaderName = HeaderName::from_static("x-client-cert-subject");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
@@ -101,11 +104,18 @@ pub struct Hop<'a> {
     /// behind trusted proxies the right-most untrusted `X-Forwarded-For`
     /// hop. Sent as `X-Real-IP`.
     pub client: HeaderValue,
+    /// Whether the request came in over TLS (`X-Forwarded-Proto`).
+    pub https: bool,
+    /// A verified client certificate's subject, sent as
+    /// `x-client-cert-subject`; whatever the client sent under that name
+    /// is dropped either way.
+    pub client_cert: Option<&'a HeaderValue>,
 }
 
 /// Sets `X-Forwarded-For` (the peer appended to what came before),
-/// `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Real-IP` (the client,
-/// replacing whatever the client sent), and drops `Forwarded` unless the
+/// `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Real-IP` (the client,
+/// replacing whatever the client sent) and `x-client-cert-subject` (only
+/// from a verified client certificate), and drops `Forwarded` unless the
 /// peer is a trusted proxy: a backend reading either header gets what the
 /// proxy vouches for, never what any client wrote.
 pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop<'_>, host: Option<HeaderValue>) {
@@ -125,7 +135,12 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop<'_>, host: Option<HeaderV
         }
     };
     headers.insert(X_FORWARDED_FOR.clone(), value);
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    let proto = if hop.https { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    match hop.client_cert {
+        Some(subject) => headers.insert(X_CLIENT_CERT_SUBJECT.clone(), subject.clone()),
+        None => headers.remove(&X_CLIENT_CERT_SUBJECT),
+    };
     headers.insert(X_REAL_IP.clone(), hop.client);
     if !hop.peer_trusted {
         headers.remove(header::FORWARDED);

@@ -13,6 +13,7 @@
 //! `forward` (header and URI rules), `connect`, `error`, `per_ip` (the
 //! per-client-IP connection cap).
 
+mod accept;
 mod answer;
 mod body;
 mod connect;
@@ -25,6 +26,7 @@ mod respond;
 mod retry;
 mod server;
 mod service;
+mod tls;
 
 pub use error::{ProxyError, Side};
 pub use server::{serve, ServeOptions, Sockets};

@@ -57,6 +57,11 @@ pub fn respond(
     if let Some(modifier) = &rule.policy.response_headers {
         modifier.apply(response.headers_mut());
     }
+    if conn.tls.is_some() {
+        if let Some(hsts) = rule.https.as_ref().and_then(|h| h.hsts.as_ref()) {
+            (response.headers_mut()).insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
+    }
     let (idle, total) = (rule.timeouts.idle, ctx.deadline);
     response.map(|body| {
         Either::Left(Timed::new(

@@ -2,24 +2,20 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderValue;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
+use super::accept::{Accept, Signals};
 use super::connect::TimedConnector;
-use super::per_ip::PerIp;
-use super::service::{handle, Connection, Shared, UpstreamClient};
+use super::service::{Shared, UpstreamClient};
 use crate::policy::client::TrustedProxies;
 use crate::table::SharedTable;
 
@@ -116,6 +112,9 @@ pub async fn serve(
     // Flipped when the drain deadline passes: every connection and tunnel
     // still open is closed, so nothing is served after `serve` returns.
     let (close_tx, close_rx) = watch::channel(false);
+    // Flipped when shutdown begins: every connection finishes its requests
+    // in flight and closes (HTTP/2: GOAWAY).
+    let (drain_tx, drain_rx) = watch::channel(false);
     let tunnels = TaskTracker::new();
     let shared = Arc::new(Shared {
         table,
@@ -127,78 +126,35 @@ pub async fn serve(
         max_uri_bytes: options.max_uri_bytes,
         underscores_in_headers: options.underscores_in_headers,
     });
-    let builder = connection_builder(&options);
-    // Flipped when shutdown begins: every connection finishes its requests
-    // in flight and closes (HTTP/2: GOAWAY).
-    let (drain_tx, drain_rx) = watch::channel(false);
-    let connections = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(options.max_connections));
-    let per_ip = PerIp::new(options.max_connections_per_ip);
-    let listener = sockets.plain;
-    info!(addr = %listener.local_addr()?, "proxy listening");
-
-    tokio::pin!(shutdown);
-    loop {
-        // The permit moves into the connection (and any tunnel): at the cap, we stop
-        // accepting rather than queue unbounded work.
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors and the like: back off briefly.
-                    warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
-        let ip = peer.ip().to_canonical();
-        let peer_trusted = shared.trusted_proxies.contains(ip);
-        let ip_slot = match &per_ip {
-            Some(per_ip) if !peer_trusted => match per_ip.admit(ip) {
-                Some(slot) => Some(slot),
-                None => {
-                    debug!(%peer, "connection closed: over the per-IP cap");
-                    continue;
-                }
-            },
-            _ => None,
-        };
-        let conn = Arc::new(Connection {
-            shared: shared.clone(),
-            peer_ip: HeaderValue::from_str(&ip.to_string())
-                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-            peer: ip,
-            peer_trusted,
-            requested: AtomicBool::new(false),
-            _permit: permit,
-            _ip_slot: ip_slot,
-        });
-        let idle = idle_deadline(
-            conn.clone(),
-            options.client_header_timeout,
-            options.idle_timeout,
-        );
-        let signals = Signals {
-            draining: drain_rx.clone(),
-            closing: close_rx.clone(),
-        };
-        connections.spawn(serve_connection(
-            &builder, signals, stream, peer, conn, idle,
-        ));
+    let accept = Accept::new(
+        shared,
+        connection_builder(&options),
+        &options,
+        Signals {
+            draining: drain_rx,
+            closing: close_rx,
+        },
+    );
+    info!(addr = %sockets.plain.local_addr()?, "proxy listening");
+    if let Some(tls) = &sockets.tls {
+        info!(addr = %tls.local_addr()?, "proxy listening for HTTPS");
     }
-    drop(listener);
+    let accepting = async {
+        let tls = async {
+            match sockets.tls {
+                Some(listener) => accept.run(listener, true).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::join!(accept.run(sockets.plain, false), tls);
+    };
+    // Both loops (and their listeners) are dropped when shutdown begins.
+    tokio::select! {
+        _ = accepting => {}
+        () = shutdown => {}
+    }
     let _ = drain_tx.send(true);
-    drain(connections, tunnels, options.drain_timeout).await;
+    drain(accept.connections(), tunnels, options.drain_timeout).await;
     let _ = close_tx.send(true);
     Ok(())
 }
@@ -244,95 +200,6 @@ fn connection_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     builder
-}
-
-/// When a connection has gone quiet for too long, as [`idle_deadline`]
-/// found it.
-enum Quiet {
-    /// No request within the client header timeout of accept (silent, part
-    /// of an HTTP/2 preface, an unfinished head): closed at once.
-    NeverAsked,
-    /// No new request for the idle timeout: shut down gracefully.
-    Idle,
-}
-
-/// Resolves when the connection has gone quiet: no request within
-/// `header_timeout` of accept, or, once it has had one, none during an
-/// `idle` interval (so idle for between one and two of them).
-/// Requests only set a flag ([`Connection::requested`]); this task reads
-/// and clears it, so a request costs no timer.
-async fn idle_deadline(conn: Arc<Connection>, header_timeout: Duration, idle: Duration) -> Quiet {
-    tokio::time::sleep(header_timeout).await;
-    if !conn.requested.swap(false, Ordering::Relaxed) {
-        return Quiet::NeverAsked;
-    }
-    loop {
-        tokio::time::sleep(idle).await;
-        if !conn.requested.swap(false, Ordering::Relaxed) {
-            return Quiet::Idle;
-        }
-    }
-}
-
-/// What a connection's task watches besides its connection.
-struct Signals {
-    /// True once shutdown has begun: finish what is in flight, then close.
-    draining: watch::Receiver<bool>,
-    /// True at the drain deadline: close now.
-    closing: watch::Receiver<bool>,
-}
-
-/// Serves one accepted connection until it ends, is closed at the drain
-/// deadline or as never asked, or is shut down gracefully (requests in
-/// flight finish; HTTP/2 sends GOAWAY) when idle or draining.
-fn serve_connection(
-    builder: &auto::Builder<TokioExecutor>,
-    mut signals: Signals,
-    stream: TcpStream,
-    peer: SocketAddr,
-    conn: Arc<Connection>,
-    quiet: impl Future<Output = Quiet> + Send + 'static,
-) -> impl Future<Output = ()> + Send + 'static {
-    if let Err(err) = stream.set_nodelay(true) {
-        debug!(error = %err, "could not set TCP_NODELAY");
-    }
-    let service = service_fn(move |req| handle(conn.clone(), req));
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-        .into_owned();
-    async move {
-        tokio::pin!(connection, quiet);
-        let mut winding_down = false;
-        loop {
-            tokio::select! {
-                served = connection.as_mut() => {
-                    if let Err(err) = served {
-                        debug!(%peer, error = %err, "connection ended with an error");
-                    }
-                    return;
-                }
-                _ = signals.closing.wait_for(|close| *close) => {
-                    debug!(%peer, "connection closed at the drain deadline");
-                    return;
-                }
-                _ = signals.draining.wait_for(|drain| *drain), if !winding_down => {
-                    connection.as_mut().graceful_shutdown();
-                    winding_down = true;
-                }
-                why = &mut quiet, if !winding_down => match why {
-                    Quiet::NeverAsked => {
-                        debug!(%peer, "connection closed: no request within the client header timeout");
-                        return;
-                    }
-                    Quiet::Idle => {
-                        debug!(%peer, "idle connection shut down");
-                        connection.as_mut().graceful_shutdown();
-                        winding_down = true;
-                    }
-                },
-            }
-        }
-    }
 }
 
 /// Waits for in-flight requests and open tunnels to finish, for at most

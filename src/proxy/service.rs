@@ -33,6 +33,7 @@ use super::per_ip::IpSlot;
 use super::prepare::prepare;
 use super::respond::respond;
 use super::retry;
+use super::tls::TlsConn;
 use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::retry::is_idempotent;
 use crate::table::SharedTable;
@@ -83,6 +84,9 @@ pub struct Connection {
     pub _permit: OwnedSemaphorePermit,
     /// Its place under the per-client-IP cap, if one is set; held as long.
     pub _ip_slot: Option<IpSlot>,
+    /// What the TLS handshake settled, for a connection that came in over
+    /// TLS.
+    pub tls: Option<TlsConn>,
 }
 
 impl Connection {
@@ -99,6 +103,8 @@ impl Connection {
             peer: &self.peer_ip,
             peer_trusted: self.peer_trusted,
             client,
+            https: self.tls.is_some(),
+            client_cert: self.tls.as_ref().and_then(|t| t.client_subject.as_ref()),
         }
     }
 }
@@ -131,6 +137,9 @@ async fn proxy(
         drop_underscored(req.headers_mut());
     }
     let mut ctx = route(conn, &req)?;
+    if let Some(redirect) = https_redirect(conn, &ctx, &req) {
+        return Err(Answered::on(&ctx.rule.route, redirect));
+    }
     let forwarded = async {
         let declared = admit(&ctx, &req)?;
         if let Some(answer) = answer(&ctx, &req) {
@@ -178,6 +187,11 @@ fn route(conn: &Connection, req: &Request<Incoming>) -> Result<RequestCtx, Proxy
                 ProxyError::AmbiguousPath
             })?;
         let (prefix_len, rule) = found.ok_or(ProxyError::NoRoute)?;
+        if let Some(tls) = &conn.tls {
+            if table.misdirected(tls.sni.as_deref(), host_str) {
+                return Err(ProxyError::Misdirected);
+            }
+        }
         (prefix_len.unwrap_or(0), rule.clone())
     };
     // The client is the peer, or behind trusted proxies the right-most
@@ -237,6 +251,24 @@ fn admit(ctx: &RequestCtx, req: &Request<Incoming>) -> Result<Option<u64>, Proxy
         }
     }
     Ok(declared)
+}
+
+/// A plain-HTTP request for a route with `spec.tls` is redirected to
+/// HTTPS (308, so the method and body are kept), unless the route opted
+/// out, there is no TLS listener, or it is an ACME HTTP-01 challenge.
+fn https_redirect(conn: &Connection, ctx: &RequestCtx, req: &Request<Incoming>) -> Option<Answer> {
+    if conn.tls.is_some() {
+        return None;
+    }
+    let https = ctx.rule.https.as_ref()?;
+    let mut buf = [0u8; 253];
+    let host = crate::matching::request_host(ctx.host_str()?, &mut buf)?;
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = https.redirect(host, target)?;
+    Some(Answer::Redirect {
+        status: http::StatusCode::PERMANENT_REDIRECT,
+        location,
+    })
 }
 
 /// The answer phase: a rule that redirects answers here, with a synthetic

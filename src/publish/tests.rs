@@ -298,3 +298,26 @@ async fn standalone_publishes_its_first_table_before_running() {
         "the first update is not handled twice"
     );
 }
+
+#[tokio::test]
+async fn a_problem_is_logged_when_it_appears_not_at_every_compile() {
+    let mut publisher = Publisher::empty(Gate::Always);
+    let bad = route("bad", "bad.example", "not an address");
+    let good = route("good", "good.example", "127.0.0.1:1");
+    publisher
+        .publish(Arc::new(update(&[bad.clone()])))
+        .await
+        .unwrap();
+    assert_eq!(publisher.reported.len(), 1, "the problem was logged");
+    // An unrelated edit compiles again and finds the same problem: it is
+    // not new, so not logged again.
+    let both = update(&[bad.clone(), good]);
+    let compiled = compile(&both.snapshot, &RouteTable::default(), 0);
+    let problems = problems(&both, &compiled);
+    assert_eq!(problems.len(), 1);
+    assert_eq!(newly_found(&problems, &publisher.reported).count(), 0);
+    // Gone, then back: logged again.
+    publisher.publish(Arc::new(update(&[]))).await.unwrap();
+    assert!(publisher.reported.is_empty());
+    assert_eq!(newly_found(&problems, &publisher.reported).count(), 1);
+}

@@ -356,4 +356,24 @@ impl RouteTable {
     pub fn tls(&self) -> &TlsTable {
         &self.tls
     }
+
+    /// Whether a request for `host` on a TLS connection whose client asked
+    /// for `sni` must go elsewhere (421): the host's certificate, by the
+    /// same lookup as a handshake's, is not the SNI name's. Connections
+    /// coalesced over a certificate covering both names are fine.
+    pub fn misdirected(&self, sni: Option<&str>, host: Option<&str>) -> bool {
+        let mut buf = [0u8; 253];
+        let Some(host) = host.and_then(|h| request_host(h, &mut buf)) else {
+            return false;
+        };
+        if sni.is_some_and(|sni| sni == host) {
+            return false;
+        }
+        let index = &self.tls.index;
+        match (index.lookup(Some(host)), index.lookup(sni)) {
+            (Some(wanted), Some(got)) => !Arc::ptr_eq(wanted, got),
+            (None, None) => false,
+            _ => true,
+        }
+    }
 }

@@ -290,6 +290,8 @@ fn resource(api_version: &str, kind: &str) -> ApiResource {
         "EndpointSlice" => "endpointslices",
         "Lease" => "leases",
         "Namespace" => "namespaces",
+        "Secret" => "secrets",
+        "ConfigMap" => "configmaps",
         "CustomResourceDefinition" => "customresourcedefinitions",
         other => panic!("no plural known for {other}"),
     };

@@ -56,6 +56,8 @@ fn hop<'a>(peer: &'a HeaderValue, peer_trusted: bool, client: &'static str) -> H
         peer,
         peer_trusted,
         client: HeaderValue::from_static(client),
+        https: false,
+        client_cert: None,
     }
 }
 

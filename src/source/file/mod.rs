@@ -1,14 +1,19 @@
-//! The file source: `LoadBalancerRoute` YAML from a file or a directory.
+//! The file source: `LoadBalancerRoute` YAML from a file or a directory,
+//! with the `v1` Secrets and ConfigMaps (certificates, a client CA) beside
+//! the routes.
 //!
 //! Owns: reading files (blocking; call it from `spawn_blocking`), refusing
 //! files too large ([`MAX_FILE_BYTES`]) or nested too deep ([`MAX_DEPTH`],
 //! a linear pre-scan before the YAML parser), splitting multi-document
-//! YAML and turning each document into a [`SourcedRoute`] or a
+//! YAML and turning each document into a [`SourcedRoute`], a Secret or
+//! ConfigMap of the snapshot (`objects`), or a
 //! [`Diagnostic`] naming the file, document, resource and field; polling
 //! the files and sending a [`SourceUpdate`] when they change and the
 //! change has settled ([`FileSource`]). Must not: validate values or compile (`switchyard
 //! check` is `publish::check`), publish, route or proxy.
 
+mod base64;
+mod objects;
 mod poll;
 mod prescan;
 
@@ -125,8 +130,9 @@ fn read_capped(path: &Path, cap: u64) -> Result<String, Unreadable> {
     })
 }
 
-/// Parses every document of every file. Never fails as a whole: a bad
-/// document becomes a diagnostic and the others are still returned.
+/// Parses every document of every file: routes, Secrets and ConfigMaps.
+/// Never fails as a whole: a bad document becomes a diagnostic and the
+/// others are still returned.
 pub fn parse(files: &Files, tls: &TlsSettings) -> Loaded {
     let mut loaded = Loaded::default();
     loaded.snapshot.backends = BackendPolicy::StaticOnly;
@@ -165,6 +171,10 @@ pub fn parse(files: &Files, tls: &TlsSettings) -> Loaded {
             };
             if value.is_null() {
                 continue; // an empty document, e.g. a trailing `---`
+            }
+            if let Some(kind) = objects::CoreKind::of(&value) {
+                objects::load(&value, kind, &origin, index, &mut loaded);
+                continue;
             }
             let age = Age {
                 created: None,

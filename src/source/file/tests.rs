@@ -121,6 +121,44 @@ async fn file_source_sends_an_update_when_the_files_change() {
     tokio::time::timeout(deadline, task).await.unwrap().unwrap();
 }
 
+const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: tls}\n\
+                      type: kubernetes.io/tls\nstringData: {tls.crt: old, tls.key: k}\n";
+
+#[tokio::test]
+async fn an_edited_secret_document_produces_a_new_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    fs::write(&path, format!("{ROUTE_A}---\n{SECRET}")).unwrap();
+    let interval = std::time::Duration::from_millis(10);
+    let (source, first) = FileSource::open(path.clone(), interval, Default::default())
+        .await
+        .unwrap();
+    let key = ("default".to_owned(), "tls".to_owned());
+    assert_eq!(&*first.snapshot.secrets[&key].data["tls.crt"], b"old");
+    let (updates, mut received) = tokio::sync::watch::channel(None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(source.run(updates, async {
+        let _ = stopped.await;
+    }));
+
+    fs::write(
+        &path,
+        format!("{ROUTE_A}---\n{}", SECRET.replace("old", "new")),
+    )
+    .unwrap();
+    let deadline = std::time::Duration::from_secs(10);
+    let update = tokio::time::timeout(deadline, received.wait_for(Option::is_some))
+        .await
+        .expect("an update within the deadline")
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert_eq!(&*update.snapshot.secrets[&key].data["tls.crt"], b"new");
+    assert_eq!(update.snapshot.routes.len(), 1);
+    stop.send(()).unwrap();
+    tokio::time::timeout(deadline, task).await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn file_source_refuses_to_open_an_unreadable_path() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
-//! The Kubernetes source: reflectors for `LoadBalancerRoute`, `Service` and
-//! `EndpointSlice` feed the same [`Snapshot`](crate::snapshot::Snapshot)
-//! the file source builds.
+//! The Kubernetes source: reflectors for `LoadBalancerRoute`, `Service`,
+//! `EndpointSlice`, TLS `Secret`s and the client-CA `ConfigMap` feed the
+//! same [`Snapshot`](crate::snapshot::Snapshot) the file source builds.
 //!
 //! Owns: watching (with backoff, relisting after `410 Gone`), waiting for
 //! every cache to sync before the first snapshot, coalescing bursts of
@@ -10,6 +10,7 @@
 //! decides what they mean, and `publish` what is served.
 
 pub mod lease;
+mod secrets;
 mod snapshot;
 mod status;
 
@@ -19,7 +20,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -44,8 +45,9 @@ pub struct Options {
     pub allow_static_backends: bool,
     /// The Lease whose holder writes route status.
     pub lease: LeaseOptions,
-    /// The TLS listener's settings; `client_ca`, when it names a
-    /// ConfigMap, is watched too. Every snapshot carries them.
+    /// The TLS listener's settings; `default_certificate` and `client_ca`
+    /// (as a Secret and as a ConfigMap) are watched by name, even outside
+    /// `namespaces`. Every snapshot carries them.
     pub tls: TlsSettings,
 }
 
@@ -63,6 +65,11 @@ pub(crate) struct Stores {
     routes: Vec<Store<LoadBalancerRoute>>,
     services: Vec<Store<Service>>,
     slices: Vec<Store<EndpointSlice>>,
+    /// `kubernetes.io/tls` Secrets per watched namespace, then the named
+    /// ones (`secrets::secret_scopes`).
+    secrets: Vec<Store<Secret>>,
+    /// The client-CA ConfigMap, when `--tls-client-ca` is set.
+    config_maps: Vec<Store<ConfigMap>>,
 }
 
 /// Watches the cluster and sends a [`SourceUpdate`] on `updates` whenever
@@ -83,7 +90,7 @@ pub async fn run(
     // burst of changes becomes one snapshot.
     let (tick, mut ticked) = watch::channel(());
     let mut tasks = JoinSet::new();
-    let stores = Stores::start(&client, &options.namespaces, &tick, &mut tasks);
+    let stores = Stores::start(&client, &options, &tick, &mut tasks);
     tokio::select! {
         synced = stores.synced() => synced?,
         () = &mut shutdown => return Ok(()),
@@ -138,30 +145,40 @@ pub async fn run(
 
 impl Stores {
     /// Starts one reflector per watched namespace (all when `namespaces`
-    /// is empty) and kind, each ticking `tick` on change.
+    /// is empty) and kind, plus those the TLS settings name, each ticking
+    /// `tick` on change.
     fn start(
         client: &Client,
-        namespaces: &[String],
+        options: &Options,
         tick: &watch::Sender<()>,
         tasks: &mut JoinSet<()>,
     ) -> Stores {
-        let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        let scopes: Vec<Option<String>> = if options.namespaces.is_empty() {
             vec![None]
         } else {
-            namespaces.iter().cloned().map(Some).collect()
+            options.namespaces.iter().cloned().map(Some).collect()
         };
+        let all = watcher::Config::default;
         Stores {
             routes: scopes
                 .iter()
-                .map(|ns| reflect(api(client, ns), tick, tasks))
+                .map(|ns| reflect(api(client, ns), all(), tick, tasks))
                 .collect(),
             services: scopes
                 .iter()
-                .map(|ns| reflect(api(client, ns), tick, tasks))
+                .map(|ns| reflect(api(client, ns), all(), tick, tasks))
                 .collect(),
             slices: scopes
                 .iter()
-                .map(|ns| reflect(api(client, ns), tick, tasks))
+                .map(|ns| reflect(api(client, ns), all(), tick, tasks))
+                .collect(),
+            secrets: secrets::secret_scopes(&options.namespaces, &options.tls)
+                .iter()
+                .map(|s| reflect(api(client, &s.namespace), selected(s), tick, tasks))
+                .collect(),
+            config_maps: secrets::config_map_scopes(&options.tls)
+                .iter()
+                .map(|s| reflect(api(client, &s.namespace), selected(s), tick, tasks))
                 .collect(),
         }
     }
@@ -170,7 +187,9 @@ impl Stores {
     async fn synced(&self) -> Result<(), Error> {
         all_synced(&self.routes).await?;
         all_synced(&self.services).await?;
-        all_synced(&self.slices).await
+        all_synced(&self.slices).await?;
+        all_synced(&self.secrets).await?;
+        all_synced(&self.config_maps).await
     }
 }
 
@@ -200,19 +219,27 @@ where
     }
 }
 
-/// Starts a reflector for `api`: its store, kept by a task that ticks on
-/// every change (after the initial list has fully arrived).
-fn reflect<K>(api: Api<K>, tick: &watch::Sender<()>, tasks: &mut JoinSet<()>) -> Store<K>
+/// The watcher configuration of a [`secrets::Scope`]: its field selector.
+fn selected(scope: &secrets::Scope) -> watcher::Config {
+    watcher::Config::default().fields(&scope.fields)
+}
+
+/// Starts a reflector for `api` (listing and watching as `config` says):
+/// its store, kept by a task that ticks on every change (after the initial
+/// list has fully arrived).
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    tick: &watch::Sender<()>,
+    tasks: &mut JoinSet<()>,
+) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).into_owned();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    );
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
     let tick = tick.clone();
     tasks.spawn(async move {
         let mut stream = std::pin::pin!(stream);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use super::Stores;
+use super::{secrets, Stores};
 use crate::snapshot::{
     Age, BackendPolicy, EndpointInfo, EndpointSliceInfo, ObjectKey, ServiceInfo, ServicePortInfo,
     Snapshot, SourcedRoute, TlsSettings,
@@ -26,8 +26,8 @@ pub(super) fn build(
         backends: policy,
         services: services(stores),
         endpoints: endpoints(stores),
-        secrets: Default::default(),
-        config_maps: Default::default(),
+        secrets: secrets::secrets(&stores.secrets),
+        config_maps: secrets::config_maps(&stores.config_maps),
         tls: tls.clone(),
     };
     (snapshot, generations)

@@ -1,5 +1,6 @@
 //! Builders for the objects tests apply, one per kind the double serves:
-//! [`route`], [`service`], [`endpoint_slice`], [`lease`], [`namespace`].
+//! [`route`], [`service`], [`endpoint_slice`], [`lease`], [`namespace`],
+//! [`secret`] (and [`tls_secret`]), [`config_map`].
 //!
 //! Owns the shape of a typical object of each kind, so tests state intent
 //! rather than JSON. Must not touch the double's state: tests hand the
@@ -84,4 +85,49 @@ pub fn lease(ns: &str, name: &str, holder: &str) -> Value {
 /// A `v1` `Namespace`.
 pub fn namespace(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+}
+
+/// A `v1` `Secret` of `type_` whose `data` holds `data` (base64-encoded,
+/// as the API carries it).
+pub fn secret(ns: &str, name: &str, type_: &str, data: &[(&str, &[u8])]) -> Value {
+    let data: serde_json::Map<String, Value> = data
+        .iter()
+        .map(|(key, bytes)| {
+            let encoded = serde_json::to_value(k8s_openapi::ByteString(bytes.to_vec()))
+                .expect("base64 of a ByteString");
+            ((*key).to_owned(), encoded)
+        })
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "type": type_,
+        "data": data,
+    })
+}
+
+/// A `kubernetes.io/tls` `Secret` with `tls.crt` and `tls.key` (the real
+/// server requires both keys for this type).
+pub fn tls_secret(ns: &str, name: &str, crt: &[u8], key: &[u8]) -> Value {
+    secret(
+        ns,
+        name,
+        "kubernetes.io/tls",
+        &[("tls.crt", crt), ("tls.key", key)],
+    )
+}
+
+/// A `v1` `ConfigMap` with text `data`.
+pub fn config_map(ns: &str, name: &str, data: &[(&str, &str)]) -> Value {
+    let data: serde_json::Map<String, Value> = data
+        .iter()
+        .map(|(key, text)| ((*key).to_owned(), json!(text)))
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns},
+        "data": data,
+    })
 }

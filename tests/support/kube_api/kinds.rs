@@ -25,10 +25,14 @@ pub(super) struct Kind {
     pub(super) generation: bool,
     /// Is a CustomResourceDefinition (stricter PUT/PATCH rules).
     pub(super) custom: bool,
+    /// Field selectors it supports besides `metadata.name` and
+    /// `metadata.namespace`, as (field path, value when absent): the real
+    /// server's field label conversion for the kind.
+    pub(super) fields: &'static [(&'static str, &'static str)],
 }
 
 /// Every kind the double serves; a kind's index here keys its objects.
-static KINDS: [Kind; 5] = [
+static KINDS: [Kind; 7] = [
     Kind {
         group: "switchyard.dev",
         version: "v1alpha1",
@@ -38,6 +42,7 @@ static KINDS: [Kind; 5] = [
         status_subresource: true,
         generation: true,
         custom: true,
+        fields: &[],
     },
     Kind {
         group: "",
@@ -48,6 +53,7 @@ static KINDS: [Kind; 5] = [
         status_subresource: true,
         generation: false,
         custom: false,
+        fields: &[],
     },
     Kind {
         group: "discovery.k8s.io",
@@ -58,6 +64,7 @@ static KINDS: [Kind; 5] = [
         status_subresource: false,
         generation: false,
         custom: false,
+        fields: &[],
     },
     Kind {
         group: "coordination.k8s.io",
@@ -68,6 +75,7 @@ static KINDS: [Kind; 5] = [
         status_subresource: false,
         generation: false,
         custom: false,
+        fields: &[],
     },
     Kind {
         group: "",
@@ -78,6 +86,31 @@ static KINDS: [Kind; 5] = [
         status_subresource: false,
         generation: false,
         custom: false,
+        fields: &[],
+    },
+    // The real server defaults `type` to Opaque on create; the double
+    // stores what it is given, so an absent type selects as Opaque.
+    Kind {
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        kind: "Secret",
+        namespaced: true,
+        status_subresource: false,
+        generation: false,
+        custom: false,
+        fields: &[("type", "Opaque")],
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        plural: "configmaps",
+        kind: "ConfigMap",
+        namespaced: true,
+        status_subresource: false,
+        generation: false,
+        custom: false,
+        fields: &[],
     },
 ];
 

@@ -15,6 +15,8 @@
 //! | `endpointslices`    | `discovery.k8s.io/v1`      | namespaced | no        | no         |
 //! | `leases`            | `coordination.k8s.io/v1`   | namespaced | no        | no         |
 //! | `namespaces`        | `v1`                       | cluster    | no        | no         |
+//! | `secrets`           | `v1`                       | namespaced | no        | no         |
+//! | `configmaps`        | `v1`                       | namespaced | no        | no         |
 //!
 //! Paths: `/api/v1/...` and `/apis/{group}/{version}/...`, cluster-wide
 //! collections (`/apis/g/v/{resource}`), namespaced collections
@@ -41,8 +43,10 @@
 //! - **LIST** returns `{apiVersion, kind: <Kind>List, metadata:
 //!   {resourceVersion, continue?, remainingItemCount?}, items}` sorted by
 //!   namespace/name, honours `labelSelector` (`k=v`, `k==v`, `k!=v`, `k`,
-//!   `!k`), `fieldSelector` (`metadata.name`, `metadata.namespace`), `limit`
-//!   and `continue`. Items carry `apiVersion`/`kind` (the real server omits
+//!   `!k`), `fieldSelector` (`=`/`==`/`!=` on `metadata.name`,
+//!   `metadata.namespace`, and for Secrets `type`, an absent one selecting
+//!   as `Opaque`; terms joined by `,`; any other field is a 400 as on the
+//!   real server, e.g. `type` on ConfigMaps), `limit` and `continue`. Items carry `apiVersion`/`kind` (the real server omits
 //!   them for built-in kinds: don't depend on them).
 //! - **WATCH** (`watch=true|1`) is a chunked stream of newline-delimited
 //!   `{"type","object"}` events strictly after `resourceVersion=N`, in
@@ -82,6 +86,10 @@
 //! - No field managers or `managedFields`: server-side apply is a merge
 //!   patch, so fields a manager stops applying are *not* removed, and lists
 //!   (e.g. `conditions`) are replaced wholesale, not merged by key.
+//! - Secrets are stored as given: `stringData` is not merged into `data`,
+//!   `type` is not defaulted to `Opaque`, and a `kubernetes.io/tls` Secret
+//!   without `tls.crt` and `tls.key` is not refused (the real server does
+//!   all three): tests send `data`, base64, and both keys.
 //! - No admission, defaulting, OpenAPI/CEL schema validation, or
 //!   `fieldValidation`; no JSON Patch (415); no finalizers,
 //!   `deletionTimestamp` or graceful deletion; namespaces need not exist;
@@ -106,7 +114,8 @@
 //! - `controls`: the test controls on [`KubeApi`] (apply, status, delete,
 //!   cut, compact, bookmark, outage, waits, logs).
 //! - `builders`: [`route`], [`service`], [`endpoint_slice`], [`lease`],
-//!   [`namespace`]: typical objects of each kind.
+//!   [`namespace`], [`secret`], [`tls_secret`], [`config_map`]: typical
+//!   objects of each kind.
 //! - `kinds`: the table above, one entry per resource.
 //! - `state`: stored objects, the global resourceVersion, the event
 //!   history, and every change to them.
@@ -132,7 +141,9 @@ mod write;
 
 // Each test binary uses its own part of the harness.
 #[allow(unused_imports)]
-pub use builders::{endpoint_slice, lease, namespace, route, service};
+pub use builders::{
+    config_map, endpoint_slice, lease, namespace, route, secret, service, tls_secret,
+};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,7 @@
 //! What a LIST or WATCH selects: label selectors (`k=v`, `k==v`, `k!=v`,
-//! `k`, `!k`), field selectors (`metadata.name`, `metadata.namespace`), the
-//! namespace, and the query string they arrive in.
+//! `k`, `!k`), field selectors (`metadata.name`, `metadata.namespace`, and
+//! the kind's own, e.g. a Secret's `type`), the namespace, and the query
+//! string they arrive in.
 //!
 //! Owns parsing selectors and query strings and matching objects against
 //! them. Must not frame list or watch responses (`read`, `watch` do).
@@ -50,14 +51,15 @@ impl Selector {
         Ok(Selector { terms })
     }
 
-    /// Parses a field selector: `=`/`!=` on `metadata.name` or
-    /// `metadata.namespace` only, as the real server allows for these kinds.
-    fn parse_fields(s: &str) -> Result<Selector, Failure> {
+    /// Parses a field selector: `=`/`!=` on `metadata.name`,
+    /// `metadata.namespace` or one of the kind's own fields only, as the
+    /// real server allows; anything else is a 400.
+    fn parse_fields(s: &str, kind: &Kind) -> Result<Selector, Failure> {
         let sel = Selector::parse_labels(s)?;
         for (k, op, _) in &sel.terms {
-            if !matches!(*op, "=" | "!=")
-                || !matches!(k.as_str(), "metadata.name" | "metadata.namespace")
-            {
+            let known = matches!(k.as_str(), "metadata.name" | "metadata.namespace")
+                || kind.fields.iter().any(|(field, _)| field == k);
+            if !matches!(*op, "=" | "!=") || !known {
                 return Err(failure(
                     400,
                     "BadRequest",
@@ -82,13 +84,27 @@ impl Selector {
         })
     }
 
-    /// Whether `obj`'s metadata fields satisfy every term.
-    fn matches_fields(&self, obj: &Value) -> bool {
+    /// Whether `obj`'s fields satisfy every term.
+    fn matches_fields(&self, kind: &Kind, obj: &Value) -> bool {
         self.terms.iter().all(|(k, op, v)| {
-            let have = str_field(obj, k.trim_start_matches("metadata."));
+            let have = field_value(kind, obj, k);
             (have == v) == (*op == "=")
         })
     }
+}
+
+/// The value of the selectable field `field` of `obj` (a dotted path),
+/// the kind's default when absent.
+fn field_value<'a>(kind: &Kind, obj: &'a Value, field: &str) -> &'a str {
+    if let Some(meta_field) = field.strip_prefix("metadata.") {
+        return str_field(obj, meta_field);
+    }
+    let default = (kind.fields.iter())
+        .find(|(f, _)| *f == field)
+        .map_or("", |(_, d)| *d);
+    obj.pointer(&format!("/{}", field.replace('.', "/")))
+        .and_then(Value::as_str)
+        .unwrap_or(default)
 }
 
 /// What a LIST or WATCH selects.
@@ -114,7 +130,7 @@ impl Selection {
             kind,
             ns,
             labels: Selector::parse_labels(q.get("labelSelector").unwrap_or(""))?,
-            fields: Selector::parse_fields(q.get("fieldSelector").unwrap_or(""))?,
+            fields: Selector::parse_fields(q.get("fieldSelector").unwrap_or(""), kind)?,
         })
     }
 
@@ -124,7 +140,7 @@ impl Selection {
             .as_deref()
             .is_none_or(|ns| str_field(obj, "namespace") == ns)
             && self.labels.matches_labels(obj)
-            && self.fields.matches_fields(obj)
+            && self.fields.matches_fields(self.kind, obj)
     }
 
     /// The selected stored objects, in key order.
