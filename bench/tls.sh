@@ -9,17 +9,21 @@
 # For each certificate (ECDSA P-256 and RSA 2048, made here with openssl)
 # and each proxy (nginx, switchyard) it runs wrk over HTTPS against the
 # proxy, which forwards to one nginx `return 200` backend:
-#   keep-alive  requests/s over long-lived TLS connections (the cost of
-#               encryption per request);
-#   handshakes  requests/s with `Connection: close`, so every request is a
-#               new TCP connection and TLS handshake (the cost of the
-#               handshake; wrk does not resume sessions).
+#   keep-alive       requests/s over long-lived TLS connections (the cost
+#                    of encryption per request);
+#   new connections  requests/s with `Connection: close`: every request a
+#                    new TCP connection and TLS handshake, which wrk
+#                    resumes from its previous session (as browsers do);
+# and with `openssl s_time -new` (THREADS processes):
+#   full handshakes  handshakes/s with no resumption (the signature and key
+#                    exchange every time; s_time sends no SNI, so switchyard
+#                    serves it the same pair as its --default-certificate).
 # Every run is bounded (DURATION, default 10s), every port is on 127.0.0.1
 # and picked free by the kernel. Prints a markdown table.
 #
 # Environment:
 #   SWITCHYARD_BIN=target/release/switchyard   the binary under test
-#   DURATION=10s          each wrk run
+#   DURATION=10s          each wrk / s_time run (seconds, with the `s`)
 #   THREADS=2             wrk threads
 #   CONNECTIONS=64        wrk connections, keep-alive runs
 #   HS_CONNECTIONS=16     wrk connections, handshake runs
@@ -166,7 +170,7 @@ start_switchyard() {
   } >"$DIR/sy-$alg/routes.yaml"
   RUST_LOG=warn "$BIN" run --routes "$DIR/sy-$alg/routes.yaml" \
     --listen "127.0.0.1:$plain" --tls-listen "127.0.0.1:$SWITCHYARD_PORT" \
-    --admin 127.0.0.1:0 &
+    --default-certificate default/bench-cert --admin 127.0.0.1:0 &
   PIDS+=($!)
   wait_port "$SWITCHYARD_PORT"
 }
@@ -192,6 +196,34 @@ rate() {
   printf '%s' "${rps:-0}"
 }
 
+# full_handshakes PORT: handshakes/s of THREADS `openssl s_time -new`
+# processes in parallel (each: connect, full handshake, close, repeat).
+full_handshakes() {
+  local port=$1 secs=${DURATION%s} i start end
+  start="$(date +%s.%N)"
+  for ((i = 0; i < THREADS; i++)); do
+    timeout 60 openssl s_time -connect "127.0.0.1:$port" -new -time "$secs" \
+      >"$DIR/s_time.$i" 2>&1 &
+  done
+  wait_children_of_s_time
+  end="$(date +%s.%N)"
+  # "N connections in T real seconds": N summed over the processes, over
+  # the wall time they all ran (s_time rounds T to whole seconds).
+  cat "$DIR"/s_time.* | awk -v t="$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')" \
+    '/connections in .* real seconds/ { n += $1 } END { printf "%d", n / t }'
+  rm -f "$DIR"/s_time.*
+}
+
+# wait_children_of_s_time: waits for the s_time processes (not the proxies).
+wait_children_of_s_time() {
+  local pid
+  for pid in $(jobs -p); do
+    if ! printf '%s\n' "${PIDS[@]}" | grep -qx "$pid"; then
+      wait "$pid" || true
+    fi
+  done
+}
+
 # stop_last: stops the last process started.
 stop_last() {
   local pid=${PIDS[-1]}
@@ -202,13 +234,15 @@ stop_last() {
 
 ROWS=()
 bench() {
-  local alg=$1 proxy=$2 port=$3 keepalive handshakes
+  local alg=$1 proxy=$2 port=$3 keepalive reconnects full
   check "$alg" "$port"
   log "$proxy, $alg: keep-alive ($DURATION, -c$CONNECTIONS)"
   keepalive="$(rate "$port" "$CONNECTIONS")"
-  log "$proxy, $alg: new handshakes ($DURATION, -c$HS_CONNECTIONS, Connection: close)"
-  handshakes="$(rate "$port" "$HS_CONNECTIONS" -H 'Connection: close')"
-  ROWS+=("| $alg | $proxy | $keepalive | $handshakes |")
+  log "$proxy, $alg: new connections ($DURATION, -c$HS_CONNECTIONS, Connection: close)"
+  reconnects="$(rate "$port" "$HS_CONNECTIONS" -H 'Connection: close')"
+  log "$proxy, $alg: full handshakes ($DURATION, $THREADS x openssl s_time -new)"
+  full="$(full_handshakes "$port")"
+  ROWS+=("| $alg | $proxy | $keepalive | $reconnects | $full |")
 }
 
 start_backend
@@ -227,8 +261,9 @@ for alg in ecdsa rsa; do
 done
 
 echo
-echo "wrk -t$THREADS -d$DURATION; keep-alive -c$CONNECTIONS; handshakes -c$HS_CONNECTIONS with Connection: close; nginx workers: $WORKERS"
+echo "wrk -t$THREADS -d$DURATION: keep-alive -c$CONNECTIONS; new connections -c$HS_CONNECTIONS with Connection: close (sessions resumed);"
+echo "full handshakes: $THREADS x openssl s_time -new -time ${DURATION%s}; nginx workers: $WORKERS"
 echo
-echo "| certificate | proxy | keep-alive req/s | new handshakes/s |"
-echo "|---|---|---:|---:|"
+echo "| certificate | proxy | keep-alive req/s | new connections req/s | full handshakes/s |"
+echo "|---|---|---:|---:|---:|"
 printf '%s\n' "${ROWS[@]}"

@@ -139,6 +139,29 @@ async fn client_resumes_its_session_on_the_second_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_early_data_is_reported() {
+    let pki = Pki::new("harness CA");
+    let cert = pki.leaf(&["a.example.test"]);
+    let mut config = config(&pki, Some(&cert), false);
+    config.max_early_data_size = 16 * 1024;
+    let server = serve(config).await;
+
+    let client = TlsClient::builder(&pki, "a.example.test")
+        .offer_early_data()
+        .build();
+    client
+        .must_connect(server.addr)
+        .await
+        .h1()
+        .await
+        .get("a.example.test", "/")
+        .await;
+    let second = client.handshake(server.addr).await;
+    assert_eq!(second.kind, HandshakeKind::Resumed);
+    assert!(second.early_data_accepted, "this server takes 0-RTT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_alert_is_recognised_by_assert_alert() {
     let pki = Pki::new("harness CA");
     let server = serve(config(&pki, None, false)).await;

@@ -328,3 +328,19 @@ async fn resumption_off_in_the_client_means_full_handshakes() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_rtt_is_never_accepted_on_a_resumed_session() {
+    let site = Site::new().await;
+    let proxy = site.proxy(TlsSettings::default()).await;
+
+    let client = TlsClient::builder(&site.pki, "a.example.test")
+        .alpn(&["http/1.1"])
+        .offer_early_data()
+        .build();
+    let mut h1 = client.must_connect(proxy.tls()).await.h1().await;
+    assert_eq!(h1.get("a.example.test", "/").await.status, StatusCode::OK);
+    let second = client.handshake(proxy.tls()).await;
+    assert_eq!(second.kind, HandshakeKind::Resumed);
+    assert!(!second.early_data_accepted, "0-RTT must stay off");
+}

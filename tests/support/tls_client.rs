@@ -29,6 +29,7 @@ pub struct TlsClientBuilder {
     client_cert: Option<Cert>,
     resumption: bool,
     verify: bool,
+    early_data: bool,
 }
 
 /// A TLS client configuration, reused across connections (so a second
@@ -50,6 +51,9 @@ pub struct Negotiated {
     pub serial: u64,
     /// Full or resumed.
     pub kind: HandshakeKind,
+    /// Whether the server accepted 0-RTT early data (only ever offered
+    /// on a resumption by a client built with `offer_early_data`).
+    pub early_data_accepted: bool,
 }
 
 /// An established TLS connection and what it negotiated.
@@ -74,6 +78,7 @@ impl TlsClient {
             client_cert: None,
             resumption: true,
             verify: true,
+            early_data: false,
         }
     }
 
@@ -151,6 +156,13 @@ impl TlsClientBuilder {
         self
     }
 
+    /// Offers 0-RTT early data when resuming a session whose ticket allows
+    /// it ([`Negotiated::early_data_accepted`] tells whether it was taken).
+    pub fn offer_early_data(mut self) -> Self {
+        self.early_data = true;
+        self
+    }
+
     /// Offers TLS 1.2 only.
     pub fn tls12_only(mut self) -> Self {
         self.versions = vec![&rustls::version::TLS12];
@@ -196,6 +208,7 @@ impl TlsClientBuilder {
         };
         config.alpn_protocols = self.alpn;
         config.enable_sni = self.sni;
+        config.enable_early_data = self.early_data;
         config.resumption = if self.resumption {
             Resumption::in_memory_sessions(64)
         } else {
@@ -263,6 +276,7 @@ fn negotiated(stream: &TlsStream<TcpStream>) -> Negotiated {
         version: conn.protocol_version().expect("negotiated version"),
         serial: serial_of(leaf),
         kind: conn.handshake_kind().expect("handshake kind"),
+        early_data_accepted: conn.is_early_data_accepted(),
     }
 }
 
