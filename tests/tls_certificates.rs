@@ -138,7 +138,9 @@ async fn assert_bad_certificate(case: Case, reason: &str, needle: &str, bad_hand
         good.map(|c| (c.status, c.reason)),
         Some((true, "CertificateReady".to_owned()))
     );
-    assert_check_reports(bed.proxy.routes_path(), needle);
+    if case.host != UNCOVERED {
+        assert_check_reports(bed.proxy.routes_path(), needle);
+    }
 }
 
 /// `switchyard check` on the proxy's own file: non-zero, and one line
@@ -211,14 +213,37 @@ async fn an_expired_certificate_is_certificate_expired() {
     assert_bad_certificate(case, "CertificateExpired", "bad-cert", true).await;
 }
 
+/// The host of [`uncovered`]: its certificate is for `bad.example.test`.
+const UNCOVERED: &str = "uncovered.test";
+
+fn uncovered() -> Case {
+    let cert = Pki::new("x").leaf(&["bad.example.test"]);
+    Case {
+        host: UNCOVERED,
+        ..Case::secret(vec![cert.secret("default", "bad-cert")])
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_the_certificate_does_not_cover_is_host_not_covered() {
-    let cert = Pki::new("x").leaf(&["bad.example.test"]);
-    let case = Case {
-        host: "uncovered.test",
-        ..Case::secret(vec![cert.secret("default", "bad-cert")])
-    };
-    assert_bad_certificate(case, "HostNotCovered", "uncovered.test", false).await;
+    assert_bad_certificate(uncovered(), "HostNotCovered", UNCOVERED, false).await;
+}
+
+#[test]
+fn check_reports_a_host_the_certificate_does_not_cover() {
+    let backends = refused_addr().to_string();
+    let case = uncovered();
+    let text = documents(&[
+        yaml(&[route("bad")
+            .host(case.host)
+            .tls_spec(&case.tls)
+            .rule(Rule::new().address(&backends, None))]),
+        case.docs.concat(),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    std::fs::write(&path, text).unwrap();
+    assert_check_reports(&path, UNCOVERED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
