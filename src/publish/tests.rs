@@ -305,13 +305,13 @@ async fn a_problem_is_logged_when_it_appears_not_at_every_compile() {
     let bad = route("bad", "bad.example", "not an address");
     let good = route("good", "good.example", "127.0.0.1:1");
     publisher
-        .publish(Arc::new(update(&[bad.clone()])))
+        .publish(Arc::new(update(std::slice::from_ref(&bad))))
         .await
         .unwrap();
     assert_eq!(publisher.reported.len(), 1, "the problem was logged");
     // An unrelated edit compiles again and finds the same problem: it is
     // not new, so not logged again.
-    let both = update(&[bad.clone(), good]);
+    let both = update(&[bad, good]);
     let compiled = compile(&both.snapshot, &RouteTable::default(), 0);
     let problems = problems(&both, &compiled);
     assert_eq!(problems.len(), 1);

@@ -85,3 +85,49 @@ pub fn hsts_value(max_age: i64, include_sub_domains: bool) -> HeaderValue {
     HeaderValue::from_str(&format!("max-age={max_age}{sub}"))
         .expect("digits and ASCII are a valid header value")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn https(port: Option<u16>) -> RouteHttps {
+        RouteHttps {
+            redirect_port: port,
+            hsts: None,
+        }
+    }
+
+    #[test]
+    fn plain_http_is_sent_to_https_keeping_path_and_query_and_a_non_default_port() {
+        let to = |r: &RouteHttps, target| r.redirect("www.mango.test", target);
+        assert_eq!(
+            to(&https(Some(443)), "/a?b=1").unwrap(),
+            "https://www.mango.test/a?b=1"
+        );
+        assert_eq!(
+            to(&https(Some(8443)), "/").unwrap(),
+            "https://www.mango.test:8443/"
+        );
+        assert!(
+            to(&https(None), "/").is_none(),
+            "opted out, or no TLS listener"
+        );
+    }
+
+    #[test]
+    fn acme_http01_challenges_are_never_redirected() {
+        let route = https(Some(443));
+        assert!(route
+            .redirect("www.mango.test", "/.well-known/acme-challenge/token")
+            .is_none());
+        assert!(route
+            .redirect("www.mango.test", "/.well-known/other")
+            .is_some());
+    }
+
+    #[test]
+    fn hsts_includes_subdomains_only_when_asked() {
+        assert_eq!(hsts_value(600, false), "max-age=600");
+        assert_eq!(hsts_value(600, true), "max-age=600; includeSubDomains");
+    }
+}

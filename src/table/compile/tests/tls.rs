@@ -244,3 +244,22 @@ fn a_required_client_ca_that_is_missing_refuses_every_handshake() {
         Some("--tls-client-ca")
     );
 }
+
+#[test]
+fn a_host_needing_another_certificate_than_the_sni_is_misdirected() {
+    let shared = secret(&["*.fruit.test"]);
+    let s = with_secrets(
+        vec![
+            tls_route("a", 1, &["a.fruit.test"], "fruit-tls"),
+            tls_route("b", 2, &["b.fruit.test"], "fruit-tls"),
+            tls_route("c", 3, &["c.fruit.test"], "c-tls"),
+        ],
+        &[("fruit-tls", shared), ("c-tls", secret(&["c.fruit.test"]))],
+    );
+    let table = compile(&s, &RouteTable::default(), NOW).table;
+    assert!(!table.misdirected(Some("a.fruit.test"), Some("b.fruit.test:443")));
+    assert!(!table.misdirected(Some("a.fruit.test"), Some("A.fruit.test")));
+    assert!(table.misdirected(Some("a.fruit.test"), Some("c.fruit.test")));
+    assert!(table.misdirected(Some("c.fruit.test"), Some("b.fruit.test")));
+    assert!(!table.misdirected(Some("a.fruit.test"), None));
+}
