@@ -139,18 +139,17 @@ async fn assert_bad_certificate(case: Case, reason: &str, needle: &str, bad_hand
         Some((true, "CertificateReady".to_owned()))
     );
     if case.host != UNCOVERED {
-        assert_check_reports(bed.proxy.routes_path(), needle);
+        assert_check_reports(bed.proxy.routes_path(), "spec.tls.secretName", needle);
     }
 }
 
 /// `switchyard check` on the proxy's own file: non-zero, and one line
-/// naming the file, `LoadBalancerRoute default/bad`, `spec.tls.secretName`
-/// and `needle`.
-fn assert_check_reports(path: &Path, needle: &str) {
+/// naming the file, `LoadBalancerRoute default/bad`, `field` and `needle`.
+fn assert_check_reports(path: &Path, field: &str, needle: &str) {
     let (code, stderr) = run_check(path);
     assert!(code.is_some_and(|c| c != 0), "check should fail:\n{stderr}");
     let prefix = format!(
-        "{}: LoadBalancerRoute default/bad: spec.tls.secretName: ",
+        "{}: LoadBalancerRoute default/bad: {field}: ",
         path.display()
     );
     assert!(
@@ -243,7 +242,7 @@ fn check_reports_a_host_the_certificate_does_not_cover() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("routes.yaml");
     std::fs::write(&path, text).unwrap();
-    assert_check_reports(&path, UNCOVERED);
+    assert_check_reports(&path, "spec.hosts", UNCOVERED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

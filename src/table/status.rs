@@ -39,9 +39,9 @@ pub struct RouteStatus {
     /// is not accepted).
     pub ready_endpoints: usize,
     /// The `TLSReady` condition, for a route with `spec.tls`: whether its
-    /// certificate is served for all its hosts. Its problems (except an
-    /// uncovered host) are in `errors` too, so `check` and the
-    /// keep-last-good gate see them; they do not reject the route.
+    /// certificate is served for all its hosts. Its problems are in
+    /// `errors` too, so `check` and the keep-last-good gate see them; they
+    /// do not reject the route.
     pub tls: Option<ConditionState>,
 }
 

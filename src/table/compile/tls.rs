@@ -55,8 +55,7 @@ impl Reading {
 pub(super) struct RouteCert {
     /// `TLSReady`.
     pub condition: ConditionState,
-    /// Its problems, for `check` and the gate (an uncovered host is only
-    /// in the condition).
+    /// Its problems, for `check` and the gate.
     pub errors: Vec<CompileError>,
     /// The certificate served for its hosts, if any.
     cert: Option<Arc<Certificate>>,
@@ -239,7 +238,7 @@ fn route_cert(reading: &Reading, secret: &str, field: FieldPath, hosts: &[HostKe
             );
             (ConditionState::unmet(problem.reason, message), vec![error])
         }
-        Reading::Good(cert) => (coverage(cert, secret, hosts), Vec::new()),
+        Reading::Good(cert) => coverage(cert, secret, hosts),
     };
     RouteCert {
         condition,
@@ -250,8 +249,12 @@ fn route_cert(reading: &Reading, secret: &str, field: FieldPath, hosts: &[HostKe
 }
 
 /// `TLSReady` for a good certificate: `True`, unless a route host is not
-/// among its names.
-fn coverage(cert: &Certificate, secret: &str, hosts: &[HostKey]) -> ConditionState {
+/// among its names (then that is a problem too, on `spec.hosts`).
+fn coverage(
+    cert: &Certificate,
+    secret: &str,
+    hosts: &[HostKey],
+) -> (ConditionState, Vec<CompileError>) {
     let uncovered: Vec<String> = hosts
         .iter()
         .filter_map(|host| match host {
@@ -264,20 +267,27 @@ fn coverage(cert: &Certificate, secret: &str, hosts: &[HostKey]) -> ConditionSta
         })
         .collect();
     if uncovered.is_empty() {
-        return ConditionState::met(
+        let ready = ConditionState::met(
             ConditionReason::CertificateReady,
             format!("serving Secret {secret} (serial {})", cert.serial),
         );
+        return (ready, Vec::new());
     }
-    ConditionState::unmet(
-        ConditionReason::HostNotCovered,
-        format!(
-            "the certificate of Secret {secret} (serial {}) does not cover {}; it covers {}",
-            cert.serial,
-            uncovered.join(", "),
-            cert.names.join(", ")
-        ),
-    )
+    let message = format!(
+        "the certificate of Secret {secret} (serial {}) does not cover {}; it covers {}",
+        cert.serial,
+        uncovered.join(", "),
+        cert.names.join(", ")
+    );
+    let error = CompileError::new(
+        FieldPath::from("spec").key("hosts"),
+        Invalid::Tls {
+            code: "tls-host-not-covered",
+            message: message.clone(),
+        },
+    );
+    let condition = ConditionState::unmet(ConditionReason::HostNotCovered, message);
+    (condition, vec![error])
 }
 
 /// A certificate from `secret`: `previous`'s when the bytes are unchanged

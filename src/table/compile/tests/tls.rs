@@ -206,10 +206,9 @@ fn an_expired_certificate_and_an_uncovered_host_say_so() {
     let wide = tls_condition(&compiled, "wide");
     assert_eq!(wide.reason, "HostNotCovered");
     assert!(wide.message.contains("*.apple.test"), "{}", wide.message);
-    assert!(
-        compiled.statuses[1].errors.is_empty(),
-        "an uncovered host is a condition only"
-    );
+    let error = &compiled.statuses[1].errors[0];
+    assert_eq!(error.field.to_string(), "spec.hosts");
+    assert_eq!(error.code, "tls-host-not-covered");
 }
 
 #[test]
