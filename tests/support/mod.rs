@@ -27,6 +27,7 @@ mod backend;
 mod binary;
 mod client;
 pub mod cluster;
+mod controller;
 pub mod kube_api;
 pub mod netns;
 mod proxy;
