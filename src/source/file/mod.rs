@@ -236,15 +236,8 @@ fn document_to_route(
     index: usize,
     age: Age,
 ) -> Result<SourcedRoute, Vec<Diagnostic>> {
-    let (namespace, name) = identify(&value).map_err(|(code, message)| {
-        vec![Diagnostic {
-            origin: origin.clone(),
-            resource: None,
-            field: None,
-            code,
-            message: format!("document {}: {message}", index + 1),
-        }]
-    })?;
+    let (namespace, name) = identify(&value)
+        .map_err(|(code, message)| vec![document_problem(origin, index, code, &message)])?;
     let resource = format!("{namespace}/{name}");
     let route = deserialize_strict(value).map_err(|problems| {
         problems
@@ -265,6 +258,18 @@ fn document_to_route(
         age,
         spec: Arc::new(route.spec),
     })
+}
+
+/// A problem of the whole document `index` (0-based) of `origin`: no
+/// resource to name yet.
+fn document_problem(origin: &Arc<str>, index: usize, code: Code, message: &str) -> Diagnostic {
+    Diagnostic {
+        origin: origin.clone(),
+        resource: None,
+        field: None,
+        code,
+        message: format!("document {}: {message}", index + 1),
+    }
 }
 
 /// A document's kind and apiVersion checked, and its `(namespace, name)`

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde_yaml_ng::Value;
 
 use super::base64;
-use super::Loaded;
+use super::{document_problem, Loaded};
 use crate::snapshot::{Code, Diagnostic, ObjectKey, SecretInfo};
 
 /// The core (`v1`) kinds the route files may hold next to routes.
@@ -93,15 +93,8 @@ fn read(
     origin: &Arc<str>,
     index: usize,
 ) -> Result<(ObjectKey, SecretInfo), Vec<Diagnostic>> {
-    let key = identify(document).map_err(|(code, message)| {
-        vec![Diagnostic {
-            origin: origin.clone(),
-            resource: None,
-            field: None,
-            code,
-            message: format!("document {}: {message}", index + 1),
-        }]
-    })?;
+    let key = identify(document)
+        .map_err(|(code, message)| vec![document_problem(origin, index, code, &message)])?;
     let mut problems = Problems {
         origin: origin.clone(),
         resource: resource(kind, &key),
