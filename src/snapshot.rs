@@ -41,6 +41,11 @@ pub struct Snapshot {
     pub tls: TlsSettings,
 }
 
+/// The Secret type that holds a certificate (`tls.crt`, `tls.key`): the
+/// only one a cluster source lists in bulk, and the only one compile
+/// serves certificates from.
+pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+
 /// A Secret's (or a ConfigMap's) data, decoded: what TLS needs of it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SecretInfo {

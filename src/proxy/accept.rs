@@ -2,7 +2,7 @@
 //! ends, goes quiet, or the drain closes it.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +54,8 @@ struct Admitted {
     permit: OwnedSemaphorePermit,
     ip_slot: Option<IpSlot>,
     peer: SocketAddr,
+    /// The peer's IP, IPv4-mapped addresses as IPv4.
+    ip: IpAddr,
     trusted: bool,
     at: Instant,
 }
@@ -112,8 +114,7 @@ impl Accept {
             if tls {
                 self.connections.spawn(self.serve_tls(stream, admitted));
             } else {
-                let conn = self.connection(&admitted, None);
-                let serving = self.serve(&self.auto, stream, conn, admitted);
+                let serving = self.serve(&self.auto, stream, None, admitted);
                 self.connections.spawn(serving);
             }
         }
@@ -139,23 +140,10 @@ impl Accept {
             permit,
             ip_slot,
             peer,
+            ip,
             trusted,
             at: Instant::now(),
         })
-    }
-
-    /// The connection state of `admitted`. The caps' places are taken out
-    /// of it later, by [`serve`](Self::serve).
-    fn connection(&self, admitted: &Admitted, tls: Option<TlsConn>) -> ConnectionParts {
-        let ip = admitted.peer.ip().to_canonical();
-        ConnectionParts {
-            shared: self.shared.clone(),
-            peer_ip: HeaderValue::from_str(&ip.to_string())
-                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-            peer: ip,
-            peer_trusted: admitted.trusted,
-            tls,
-        }
     }
 
     /// Completes the TLS handshake within the client header timeout (or
@@ -183,8 +171,7 @@ impl Accept {
             };
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
             let builder = if h2 { &this.h2 } else { &this.h1 };
-            let conn = this.connection(&admitted, Some(info));
-            this.serve(builder, stream, conn, admitted).await;
+            this.serve(builder, stream, Some(info), admitted).await;
         }
     }
 
@@ -195,14 +182,24 @@ impl Accept {
         &self,
         builder: &auto::Builder<TokioExecutor>,
         stream: IO,
-        parts: ConnectionParts,
+        tls: Option<TlsConn>,
         admitted: Admitted,
     ) -> impl Future<Output = ()> + Send + 'static
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let peer = admitted.peer;
-        let conn = Arc::new(parts.into_connection(admitted.permit, admitted.ip_slot));
+        let (peer, ip) = (admitted.peer, admitted.ip);
+        let conn = Arc::new(Connection {
+            shared: self.shared.clone(),
+            peer_ip: HeaderValue::from_str(&ip.to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            peer: ip,
+            peer_trusted: admitted.trusted,
+            tls,
+            requested: AtomicBool::new(false),
+            _permit: admitted.permit,
+            _ip_slot: admitted.ip_slot,
+        });
         // The header timeout runs from accept, the TLS handshake included.
         let header_timeout =
             (admitted.at + self.header_timeout).saturating_duration_since(Instant::now());
@@ -244,30 +241,6 @@ impl Accept {
                     },
                 }
             }
-        }
-    }
-}
-
-/// A [`Connection`] but for its places under the caps.
-struct ConnectionParts {
-    shared: Arc<Shared>,
-    peer_ip: HeaderValue,
-    peer: std::net::IpAddr,
-    peer_trusted: bool,
-    tls: Option<TlsConn>,
-}
-
-impl ConnectionParts {
-    fn into_connection(self, permit: OwnedSemaphorePermit, ip_slot: Option<IpSlot>) -> Connection {
-        Connection {
-            shared: self.shared,
-            peer_ip: self.peer_ip,
-            peer: self.peer,
-            peer_trusted: self.peer_trusted,
-            tls: self.tls,
-            requested: AtomicBool::new(false),
-            _permit: permit,
-            _ip_slot: ip_slot,
         }
     }
 }

@@ -69,10 +69,9 @@ The plain HTTP request was sent to the HTTPS port (TLS).\n";
 /// with that table's configuration. Call it under a deadline: it waits
 /// for the client.
 pub async fn handshake(
-    stream: TcpStream,
+    mut stream: TcpStream,
     table: &SharedTable,
 ) -> Result<(TlsStream<TcpStream>, TlsConn), Refused> {
-    let mut stream = stream;
     let mut first = [0u8; 1];
     if stream.peek(&mut first).await? == 0 {
         return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());

@@ -275,23 +275,31 @@ fn document_problem(origin: &Arc<str>, index: usize, code: Code, message: &str) 
 /// A document's kind and apiVersion checked, and its `(namespace, name)`
 /// (namespace `default` when absent); else what is wrong with it.
 fn identify(value: &serde_yaml_ng::Value) -> Result<(String, String), (Code, String)> {
-    let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-    let kind = text("kind");
-    if kind.as_deref() != Some(KIND) {
+    let kind = value.get("kind").and_then(|v| v.as_str());
+    if kind != Some(KIND) {
         let found = kind.map_or_else(|| "missing".to_owned(), |k| format!("{k:?}"));
         return Err((Code::Kind, format!("kind is {found}, expected {KIND}")));
     }
-    let api_version = text("apiVersion");
-    if api_version.as_deref() != Some(API_VERSION) {
-        let found = api_version.map_or_else(|| "missing".to_owned(), |v| format!("{v:?}"));
+    object_key(value, API_VERSION)
+}
+
+/// A document's `(namespace, name)` (namespace `default` when absent),
+/// after checking its `apiVersion` is `api_version`; else what is wrong,
+/// for a document-level diagnostic. Routes, Secrets and ConfigMaps alike.
+fn object_key(
+    value: &serde_yaml_ng::Value,
+    api_version: &str,
+) -> Result<(String, String), (Code, String)> {
+    let found = value.get("apiVersion").and_then(|v| v.as_str());
+    if found != Some(api_version) {
+        let found = found.map_or_else(|| "missing".to_owned(), |v| format!("{v:?}"));
         return Err((
             Code::ApiVersion,
-            format!("apiVersion is {found}, expected {API_VERSION}"),
+            format!("apiVersion is {found}, expected {api_version}"),
         ));
     }
-    let metadata = value.get("metadata");
     let meta_text = |key: &str| {
-        metadata
+        (value.get("metadata"))
             .and_then(|m| m.get(key))
             .and_then(|v| v.as_str())
             .map(str::to_owned)

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde_yaml_ng::Value;
 
 use super::base64;
-use super::{document_problem, Loaded};
+use super::{document_problem, object_key, Loaded};
 use crate::snapshot::{Code, Diagnostic, ObjectKey, SecretInfo};
 
 /// The core (`v1`) kinds the route files may hold next to routes.
@@ -93,7 +93,7 @@ fn read(
     origin: &Arc<str>,
     index: usize,
 ) -> Result<(ObjectKey, SecretInfo), Vec<Diagnostic>> {
-    let key = identify(document)
+    let key = object_key(document, "v1")
         .map_err(|(code, message)| vec![document_problem(origin, index, code, &message)])?;
     let mut problems = Problems {
         origin: origin.clone(),
@@ -127,33 +127,6 @@ fn read(
     } else {
         Err(problems.found)
     }
-}
-
-/// `(namespace, name)` (namespace `default` when absent), after checking
-/// `apiVersion: v1`; else what is wrong, for a document-level diagnostic.
-fn identify(document: &Value) -> Result<ObjectKey, (Code, String)> {
-    let api_version = document.get("apiVersion").and_then(Value::as_str);
-    if api_version != Some("v1") {
-        let found = api_version.map_or_else(|| "missing".to_owned(), |v| format!("{v:?}"));
-        return Err((
-            Code::ApiVersion,
-            format!("apiVersion is {found}, expected v1"),
-        ));
-    }
-    let meta = |key: &str| {
-        document
-            .get("metadata")
-            .and_then(|m| m.get(key))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let Some(name) = meta("name") else {
-        return Err((Code::MissingName, "metadata.name is missing".to_owned()));
-    };
-    Ok((
-        meta("namespace").unwrap_or_else(|| "default".to_owned()),
-        name,
-    ))
 }
 
 /// `Secret ns/name`: how a diagnostic names the object (a bare `ns/name`

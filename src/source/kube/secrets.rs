@@ -15,10 +15,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::Store;
 
-use crate::snapshot::{ObjectKey, SecretInfo, TlsSettings};
-
-/// The only Secret type listed in bulk.
-pub(super) const TLS_TYPE: &str = "kubernetes.io/tls";
+use crate::snapshot::{ObjectKey, SecretInfo, TlsSettings, TLS_SECRET_TYPE};
 
 /// What one reflector watches: a namespace (`None`: all) and a field
 /// selector.
@@ -34,7 +31,7 @@ pub(super) struct Scope {
 /// when empty), the default certificate by name if those miss its
 /// namespace, and the client CA by name (any type).
 pub(super) fn secret_scopes(namespaces: &[String], tls: &TlsSettings) -> Vec<Scope> {
-    let tls_only = format!("type={TLS_TYPE}");
+    let tls_only = format!("type={TLS_SECRET_TYPE}");
     let mut scopes: Vec<Scope> = if namespaces.is_empty() {
         vec![Scope {
             namespace: None,

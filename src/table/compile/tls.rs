@@ -14,11 +14,10 @@ use super::super::https::{Loaded, TlsTable};
 use super::super::{ConditionReason, ConditionState};
 use crate::diagnostic::{CompileError, FieldPath, Invalid};
 use crate::matching::HostKey;
-use crate::snapshot::{Code, Diagnostic, ObjectKey, SecretInfo, Snapshot, SourcedRoute};
+use crate::snapshot::{
+    Code, Diagnostic, ObjectKey, SecretInfo, Snapshot, SourcedRoute, TLS_SECRET_TYPE,
+};
 use crate::tls::{self, CertIndex, CertProblem, Certificate, ClientCa, ListenerConfig, Sessions};
-
-/// The Secret type a certificate must have.
-const TLS_TYPE: &str = "kubernetes.io/tls";
 
 /// Why a Secret gives no certificate: the condition reason and the text.
 #[derive(Clone, Debug)]
@@ -158,30 +157,38 @@ impl<'a> Certs<'a> {
                 self.index.set_default(cert.clone());
             }
         }
-        let client_ca = settings.client_ca.as_ref().and_then(|key| {
-            let found = client_ca(self.snapshot, key, settings.client_auth);
-            found
-                .map_err(|p| problems.push(self.listener_problem(key, "--tls-client-ca", &p)))
-                .ok()
-                .or_else(|| self.previous.client_ca.clone())
-        });
+        let client_ca = match &settings.client_ca {
+            None => None,
+            Some(key) => match client_ca(self.snapshot, key, settings.client_auth) {
+                Ok(ca) => Some(ca),
+                Err(problem) => {
+                    problems.push(self.listener_problem(key, "--tls-client-ca", &problem));
+                    self.previous.client_ca.clone()
+                }
+            },
+        };
         let sessions = self.sessions(client_ca.as_ref());
         let index = Arc::new(self.index);
-        let config = settings.listener.then(|| {
+        // Mutual TLS fails closed: a client CA asked for but unavailable
+        // leaves no configuration, so every handshake is refused.
+        let config = if settings.listener && (client_ca.is_some() || settings.client_ca.is_none()) {
             let options = tls::TlsOptions {
                 min_version: settings.min_version,
             };
-            let wanted = settings.client_ca.is_some();
-            (client_ca.is_some() || !wanted)
-                .then(|| {
-                    ListenerConfig::build(index.clone(), options, client_ca.as_ref(), &sessions)
-                })
-                .and_then(Result::ok)
-        });
+            match ListenerConfig::build(index.clone(), options, client_ca.as_ref(), &sessions) {
+                Ok(config) => Some(config),
+                Err(err) => {
+                    problems.push(listener_unconfigured(&err));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let loaded = loaded(self.snapshot, &self.read, self.previous);
         let table = TlsTable {
             index,
-            config: config.flatten(),
+            config,
             loaded,
             sessions: Some(sessions),
             client_ca,
@@ -215,6 +222,19 @@ impl<'a> Certs<'a> {
             code: Code::Invalid(problem.code),
             message: format!("{}/{}: {}", key.0, key.1, problem.message),
         }
+    }
+}
+
+/// rustls refused the listener's configuration (it cannot with the
+/// versions and trust anchors compile gives it): every handshake is
+/// refused, and this says why instead of nothing.
+fn listener_unconfigured(err: &rustls::Error) -> Diagnostic {
+    Diagnostic {
+        origin: Arc::from("flags"),
+        resource: None,
+        field: Some("--tls-listen".to_owned()),
+        code: Code::Invalid("tls-listener"),
+        message: format!("the TLS listener cannot be configured: {err}"),
     }
 }
 
@@ -300,14 +320,14 @@ fn read_secret(
     let secret = secret.ok_or_else(|| Problem {
         reason: ConditionReason::SecretNotFound,
         code: "tls-secret-not-found",
-        message: format!("not found (only Secrets of type {TLS_TYPE} are read)"),
+        message: format!("not found (only Secrets of type {TLS_SECRET_TYPE} are read)"),
     })?;
-    if secret.type_.as_deref() != Some(TLS_TYPE) {
+    if secret.type_.as_deref() != Some(TLS_SECRET_TYPE) {
         let found = secret.type_.as_deref().unwrap_or("none");
         return Err(Problem {
             reason: ConditionReason::InvalidCertificate,
             code: "tls-secret-type",
-            message: format!("its type is {found:?}, not {TLS_TYPE}"),
+            message: format!("its type is {found:?}, not {TLS_SECRET_TYPE}"),
         });
     }
     let (crt, key) = (data(secret, "tls.crt")?, data(secret, "tls.key")?);
