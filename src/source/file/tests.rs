@@ -88,6 +88,27 @@ fn other_kinds_are_reported_not_ignored() {
 const ROUTE_A: &str =
     "apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n";
 
+/// Runs `source` until it sends its first update after `path` is
+/// rewritten to `text`, and returns that update.
+async fn update_after_writing(source: FileSource, path: &Path, text: &str) -> SourceUpdate {
+    let (updates, mut received) = tokio::sync::watch::channel(None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(source.run(updates, async {
+        let _ = stopped.await;
+    }));
+    fs::write(path, text).unwrap();
+    let deadline = std::time::Duration::from_secs(10);
+    let update = tokio::time::timeout(deadline, received.wait_for(Option::is_some))
+        .await
+        .expect("an update within the deadline")
+        .unwrap()
+        .clone()
+        .unwrap();
+    stop.send(()).unwrap();
+    tokio::time::timeout(deadline, task).await.unwrap().unwrap();
+    Arc::unwrap_or_clone(update)
+}
+
 #[tokio::test]
 async fn file_source_sends_an_update_when_the_files_change() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,24 +122,9 @@ async fn file_source_sends_an_update_when_the_files_change() {
     .await
     .unwrap();
     assert_eq!(first.snapshot.routes[0].name, "a");
-    let (updates, mut received) = tokio::sync::watch::channel(None);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(source.run(updates, async {
-        let _ = stopped.await;
-    }));
-
-    fs::write(&path, ROUTE_A.replace("name: a", "name: b")).unwrap();
-    let deadline = std::time::Duration::from_secs(10);
-    let update = tokio::time::timeout(deadline, received.wait_for(Option::is_some))
-        .await
-        .expect("an update within the deadline")
-        .unwrap()
-        .clone()
-        .unwrap();
+    let update = update_after_writing(source, &path, &ROUTE_A.replace("name: a", "name: b")).await;
     assert_eq!(update.snapshot.routes[0].name, "b");
     assert!(update.diagnostics.is_empty());
-    stop.send(()).unwrap();
-    tokio::time::timeout(deadline, task).await.unwrap().unwrap();
 }
 
 const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: tls}\n\
@@ -135,28 +141,10 @@ async fn an_edited_secret_document_produces_a_new_update() {
         .unwrap();
     let key = ("default".to_owned(), "tls".to_owned());
     assert_eq!(&*first.snapshot.secrets[&key].data["tls.crt"], b"old");
-    let (updates, mut received) = tokio::sync::watch::channel(None);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(source.run(updates, async {
-        let _ = stopped.await;
-    }));
-
-    fs::write(
-        &path,
-        format!("{ROUTE_A}---\n{}", SECRET.replace("old", "new")),
-    )
-    .unwrap();
-    let deadline = std::time::Duration::from_secs(10);
-    let update = tokio::time::timeout(deadline, received.wait_for(Option::is_some))
-        .await
-        .expect("an update within the deadline")
-        .unwrap()
-        .clone()
-        .unwrap();
+    let edited = format!("{ROUTE_A}---\n{}", SECRET.replace("old", "new"));
+    let update = update_after_writing(source, &path, &edited).await;
     assert_eq!(&*update.snapshot.secrets[&key].data["tls.crt"], b"new");
     assert_eq!(update.snapshot.routes.len(), 1);
-    stop.send(()).unwrap();
-    tokio::time::timeout(deadline, task).await.unwrap().unwrap();
 }
 
 #[tokio::test]
