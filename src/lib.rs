@@ -17,7 +17,8 @@
 //! - [`matching`]: host, path, header matchers and precedence.
 //!   [`balance`]: algorithms and `EndpointState`; no HTTP, no clock.
 //!   [`source`]: reading files and watching the API into snapshots, writing
-//!   status; never compiles.
+//!   status; never compiles. [`upstream`]: connections to backends (TCP,
+//!   TLS, HTTP/1.1 and HTTP/2 pools); knows no routes or rules.
 //! - [`health`]: active probes and passive ejection, written to endpoint
 //!   state; never on the request path. [`policy`]: per-rule firewall, rate
 //!   limits, rewrites, header changes, redirects and retries, compiled
@@ -50,3 +51,4 @@ pub mod source;
 pub mod standalone;
 pub mod table;
 pub mod tls;
+pub mod upstream;

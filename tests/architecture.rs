@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["api", "shutdown"],
     &["snapshot", "diagnostic"],
-    &["matching", "balance", "source"],
+    &["matching", "balance", "source", "upstream"],
     &["health", "policy", "tls"],
     &["table"],
     &["proxy", "admin"],
