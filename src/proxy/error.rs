@@ -8,10 +8,10 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
-use super::body::BodyError;
 use super::connect::is_connect_timeout;
 use crate::policy::firewall::Denied;
 use crate::table::NoTarget;
+use crate::upstream::body::BodyError;
 
 /// Why the proxy answered instead of a backend.
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,6 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::body::{LimitedBody, Outgoing, Reclaim, Reclaimable, UpstreamBody};
 use super::connect::CONNECT_TIMEOUT;
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
@@ -31,6 +30,9 @@ use super::service::Connection;
 use crate::balance::InFlight;
 use crate::policy::rewrite::HostRewrite;
 use crate::table::{PickContext, Picked, Rule, Target};
+use crate::upstream::body::{
+    LimitedBody, Outgoing, Reclaim, Reclaimable, RequestBody as UpstreamBody,
+};
 
 /// Picks tried for a retry before falling back to a scan of the endpoints.
 const RETRY_PICKS: usize = 3;

@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use super::answer::{Answer, Answered};
-use super::body::{ProxyBody, UpstreamBody};
+use super::body::ProxyBody;
 use super::connect::TimedConnector;
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
@@ -37,6 +37,7 @@ use super::tls::TlsConn;
 use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::retry::is_idempotent;
 use crate::table::SharedTable;
+use crate::upstream::body::RequestBody as UpstreamBody;
 
 /// The upstream client: one pool of keep-alive connections to every backend.
 pub type UpstreamClient = Client<TimedConnector, UpstreamBody>;

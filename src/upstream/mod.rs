@@ -5,6 +5,8 @@
 //! their reuse. Must not: know routes, rules or statuses; it is handed a
 //! request and an endpoint, and gives back a response or why not.
 
+pub mod body;
+
 use std::sync::Arc;
 
 /// How the proxy talks to an endpoint.
