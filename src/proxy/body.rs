@@ -8,14 +8,15 @@
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+
+use crate::upstream::ResponseBody;
 
 mod response;
 
 pub use response::{Timed, Tracked};
 
 /// What the proxy sends back: a backend's streamed body, or its own.
-pub type ProxyBody = Either<Timed<Tracked<Incoming>>, Full<Bytes>>;
+pub type ProxyBody = Either<Timed<Tracked<ResponseBody>>, Full<Bytes>>;
 
 #[cfg(test)]
 mod tests;

@@ -297,6 +297,17 @@ impl<B: Body> Outgoing<B> {
     }
 }
 
+impl<B> Outgoing<B> {
+    /// For a body handed back unsent: a new receiver that resolves once
+    /// it has been sent whole (the first try's went with that try).
+    pub fn rearm(&mut self) -> Option<oneshot::Receiver<()>> {
+        let done = self.done.as_mut()?;
+        let (tx, rx) = oneshot::channel();
+        *done = tx;
+        Some(rx)
+    }
+}
+
 impl<B: Body> Body for Outgoing<B> {
     type Data = B::Data;
     type Error = B::Error;
