@@ -57,8 +57,13 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 pub fn accepts_trailers(headers: &HeaderMap) -> bool {
     headers.get_all(header::TE).iter().any(|v| {
         v.to_str().is_ok_and(|v| {
-            v.split(',')
-                .any(|t| t.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("trailers"))
+            v.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .eq_ignore_ascii_case("trailers")
+            })
         })
     })
 }

@@ -55,7 +55,9 @@ pub fn prepare<'r>(
     strip_hop_by_hop(&mut parts.headers, upgrade);
     if trailers {
         // HTTP/2 backends get it; the HTTP/1.1 form drops it again.
-        parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        parts
+            .headers
+            .insert(header::TE, HeaderValue::from_static("trailers"));
     }
     let path_and_query = rewrite(&mut parts, policy, ctx.prefix_len)?;
     let picked = ctx

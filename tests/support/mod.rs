@@ -28,6 +28,7 @@ mod binary;
 mod client;
 pub mod cluster;
 mod controller;
+mod h2_backend;
 pub mod kube_api;
 pub mod netns;
 mod proxy;
@@ -40,6 +41,8 @@ pub use backend::*;
 #[allow(unused_imports)]
 pub use binary::*;
 pub use client::*;
+#[allow(unused_imports)]
+pub use h2_backend::*;
 pub use proxy::*;
 #[allow(unused_imports)]
 pub use raw::*;

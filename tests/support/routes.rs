@@ -63,7 +63,7 @@ impl RouteDoc {
 #[derive(Clone, Debug, Default)]
 pub struct Rule {
     matches: Vec<Match>,
-    backends: Option<Vec<(String, Option<u32>)>>,
+    backends: Option<Vec<(String, Option<u32>, Option<String>)>>,
     algorithm: Option<String>,
     request_timeout: Option<String>,
     /// Extra rule fields (policies) as `key: flow-YAML` pairs, in order.
@@ -111,7 +111,18 @@ impl Rule {
     pub fn address(mut self, address: &str, weight: Option<u32>) -> Self {
         self.backends
             .get_or_insert_with(Vec::new)
-            .push((address.to_string(), weight));
+            .push((address.to_string(), weight, None));
+        self
+    }
+
+    /// Adds `backend` with more backend fields written as flow YAML
+    /// without braces: `.backend_with(&b, "protocol: H2C")`.
+    pub fn backend_with(mut self, backend: &Backend, fields: &str) -> Self {
+        self.backends.get_or_insert_with(Vec::new).push((
+            backend.address(),
+            None,
+            Some(fields.to_string()),
+        ));
         self
     }
 
@@ -274,11 +285,11 @@ impl fmt::Display for Rule {
             Some(backends) => {
                 writeln!(f, "{lead}backends:")?;
                 lead = REST;
-                for (address, weight) in backends {
-                    match weight {
-                        Some(w) => writeln!(f, "    - {{address: {}, weight: {w}}}", q(address))?,
-                        None => writeln!(f, "    - {{address: {}}}", q(address))?,
-                    }
+                for (address, weight, fields) in backends {
+                    let mut parts = vec![format!("address: {}", q(address))];
+                    parts.extend(weight.map(|w| format!("weight: {w}")));
+                    parts.extend(fields.clone());
+                    writeln!(f, "    - {{{}}}", parts.join(", "))?;
                 }
             }
         }
