@@ -59,11 +59,15 @@ impl RouteDoc {
     }
 }
 
+/// One backend of a rule: its address, weight and other fields (flow
+/// YAML without braces).
+type BackendDoc = (String, Option<u32>, Option<String>);
+
 /// One rule: matches, backends, balancing, timeouts.
 #[derive(Clone, Debug, Default)]
 pub struct Rule {
     matches: Vec<Match>,
-    backends: Option<Vec<(String, Option<u32>, Option<String>)>>,
+    backends: Option<Vec<BackendDoc>>,
     algorithm: Option<String>,
     request_timeout: Option<String>,
     /// Extra rule fields (policies) as `key: flow-YAML` pairs, in order.
