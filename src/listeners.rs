@@ -3,6 +3,8 @@
 
 use std::io;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -11,6 +13,10 @@ use crate::health;
 use crate::proxy::{self, ServeOptions};
 use crate::publish::Served;
 use crate::shutdown::Shutdown;
+use crate::upstream::{UpstreamOptions, Upstreams};
+
+/// Time a health probe may take to connect.
+const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The sockets a serving mode listens on, bound before it starts (so a
 /// port in use fails at once, and tests can bind port 0).
@@ -52,7 +58,19 @@ pub async fn serve(
         },
         shutdown.stopped(),
     ));
-    let health_task = tokio::spawn(health::active::run(probes, shutdown.stopped()));
+    // Probes go through the endpoints' own pools, in their protocols.
+    let probe_upstreams = Arc::new(Upstreams::new(UpstreamOptions {
+        connect_timeout: PROBE_CONNECT_TIMEOUT,
+        idle_timeout: options.upstream_idle_timeout,
+        max_idle_per_endpoint: 1,
+        provider: crate::tls::provider(),
+        system_roots: options.upstream_roots.clone(),
+    }));
+    let health_task = tokio::spawn(health::active::run(
+        probes,
+        probe_upstreams,
+        shutdown.stopped(),
+    ));
     let served = proxy::serve(
         proxy::Sockets { plain, tls },
         table,

@@ -13,14 +13,10 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
 use http::uri::Authority;
 use http::{header, HeaderValue, Request, Uri};
-use http_body_util::Empty;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use http_body_util::{Either, Full};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
@@ -28,6 +24,7 @@ use tracing::{debug, info, warn};
 
 use super::ActiveCheck;
 use crate::balance::EndpointState;
+use crate::upstream::{ConnectError, EndpointPool, SendError, Upstreams};
 
 /// One active health check of one endpoint: what the health supervisor
 /// runs a probe task for. Compile builds them; the publisher sends the
@@ -42,27 +39,26 @@ pub struct Probe {
     pub check: ActiveCheck,
     /// Where the verdict goes.
     pub state: Arc<EndpointState>,
+    /// The endpoint's connections: probes speak its protocol (HTTP/1.1,
+    /// h2c or TLS) and reuse what the proxy opened.
+    pub pool: Arc<EndpointPool>,
 }
-
-/// The probe client: plain HTTP/1.1, its own small pool.
-type ProbeClient = Client<HttpConnector, Empty<Bytes>>;
 
 /// Keeps one probe task per probe of the latest value of `probes` (the
 /// probes of the published table), until `shutdown` resolves; then stops
 /// them all. Woken only when a table is published, never polling. If the
 /// publisher goes away the last probes keep running until shutdown.
-pub async fn run(mut probes: watch::Receiver<Arc<[Probe]>>, shutdown: impl Future<Output = ()>) {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    let client: ProbeClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(1)
-        .build(connector);
+pub async fn run(
+    mut probes: watch::Receiver<Arc<[Probe]>>,
+    upstreams: Arc<Upstreams>,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut supervisor = Supervisor::default();
     tokio::pin!(shutdown);
     loop {
         // Cloned out (an `Arc`) so no borrow of the channel is held.
         let current = probes.borrow_and_update().clone();
-        supervisor.reconcile(&current, |probe| spawn_probe(&client, probe));
+        supervisor.reconcile(&current, |probe| spawn_probe(&upstreams, probe));
         tokio::select! {
             changed = probes.changed() => if changed.is_err() {
                 (&mut shutdown).await;
@@ -75,14 +71,18 @@ pub async fn run(mut probes: watch::Receiver<Arc<[Probe]>>, shutdown: impl Futur
 }
 
 /// Starts the HTTP probe loop of `probe`.
-fn spawn_probe(client: &ProbeClient, probe: &Probe) -> JoinHandle<()> {
-    let client = client.clone();
+fn spawn_probe(upstreams: &Arc<Upstreams>, probe: &Probe) -> JoinHandle<()> {
+    let (upstreams, pool) = (upstreams.clone(), probe.pool.clone());
     let endpoint = probe.authority.clone();
     tokio::spawn(probe_loop(
         probe.check.clone(),
         probe.state.clone(),
         probe.authority.clone(),
-        move |check: &ActiveCheck| http_probe(client.clone(), endpoint.clone(), check.clone()),
+        move |check: &ActiveCheck| {
+            let (upstreams, pool) = (upstreams.clone(), pool.clone());
+            let (endpoint, check) = (endpoint.clone(), check.clone());
+            async move { http_probe(&upstreams, &pool, endpoint, check).await }
+        },
     ))
 }
 
@@ -94,6 +94,7 @@ struct Supervisor {
 
 struct Running {
     state: Arc<EndpointState>,
+    pool: Arc<EndpointPool>,
     task: JoinHandle<()>,
 }
 
@@ -107,7 +108,8 @@ impl Supervisor {
 
     /// Makes the running tasks match `probes`: starts missing ones (with
     /// `spawn`), stops those no longer wanted, and restarts one whose
-    /// endpoint state was replaced (the endpoint left and came back).
+    /// endpoint state was replaced (the endpoint left and came back) or
+    /// that is now spoken to another way (another pool).
     /// An endpoint left with no check at all is marked healthy again.
     fn reconcile(&mut self, probes: &[Probe], mut spawn: impl FnMut(&Probe) -> JoinHandle<()>) {
         let wanted: HashMap<(Arc<str>, ActiveCheck), &Probe> = probes
@@ -116,9 +118,9 @@ impl Supervisor {
             .collect();
         let mut stopped = Vec::new();
         self.tasks.retain(|key, running| {
-            let keep = wanted
-                .get(key)
-                .is_some_and(|p| Arc::ptr_eq(&p.state, &running.state));
+            let keep = wanted.get(key).is_some_and(|p| {
+                Arc::ptr_eq(&p.state, &running.state) && Arc::ptr_eq(&p.pool, &running.pool)
+            });
             if !keep {
                 running.task.abort();
                 stopped.push((key.0.clone(), running.state.clone()));
@@ -129,8 +131,8 @@ impl Supervisor {
             if let Entry::Vacant(slot) = self.tasks.entry(key) {
                 debug!(endpoint = %probe.address, path = %probe.check.path, "health check started");
                 let task = spawn(probe);
-                let state = probe.state.clone();
-                slot.insert(Running { state, task });
+                let (state, pool) = (probe.state.clone(), probe.pool.clone());
+                slot.insert(Running { state, pool, task });
             }
         }
         for (address, state) in stopped {
@@ -269,9 +271,12 @@ pub enum ProbeFailure {
     /// No response head within `timeout`.
     #[error("no response within {0:?}")]
     Timeout(std::time::Duration),
-    /// Connecting or sending failed.
+    /// No connection could be made.
+    #[error("connect failed: {0}")]
+    Connect(#[source] ConnectError),
+    /// The exchange failed.
     #[error("request failed: {0}")]
-    Request(#[source] hyper_util::client::legacy::Error),
+    Request(#[source] hyper::Error),
     /// A status outside `expectedStatuses`.
     #[error("status {0}")]
     Status(u16),
@@ -280,7 +285,8 @@ pub enum ProbeFailure {
 /// One HTTP probe: `GET path` with `Host: endpoint`; passes when the
 /// response head arrives within the timeout with an expected status.
 async fn http_probe(
-    client: ProbeClient,
+    upstreams: &Upstreams,
+    pool: &Arc<EndpointPool>,
     endpoint: Authority,
     check: ActiveCheck,
 ) -> Result<(), ProbeFailure> {
@@ -290,7 +296,7 @@ async fn http_probe(
         .path_and_query(check.path.clone())
         .build()
         .map_err(ProbeFailure::Uri)?;
-    let mut request = Request::new(Empty::new());
+    let mut request = Request::new(Either::Right(Full::default()));
     *request.uri_mut() = uri;
     if let Ok(host) = HeaderValue::from_str(endpoint.as_str()) {
         request.headers_mut().insert(header::HOST, host);
@@ -299,9 +305,11 @@ async fn http_probe(
         header::USER_AGENT,
         HeaderValue::from_static("switchyard-health-check"),
     );
-    match tokio::time::timeout(check.timeout, client.request(request)).await {
+    let sent = pool.send(upstreams, request, upstreams.connect_timeout);
+    match tokio::time::timeout(check.timeout, sent).await {
         Err(_) => Err(ProbeFailure::Timeout(check.timeout)),
-        Ok(Err(err)) => Err(ProbeFailure::Request(err)),
+        Ok(Err(SendError::NotSent { cause, .. })) => Err(ProbeFailure::Connect(cause)),
+        Ok(Err(SendError::Sent { error, .. })) => Err(ProbeFailure::Request(error)),
         Ok(Ok(response)) => {
             let status = response.status().as_u16();
             if check.passes(status) {
@@ -332,7 +340,20 @@ mod tests {
                 max_status: 399,
             },
             state: state.clone(),
+            pool: pool_of(address),
         }
+    }
+
+    /// One pool per address, as compile carries them from table to table.
+    fn pool_of(address: &str) -> Arc<EndpointPool> {
+        static POOLS: std::sync::Mutex<Vec<Arc<EndpointPool>>> = std::sync::Mutex::new(Vec::new());
+        let mut pools = POOLS.lock().unwrap();
+        let known = pools.iter().find(|p| p.address() == address).cloned();
+        known.unwrap_or_else(|| {
+            let pool = Arc::new(EndpointPool::new(address.into(), Default::default()));
+            pools.push(pool.clone());
+            pool
+        })
     }
 
     #[tokio::test(start_paused = true)]
@@ -370,11 +391,21 @@ mod tests {
         // a's state replaced (the endpoint left and came back): restarted.
         let a2 = Arc::new(EndpointState::default());
         supervisor.reconcile(&[probe("10.0.0.1:80", "/ready", &a2)], &mut spawn);
+        // a now spoken to another way (another pool): restarted.
+        let mut h2c = probe("10.0.0.1:80", "/ready", &a2);
+        h2c.pool = Arc::new(EndpointPool::new("10.0.0.1:80".into(), Default::default()));
+        supervisor.reconcile(&[h2c], &mut spawn);
         supervisor.stop_all();
         spawned.sort();
         assert_eq!(
             spawned,
-            ["10.0.0.1:80", "10.0.0.1:80", "10.0.0.1:80", "10.0.0.2:80"]
+            [
+                "10.0.0.1:80",
+                "10.0.0.1:80",
+                "10.0.0.1:80",
+                "10.0.0.1:80",
+                "10.0.0.2:80"
+            ]
         );
     }
 
@@ -384,7 +415,14 @@ mod tests {
         let address = backend.local_addr().unwrap().to_string();
         let (published, probes) = watch::channel::<Arc<[Probe]>>(Arc::from([]));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let supervisor = tokio::spawn(run(probes, async {
+        let upstreams = Arc::new(Upstreams::new(crate::upstream::UpstreamOptions {
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(90),
+            max_idle_per_endpoint: 1,
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            system_roots: None,
+        }));
+        let supervisor = tokio::spawn(run(probes, upstreams, async {
             let _ = stopped.await;
         }));
         let state = Arc::new(EndpointState::default());

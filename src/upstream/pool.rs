@@ -75,6 +75,11 @@ impl EndpointPool {
         }
     }
 
+    /// The endpoint's `host:port`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
     /// How this endpoint is spoken to.
     pub fn transport(&self) -> &Transport {
         &self.transport
@@ -114,7 +119,7 @@ impl EndpointPool {
                 }
             };
             let fresh = matches!(conn, Conn::H1 { pooled: false, .. });
-            match self.send_on(conn, req).await {
+            match self.send_on(conn, req, up.max_idle_per_endpoint).await {
                 Sent::Response(response) => return Ok(response),
                 Sent::Failed(err) => return Err(err),
                 Sent::Returned(back, error) => {
@@ -230,7 +235,12 @@ impl EndpointPool {
     }
 
     /// Sends `req` on `conn`, in that connection's protocol.
-    async fn send_on(self: &Arc<Self>, conn: Conn, mut req: Request<RequestBody>) -> Sent {
+    async fn send_on(
+        self: &Arc<Self>,
+        conn: Conn,
+        mut req: Request<RequestBody>,
+        max_idle: usize,
+    ) -> Sent {
         match conn {
             Conn::H1 { mut tx, pooled } => {
                 if pooled {
@@ -247,7 +257,7 @@ impl EndpointPool {
                         let lease = if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                             Lease::None
                         } else {
-                            Lease::H1(tx, self.clone())
+                            Lease::H1(tx, self.clone(), max_idle)
                         };
                         Sent::Response(response.map(|body| ResponseBody::new(body, lease)))
                     }
@@ -269,8 +279,8 @@ impl EndpointPool {
     }
 
     /// Gives an HTTP/1.1 connection whose exchange ended back for reuse.
-    pub(super) fn check_in(&self, tx: Sender) {
-        self.h1.push(tx, usize::MAX);
+    pub(super) fn check_in(&self, tx: Sender, max: usize) {
+        self.h1.push(tx, max);
     }
 
     /// HTTP/1.1 on the wire: the target in origin form (`/path?query`),

@@ -19,8 +19,9 @@ use super::pool::EndpointPool;
 pub(super) enum Lease {
     /// Nothing to give back (an upgraded or condemned connection).
     None,
-    /// An HTTP/1.1 connection, reusable once the body has been read whole.
-    H1(Sender, Arc<EndpointPool>),
+    /// An HTTP/1.1 connection, reusable once the body has been read whole
+    /// (kept idle while its pool has fewer than the count).
+    H1(Sender, Arc<EndpointPool>, usize),
     /// One stream of a shared HTTP/2 connection.
     H2 {
         /// Held for its drop, which frees the slot.
@@ -55,8 +56,8 @@ impl ResponseBody {
 
     /// Gives the connection back, if the exchange ended cleanly.
     fn release(&mut self) {
-        if let Lease::H1(tx, pool) = std::mem::replace(&mut self.lease, Lease::None) {
-            pool.check_in(tx);
+        if let Lease::H1(tx, pool, max) = std::mem::replace(&mut self.lease, Lease::None) {
+            pool.check_in(tx, max);
         }
     }
 }

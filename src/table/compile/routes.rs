@@ -172,6 +172,7 @@ fn compile_rule<F: FnMut(&str) -> Arc<EndpointState>>(
                 authority: target.authority.clone(),
                 check: check.clone(),
                 state: target.state.clone(),
+                pool: target.pool.clone(),
             });
         }
     }
