@@ -35,6 +35,7 @@ fn targets(n: usize) -> Vec<Target> {
             authority: Authority::try_from(format!("10.0.0.{i}:80")).unwrap(),
             state: Arc::new(EndpointState::default()),
             weight: 1,
+            transport: Default::default(),
         })
         .collect()
 }

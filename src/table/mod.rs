@@ -36,6 +36,7 @@ use crate::matching::{request_host, PathMatcher, RequestMatch};
 use crate::policy::firewall::readings;
 use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
+use crate::upstream::Transport;
 
 /// The published table, swapped whole on every compile. Requests `load()`
 /// it once; in-flight requests keep the table they started with.
@@ -188,6 +189,8 @@ pub struct Target {
     pub state: Arc<EndpointState>,
     /// Its backend's weight; 0 never gets traffic.
     pub weight: u32,
+    /// How it is spoken to: its backend's protocol and TLS settings.
+    pub transport: Transport,
 }
 
 impl Tracked for Target {

@@ -78,6 +78,8 @@ fn address(address: &str) -> Backend {
         port: None,
         address: Some(address.to_owned()),
         weight: 1,
+        protocol: None,
+        tls: None,
     }
 }
 
@@ -146,6 +148,7 @@ impl ClusterBuilder {
             .map(|(name, port)| ServicePortInfo {
                 name: name.map(str::to_owned),
                 port: *port,
+                app_protocol: None,
             })
             .collect();
         self.0.services.insert(
@@ -209,6 +212,8 @@ fn service_backend(name: &str, port: IntOrString) -> Backend {
         port: Some(port),
         address: None,
         weight: 1,
+        protocol: None,
+        tls: None,
     }
 }
 
