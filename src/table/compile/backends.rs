@@ -225,7 +225,8 @@ fn found_or_record(
     }
     out.unresolved.push((condition, error.to_string()));
     if condition != ConditionReason::UnsupportedProtocol {
-        out.tls_checks.push(TlsCheck::Broken(condition, error.to_string()));
+        out.tls_checks
+            .push(TlsCheck::Broken(condition, error.to_string()));
     }
     out.problems.push(error);
     Found::default()

@@ -83,10 +83,7 @@ pub(super) fn backend_tls_verified(checks: &[TlsCheck]) -> Option<ConditionState
         .collect();
     if let Some((reason, _)) = broken.first() {
         let list: Vec<&str> = broken.iter().map(|(_, m)| *m).collect();
-        let message = format!(
-            "these HTTPS backends get no traffic: {}",
-            list.join("; ")
-        );
+        let message = format!("these HTTPS backends get no traffic: {}", list.join("; "));
         return Some(ConditionState::unmet(*reason, message));
     }
     let insecure: Vec<&str> = (checks.iter())
@@ -101,11 +98,17 @@ pub(super) fn backend_tls_verified(checks: &[TlsCheck]) -> Option<ConditionState
              network path can impersonate these backends",
             insecure.join(", ")
         );
-        return Some(ConditionState::unmet(ConditionReason::InsecureSkipVerify, message));
+        return Some(ConditionState::unmet(
+            ConditionReason::InsecureSkipVerify,
+            message,
+        ));
     }
     let plural = if checks.len() == 1 { "" } else { "s" };
     Some(ConditionState::met(
         ConditionReason::Verified,
-        format!("the certificate of every HTTPS backend is verified ({} backend{plural})", checks.len()),
+        format!(
+            "the certificate of every HTTPS backend is verified ({} backend{plural})",
+            checks.len()
+        ),
     ))
 }

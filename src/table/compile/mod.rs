@@ -192,7 +192,11 @@ impl Assembly {
                     tls = certs.route(route, &compiled.hosts);
                     tls.iter().for_each(|cert| certs.serve(cert));
                     self.serve(&resource, compiled);
-                    errors.extend(tls.as_mut().map(|c| std::mem::take(&mut c.errors)).unwrap_or_default());
+                    errors.extend(
+                        tls.as_mut()
+                            .map(|c| std::mem::take(&mut c.errors))
+                            .unwrap_or_default(),
+                    );
                     (Reason::Accepted, errors, Some(conditions))
                 } else {
                     (Reason::Conflicted, conflicts, None)

@@ -28,6 +28,7 @@ mod precedence;
 mod references;
 mod services;
 mod tls;
+mod transport;
 
 // === fixtures ===
 
