@@ -29,6 +29,7 @@ mod client;
 pub mod cluster;
 mod controller;
 pub mod kube_api;
+pub mod kube_source;
 pub mod netns;
 mod proxy;
 mod raw;
