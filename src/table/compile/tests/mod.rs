@@ -19,6 +19,7 @@ use crate::snapshot::{
 use http::{HeaderMap, HeaderName, HeaderValue};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+mod backend_tls;
 mod balancing;
 mod conditions;
 mod conflicts;
