@@ -64,23 +64,7 @@ pub(super) fn transport(
     let protocol = match (backend.protocol, reach) {
         (Some(explicit), _) => from_spec(explicit),
         (None, Reach::Static { .. }) => Protocol::Http1,
-        (None, Reach::Service { app_protocol, .. }) => {
-            let found = protocol_of(app_protocol);
-            let found = found.ok_or_else(|| Unusable {
-                field: field.clone(),
-                reason: Invalid::UnsupportedProtocol(app_protocol.unwrap_or_default().to_owned()),
-                condition: Some(ConditionReason::UnsupportedProtocol),
-            })?;
-            if backend.tls.is_some() && found != Protocol::Https {
-                let written = app_protocol.map_or_else(|| "none".to_owned(), |p| format!("{p:?}"));
-                return Err(Unusable {
-                    field: field.key("tls"),
-                    reason: Invalid::TlsAppProtocolNotHttps(written),
-                    condition: Some(ConditionReason::InvalidBackendTls),
-                });
-            }
-            found
-        }
+        (None, Reach::Service { app_protocol, .. }) => from_port(backend, app_protocol, field)?,
     };
     match (protocol, &backend.tls) {
         (Protocol::Https, spec) => {
@@ -102,12 +86,35 @@ pub(super) fn transport(
     }
 }
 
+/// The protocol of a Service backend without `protocol`: its port's
+/// `appProtocol`'s, which must be HTTPS if the backend has `tls`.
+fn from_port(
+    backend: &api::Backend,
+    app_protocol: Option<&str>,
+    field: &FieldPath,
+) -> Result<Protocol, Unusable> {
+    let found = protocol_of(app_protocol).ok_or_else(|| Unusable {
+        field: field.clone(),
+        reason: Invalid::UnsupportedProtocol(app_protocol.unwrap_or_default().to_owned()),
+        condition: Some(ConditionReason::UnsupportedProtocol),
+    })?;
+    if backend.tls.is_some() && found != Protocol::Https {
+        let written = app_protocol.map_or_else(|| "none".to_owned(), |p| format!("{p:?}"));
+        return Err(Unusable {
+            field: field.key("tls"),
+            reason: Invalid::TlsAppProtocolNotHttps(written),
+            condition: Some(ConditionReason::InvalidBackendTls),
+        });
+    }
+    Ok(found)
+}
+
 /// The protocol a Service port's `appProtocol` names (Gateway API GEP-1911,
 /// Kubernetes KEP-3726), compared case-insensitively: none, `http` and
 /// `kubernetes.io/ws` are HTTP/1.1, `kubernetes.io/h2c` is h2c, `https`
 /// and `kubernetes.io/wss` are HTTPS. `None` for any other value: it is
 /// not guessed at (`grpc` may be h2c or TLS).
-pub(super) fn protocol_of(app_protocol: Option<&str>) -> Option<Protocol> {
+fn protocol_of(app_protocol: Option<&str>) -> Option<Protocol> {
     const NAMES: [(&str, Protocol); 5] = [
         ("http", Protocol::Http1),
         ("kubernetes.io/ws", Protocol::Http1),
@@ -254,5 +261,30 @@ fn ca_crt<'s>(
     match tls::load_ca(pem) {
         Ok(_) => Ok(pem),
         Err(problem) => Err(("backend-ca-invalid", format!("{named}: {problem}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_protocols_map_as_gep_1911_reads_them_and_others_are_not_guessed() {
+        let cases = [
+            (None, Some(Protocol::Http1)),
+            (Some(""), Some(Protocol::Http1)),
+            (Some("HTTP"), Some(Protocol::Http1)),
+            (Some("kubernetes.io/ws"), Some(Protocol::Http1)),
+            (Some("kubernetes.io/h2c"), Some(Protocol::H2c)),
+            (Some("https"), Some(Protocol::Https)),
+            (Some("kubernetes.io/WSS"), Some(Protocol::Https)),
+            (Some("grpc"), None),
+            (Some("h2c"), None),
+            (Some("HTTP2"), None),
+            (Some("kubernetes.io/h2"), None),
+        ];
+        for (app_protocol, want) in cases {
+            assert_eq!(protocol_of(app_protocol), want, "{app_protocol:?}");
+        }
     }
 }
