@@ -106,6 +106,7 @@ impl ServeArgs {
             underscores_in_headers: self.underscores_in_headers,
             max_uri_bytes: self.max_uri_bytes,
             idle_timeout: self.idle_timeout,
+            ..ServeOptions::default()
         }
     }
 }

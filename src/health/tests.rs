@@ -1,6 +1,7 @@
 //! Health unit tests: settings validation, thresholds, backoff, the
 //! ejection cap and picking past unavailable endpoints, on paused time.
 
+use crate::upstream::{EndpointPool, Transport};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,11 +32,15 @@ fn check(healthy: u32, unhealthy: u32) -> ActiveCheck {
 
 fn targets(n: usize) -> Vec<Target> {
     (0..n)
-        .map(|i| Target {
-            authority: Authority::try_from(format!("10.0.0.{i}:80")).unwrap(),
-            state: Arc::new(EndpointState::default()),
-            weight: 1,
-            transport: Default::default(),
+        .map(|i| {
+            let address = format!("10.0.0.{i}:80");
+            Target {
+                authority: Authority::try_from(address.as_str()).unwrap(),
+                state: Arc::new(EndpointState::default()),
+                pool: Arc::new(EndpointPool::new(address.into(), Transport::default())),
+                weight: 1,
+                transport: Transport::default(),
+            }
         })
         .collect()
 }

@@ -8,10 +8,10 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
-use super::body::BodyError;
-use super::connect::is_connect_timeout;
 use crate::policy::firewall::Denied;
 use crate::table::NoTarget;
+use crate::upstream::body::BodyError;
+use crate::upstream::ConnectError;
 
 /// Why the proxy answered instead of a backend.
 #[derive(Debug, thiserror::Error)]
@@ -45,14 +45,22 @@ pub enum ProxyError {
     NoHealthyEndpoint,
     /// Connecting to the backend failed (refused, unreachable).
     #[error("could not connect to the backend")]
-    Connect(#[source] hyper_util::client::legacy::Error),
+    Connect(#[source] ConnectError),
     /// Connecting to the backend took longer than the rule's
     /// `timeouts.connect` (or the `--connect-timeout` default).
     #[error("connecting to the backend timed out")]
-    ConnectTimeout(#[source] hyper_util::client::legacy::Error),
+    ConnectTimeout(#[source] ConnectError),
+    /// TLS to an HTTPS backend failed: its certificate is not trusted or
+    /// not for the name, or it does not speak TLS.
+    #[error("TLS to the backend failed")]
+    BackendTls(#[source] ConnectError),
     /// The backend closed or reset the connection, or sent garbage.
     #[error("the backend failed")]
-    Upstream(#[source] hyper_util::client::legacy::Error),
+    Upstream(#[source] hyper::Error),
+    /// An HTTP/2 backend did not process the request (GOAWAY,
+    /// `REFUSED_STREAM`): it may go again, whatever its method.
+    #[error("the backend did not process the request")]
+    Unprocessed(#[source] hyper::Error),
     /// The backend did not start its response in time.
     #[error("the backend did not answer in time")]
     Timeout,
@@ -110,19 +118,29 @@ impl Side {
 }
 
 impl ProxyError {
-    /// The failure of a try that reached the upstream client: the
-    /// client's own body failing (found in the error's causes: the client
-    /// gets 400 or 408, the backend is not blamed), a connect timeout,
-    /// another connect failure, or a failure after connecting.
-    pub fn upstream(err: hyper_util::client::legacy::Error) -> ProxyError {
-        if let Some(body) = cause::<BodyError>(&err) {
-            ProxyError::from(body)
-        } else if !err.is_connect() {
-            ProxyError::Upstream(err)
-        } else if is_connect_timeout(&err) {
+    /// No connection took the request: a connect timeout, TLS failing,
+    /// or another connect failure.
+    pub fn connect(err: ConnectError) -> ProxyError {
+        if err.is_timeout() {
             ProxyError::ConnectTimeout(err)
+        } else if err.is_tls() {
+            ProxyError::BackendTls(err)
         } else {
             ProxyError::Connect(err)
+        }
+    }
+
+    /// The failure of a request that was sent: the client's own body
+    /// failing (found in the error's causes: the client gets 400 or 408,
+    /// the backend is not blamed), the backend not processing it, or the
+    /// exchange failing.
+    pub fn upstream(err: hyper::Error, unprocessed: bool) -> ProxyError {
+        if let Some(body) = cause::<BodyError>(&err) {
+            ProxyError::from(body)
+        } else if unprocessed {
+            ProxyError::Unprocessed(err)
+        } else {
+            ProxyError::Upstream(err)
         }
     }
 
@@ -144,7 +162,9 @@ impl ProxyError {
             ProxyError::NoHealthyEndpoint
             | ProxyError::Connect(_)
             | ProxyError::ConnectTimeout(_)
+            | ProxyError::BackendTls(_)
             | ProxyError::Upstream(_)
+            | ProxyError::Unprocessed(_)
             | ProxyError::AmbiguousResponse
             | ProxyError::Timeout => Side::Upstream,
             ProxyError::NoEndpoint(_) => Side::Proxy,
@@ -160,7 +180,10 @@ impl ProxyError {
     /// doing).
     pub fn retryable(&self, idempotent: bool) -> bool {
         match self {
-            ProxyError::Connect(_) | ProxyError::ConnectTimeout(_) => true,
+            ProxyError::Connect(_)
+            | ProxyError::ConnectTimeout(_)
+            | ProxyError::BackendTls(_)
+            | ProxyError::Unprocessed(_) => true,
             ProxyError::Upstream(_) | ProxyError::AmbiguousResponse => idempotent,
             _ => false,
         }
@@ -184,9 +207,11 @@ impl ProxyError {
             ProxyError::NoEndpoint(_) | ProxyError::NoHealthyEndpoint => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ProxyError::Connect(_) | ProxyError::Upstream(_) | ProxyError::AmbiguousResponse => {
-                StatusCode::BAD_GATEWAY
-            }
+            ProxyError::Connect(_)
+            | ProxyError::BackendTls(_)
+            | ProxyError::Upstream(_)
+            | ProxyError::Unprocessed(_)
+            | ProxyError::AmbiguousResponse => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout | ProxyError::ConnectTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -207,6 +232,8 @@ impl ProxyError {
             ProxyError::NoHealthyEndpoint => "no_healthy_endpoint",
             ProxyError::Connect(_) => "connect_failed",
             ProxyError::Upstream(_) => "upstream_failed",
+            ProxyError::BackendTls(_) => "upstream_tls_failed",
+            ProxyError::Unprocessed(_) => "upstream_unprocessed",
             ProxyError::ConnectTimeout(_) => "connect_timeout",
             ProxyError::Timeout => "timeout",
             ProxyError::Forbidden(_) => "forbidden",
@@ -234,6 +261,8 @@ impl ProxyError {
             ProxyError::NoHealthyEndpoint => "no healthy endpoint for this route\n",
             ProxyError::Connect(_) => "bad gateway: could not connect to the backend\n",
             ProxyError::Upstream(_) => "bad gateway: the backend failed\n",
+            ProxyError::BackendTls(_) => "bad gateway: TLS to the backend failed\n",
+            ProxyError::Unprocessed(_) => "bad gateway: the backend did not process the request\n",
             ProxyError::ConnectTimeout(_) => {
                 "gateway timeout: connecting to the backend timed out\n"
             }

@@ -50,6 +50,19 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
     websocket && connection_has(headers, "upgrade")
 }
 
+/// Whether the client's `TE` lists `trailers` (gRPC requires it): the one
+/// `TE` value that survives the hop, since it says the client accepts
+/// trailers, which the proxy passes through. Other values name transfer
+/// codings of the client's connection.
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("trailers"))
+        })
+    })
+}
+
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers.get_all(header::CONNECTION).iter().any(|v| {
         v.to_str()

@@ -16,7 +16,6 @@
 mod accept;
 mod answer;
 mod body;
-mod connect;
 mod ctx;
 mod error;
 mod forward;

@@ -20,7 +20,7 @@ use hyper::upgrade::OnUpgrade;
 
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
-use super::forward::{is_upgrade, set_forwarded, strip_hop_by_hop};
+use super::forward::{accepts_trailers, is_upgrade, set_forwarded, strip_hop_by_hop};
 use super::service::Connection;
 use crate::policy::rewrite::HostRewrite;
 use crate::policy::RulePolicy;
@@ -51,7 +51,12 @@ pub fn prepare<'r>(
     let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    let trailers = accepts_trailers(&parts.headers);
     strip_hop_by_hop(&mut parts.headers, upgrade);
+    if trailers {
+        // HTTP/2 backends get it; the HTTP/1.1 form drops it again.
+        parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     let path_and_query = rewrite(&mut parts, policy, ctx.prefix_len)?;
     let picked = ctx
         .rule

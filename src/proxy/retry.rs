@@ -21,8 +21,6 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::body::{LimitedBody, Outgoing, Reclaim, Reclaimable, UpstreamBody};
-use super::connect::CONNECT_TIMEOUT;
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
 use super::forward::upstream_uri;
@@ -31,9 +29,15 @@ use super::service::Connection;
 use crate::balance::InFlight;
 use crate::policy::rewrite::HostRewrite;
 use crate::table::{PickContext, Picked, Rule, Target};
+use crate::upstream::body::{LimitedBody, Outgoing, Reclaim, Reclaimable};
+use crate::upstream::{Protocol, RequestBody as UpstreamBody, ResponseBody, SendError};
 
 /// Picks tried for a retry before falling back to a scan of the endpoints.
 const RETRY_PICKS: usize = 3;
+/// Times a request an HTTP/2 backend did not process (GOAWAY,
+/// `REFUSED_STREAM`) is sent again, whatever its method and the rule's
+/// retries: the backend is draining, not failing.
+const UNPROCESSED_RESENDS: usize = 3;
 /// Largest declared request body read whole so a retry can send it again
 /// (like nginx's in-memory `client_body_buffer_size`); larger or chunked
 /// bodies stream, and are retried only if no try started sending them.
@@ -42,7 +46,7 @@ const REPLAYABLE_BODY: u64 = 64 * 1024;
 /// The backend's response head, and what the respond phase needs.
 pub struct Sent<'r> {
     /// The response head; its body still streams from the backend.
-    pub response: Response<Incoming>,
+    pub response: Response<ResponseBody>,
     /// A sticky-session cookie to add to the response.
     pub set_cookie: Option<&'r HeaderValue>,
     /// Keeps the request counted on its endpoint until the body ends.
@@ -70,9 +74,11 @@ enum Replay {
     Gone,
 }
 
-/// What a retry is rebuilt from. The client keeps a request it failed to
-/// send, so this copy is made up front, but only when a retry is possible
-/// at all: another endpoint, budget left.
+/// What a retry is rebuilt from once a try consumed the request (a status
+/// or reset retry, or a request an HTTP/2 backend did not process). A
+/// request no connection took comes back whole and needs none of this, so
+/// the copy is made up front only when such a retry is possible: an
+/// idempotent request with retries and budget, or an HTTP/2 backend.
 struct Saved {
     method: Method,
     headers: HeaderMap,
@@ -115,7 +121,7 @@ struct Tried {
 type Elapsed = tokio::time::error::Elapsed;
 
 /// What waiting for a try's response head gives.
-type TryResult = Result<Result<Response<Incoming>, hyper_util::client::legacy::Error>, Elapsed>;
+type TryResult = Result<Result<Response<ResponseBody>, SendError>, Elapsed>;
 
 mod outcome;
 
@@ -138,6 +144,8 @@ pub async fn send<'r>(
         path_and_query,
         picked,
     } = request;
+    // An HTTP/2 backend may hand back a request it never processed.
+    let resendable = picked.target.pool.transport().protocol != Protocol::Http1;
     let small = declared.is_some_and(|len| len <= REPLAYABLE_BODY);
     let FirstBody {
         body,
@@ -146,7 +154,7 @@ pub async fn send<'r>(
         replay,
     } = upstream_body(
         LimitedBody::new(body, conn.shared.client_body_timeout),
-        may_retry,
+        may_retry || resendable,
         small,
         rule.policy.max_body_size,
     )
@@ -155,7 +163,8 @@ pub async fn send<'r>(
     // error it causes is answered 413, not 502.
     let over_limit = || tripped.as_ref().is_some_and(|t| t.load(Ordering::Acquire));
     retries.budget.deposit(ctx.started);
-    let mut saved = (may_retry && retries.budget.has_token(ctx.started)).then(|| Saved {
+    let retried = may_retry && ctx.idempotent && retries.budget.has_token(ctx.started);
+    let mut saved = (retried || resendable).then(|| Saved {
         method: parts.method.clone(),
         headers: parts.headers.clone(),
         path_and_query: path_and_query.clone(),
@@ -172,6 +181,7 @@ pub async fn send<'r>(
         mut set_cookie,
     } = picked;
     let mut tried: Vec<&Target> = Vec::new();
+    let mut resent = 0;
     loop {
         let Tried {
             result,
@@ -179,7 +189,14 @@ pub async fn send<'r>(
             started,
             now,
         } = try_once(conn, ctx, target, attempt).await?;
-        let result = outcome(result, over_limit());
+        let (result, returned) = outcome(result, over_limit());
+        if matches!(result, Err(ProxyError::Unprocessed(_))) && resent < UNPROCESSED_RESENDS {
+            if let Some(again) = saved.as_mut().and_then(Saved::attempt) {
+                debug!(endpoint = %target.authority, "sending again a request the backend did not process");
+                (attempt, resent) = (again, resent + 1);
+                continue;
+            }
+        }
         // Passive health, for every try the backend is to blame for; a
         // body over the limit, malformed, abandoned or stalled is the
         // client's doing.
@@ -192,7 +209,8 @@ pub async fn send<'r>(
             Ok(response) => ctx.idempotent && retries.retries_status(response.status()),
         };
         if retryable && tried.len() < retries.attempts as usize {
-            if let Some((next, picked)) = retry(ctx, &mut saved, &mut tried, target, now) {
+            if let Some((next, picked)) = retry(ctx, &mut saved, returned, &mut tried, target, now)
+            {
                 (attempt, target, set_cookie) = (next, picked.target, picked.set_cookie);
                 continue;
             }
@@ -275,11 +293,10 @@ async fn try_once(
     parts.uri = upstream_uri(&target.authority, path_and_query).ok_or(ProxyError::BadRequest)?;
     let started = Instant::now();
     let in_flight = target.state.start_request();
-    // The connector reads the rule's connect timeout from this scope.
-    let sent = CONNECT_TIMEOUT.scope(
-        rule.timeouts.connect,
-        conn.shared.client.request(Request::from_parts(parts, body)),
-    );
+    let upstreams = &conn.shared.upstreams;
+    let connect_timeout = rule.timeouts.connect.unwrap_or(upstreams.connect_timeout);
+    let request = Request::from_parts(parts, body);
+    let sent = target.pool.send(upstreams, request, connect_timeout);
     let result = await_response(sent, body_sent, rule.timeouts.request, ctx.deadline).await;
     Ok(Tried {
         result,
@@ -289,23 +306,30 @@ async fn try_once(
     })
 }
 
-/// The next try, if the request can go again: its body can be sent again
-/// (held whole, or streamed and never polled), another endpoint is
-/// available, and the budget allows.
+/// The next try, if the request can go again: it came back unsent, or its
+/// body can be sent again (held whole, or streamed and never polled);
+/// another endpoint is available, and the budget allows.
 fn retry<'r>(
     ctx: &'r RequestCtx,
     saved: &mut Option<Saved>,
+    returned: Option<Request<UpstreamBody>>,
     tried: &mut Vec<&'r Target>,
     failed: &'r Target,
     now: Instant,
 ) -> Option<(Attempt, Picked<'r>)> {
-    let saved = saved.as_mut()?;
-    let (body, body_sent) = saved.replay.next()?;
+    // Checked before picking: a pick moves the balancer on.
+    if !ctx.rule.retries.budget.has_token(now) {
+        return None;
+    }
+    let attempt = match returned {
+        Some(request) => Attempt::returned(request),
+        None => saved.as_mut()?.attempt()?,
+    };
     tried.push(failed);
     let cx = PickContext {
         client: ctx.client,
-        headers: &saved.headers,
-        query: saved.path_and_query.as_ref().and_then(|pq| pq.query()),
+        headers: &attempt.parts.headers,
+        query: attempt.path_and_query.as_ref().and_then(|pq| pq.query()),
         now,
     };
     let next = next_target(&ctx.rule, &cx, tried)?;
@@ -317,17 +341,42 @@ fn retry<'r>(
         to = %next.target.authority,
         "retrying on another endpoint"
     );
-    let (mut parts, ()) = Request::new(()).into_parts();
-    parts.method = saved.method.clone();
-    parts.headers = saved.headers.clone();
-    parts.version = Version::HTTP_11;
-    let attempt = Attempt {
-        parts,
-        body,
-        body_sent,
-        path_and_query: saved.path_and_query.clone(),
-    };
     Some((attempt, next))
+}
+
+impl Attempt {
+    /// A request no connection took, as it came back: nothing copied.
+    fn returned(request: Request<UpstreamBody>) -> Attempt {
+        let (parts, mut body) = request.into_parts();
+        let body_sent = match &mut body {
+            Either::Left(outgoing) => outgoing.rearm(),
+            Either::Right(_) => None,
+        };
+        let path_and_query = parts.uri.path_and_query().cloned();
+        Attempt {
+            parts,
+            body,
+            body_sent,
+            path_and_query,
+        }
+    }
+}
+
+impl Saved {
+    /// Another try rebuilt from the copy, if its body can be sent again.
+    fn attempt(&mut self) -> Option<Attempt> {
+        let (body, body_sent) = self.replay.next()?;
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.method = self.method.clone();
+        parts.headers = self.headers.clone();
+        parts.version = Version::HTTP_11;
+        Some(Attempt {
+            parts,
+            body,
+            body_sent,
+            path_and_query: self.path_and_query.clone(),
+        })
+    }
 }
 
 impl Replay {

@@ -5,7 +5,6 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
@@ -14,10 +13,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::accept::{Accept, Signals};
-use super::connect::TimedConnector;
-use super::service::{Shared, UpstreamClient};
+use super::service::Shared;
 use crate::policy::client::TrustedProxies;
 use crate::table::SharedTable;
+use crate::upstream::{UpstreamOptions, Upstreams};
 
 /// How the proxy serves.
 #[derive(Debug, Clone)]
@@ -71,6 +70,13 @@ pub struct ServeOptions {
     /// has had one (`--idle-timeout`); then it is shut down gracefully
     /// (HTTP/2: GOAWAY), requests in flight finishing first.
     pub idle_timeout: Duration,
+    /// How long a backend connection may stay unused before it is closed
+    /// (default 90 s).
+    pub upstream_idle_timeout: Duration,
+    /// The roots HTTPS backends without a CA bundle are verified against;
+    /// `None` (the default) reads the system's trust store once, at the
+    /// first such connect.
+    pub upstream_roots: Option<Arc<rustls::RootCertStore>>,
 }
 
 impl Default for ServeOptions {
@@ -87,6 +93,8 @@ impl Default for ServeOptions {
             client_body_timeout: Duration::from_secs(60),
             max_uri_bytes: 8 * 1024,
             idle_timeout: Duration::from_secs(75),
+            upstream_idle_timeout: Duration::from_secs(90),
+            upstream_roots: None,
         }
     }
 }
@@ -116,9 +124,20 @@ pub async fn serve(
     // in flight and closes (HTTP/2: GOAWAY).
     let (drain_tx, drain_rx) = watch::channel(false);
     let tunnels = TaskTracker::new();
+    tokio::spawn(sweep(
+        table.clone(),
+        options.upstream_idle_timeout,
+        close_rx.clone(),
+    ));
     let shared = Arc::new(Shared {
         table,
-        client: upstream_client(options.connect_timeout),
+        upstreams: Upstreams::new(UpstreamOptions {
+            connect_timeout: options.connect_timeout,
+            idle_timeout: options.upstream_idle_timeout,
+            max_idle_per_endpoint: MAX_IDLE_PER_ENDPOINT,
+            provider: crate::tls::provider(),
+            system_roots: options.upstream_roots.clone(),
+        }),
         trusted_proxies: options.trusted_proxies.clone(),
         closing: close_rx.clone(),
         tunnels: tunnels.clone(),
@@ -159,21 +178,25 @@ pub async fn serve(
     Ok(())
 }
 
-/// The pooled upstream client, connecting with `connect_timeout` unless a
-/// rule sets its own.
-fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    // The connect timeout is applied by `TimedConnector`, per rule.
-    connector.set_connect_timeout(None);
-    let connector = TimedConnector::new(connector, connect_timeout);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        // Enough idle connections per backend for a busy proxy's bursts,
-        // bounded so a spike does not leave thousands of idle sockets.
-        .pool_max_idle_per_host(512)
-        .build(connector)
+/// Most idle connections kept per endpoint: enough for a busy proxy's
+/// bursts, bounded so a spike does not leave thousands of idle sockets.
+const MAX_IDLE_PER_ENDPOINT: usize = 512;
+/// How often idle backend connections are looked at.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Closes backend connections idle past `idle` (or closed by the backend)
+/// in every pool of the current table, until `closing`.
+async fn sweep(table: SharedTable, idle: Duration, mut closing: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY.min(idle));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = closing.wait_for(|close| *close) => return,
+        }
+        for pool in table.load().pools() {
+            pool.sweep(idle);
+        }
+    }
 }
 
 /// hyper's smallest HTTP/1.1 read buffer: the floor of the head limit.

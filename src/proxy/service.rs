@@ -18,14 +18,12 @@ use std::sync::Arc;
 use http::{header, HeaderValue, Method, Request, Response};
 use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use super::answer::{Answer, Answered};
-use super::body::{ProxyBody, UpstreamBody};
-use super::connect::TimedConnector;
+use super::body::ProxyBody;
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
 use super::forward::{drop_underscored, request_host, Hop};
@@ -37,16 +35,15 @@ use super::tls::TlsConn;
 use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::retry::is_idempotent;
 use crate::table::SharedTable;
-
-/// The upstream client: one pool of keep-alive connections to every backend.
-pub type UpstreamClient = Client<TimedConnector, UpstreamBody>;
+use crate::upstream::Upstreams;
 
 /// State shared by every connection of one proxy.
 pub struct Shared {
     /// The published route table.
     pub table: SharedTable,
-    /// The pooled upstream client.
-    pub client: UpstreamClient,
+    /// How backends are connected to; each endpoint's pool is in the
+    /// table, on its target.
+    pub upstreams: Upstreams,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
     /// Becomes true at the drain deadline; open tunnels close then.

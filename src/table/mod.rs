@@ -36,11 +36,15 @@ use crate::matching::{request_host, PathMatcher, RequestMatch};
 use crate::policy::firewall::readings;
 use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
-use crate::upstream::Transport;
+use crate::upstream::{EndpointPool, Transport};
 
 /// The published table, swapped whole on every compile. Requests `load()`
 /// it once; in-flight requests keep the table they started with.
 pub type SharedTable = Arc<ArcSwap<RouteTable>>;
+
+/// A connection pool's identity: the endpoint's address and how it is
+/// spoken to.
+pub type PoolKey = (Arc<str>, Transport);
 
 /// An immutable, compiled route table.
 #[derive(Debug, Default)]
@@ -53,6 +57,9 @@ pub struct RouteTable {
     any_host: Option<HostRules>,
     /// Endpoint state by address, handed to the next compile.
     endpoints: HashMap<Arc<str>, Arc<EndpointState>>,
+    /// Connection pools by endpoint and transport, handed to the next
+    /// compile (and swept of idle connections).
+    pools: HashMap<PoolKey, Arc<EndpointPool>>,
     /// Rate-limit buckets by route and rule, handed to the next compile.
     limiters: LimiterStates,
     /// One per (endpoint, active check) of the served rules, sorted.
@@ -187,6 +194,8 @@ pub struct Target {
     pub authority: Authority,
     /// Shared runtime state (in-flight requests, health, ejection).
     pub state: Arc<EndpointState>,
+    /// The connections to it, in its backend's protocol.
+    pub pool: Arc<EndpointPool>,
     /// Its backend's weight; 0 never gets traffic.
     pub weight: u32,
     /// How it is spoken to: its backend's protocol and TLS settings.
@@ -347,6 +356,11 @@ impl RouteTable {
     /// Every endpoint of the table with its shared state, in no order.
     pub fn endpoints(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<EndpointState>)> {
         self.endpoints.iter()
+    }
+
+    /// Every endpoint's connection pool.
+    pub fn pools(&self) -> impl Iterator<Item = &Arc<EndpointPool>> {
+        self.pools.values()
     }
 
     /// The routes of the compiled snapshot and their statuses, oldest

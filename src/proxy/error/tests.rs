@@ -1,26 +1,42 @@
 //! Every `ProxyError` variant: its side, whether it may be retried, its
 //! status and its label.
 
+use std::io;
+
 use http::StatusCode;
 use http_body_util::Empty;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
 
 use super::*;
 
-/// A real upstream-client error: connecting to a port nothing listens on.
-async fn refused() -> hyper_util::client::legacy::Error {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+/// A failed connect: refused.
+fn refused() -> ConnectError {
+    ConnectError::Io(io::Error::from(io::ErrorKind::ConnectionRefused))
+}
+
+/// A real exchange failure: the backend closes the connection without
+/// answering.
+async fn broken() -> hyper::Error {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("local addr");
-    drop(listener);
-    let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    let uri: http::Uri = format!("http://{addr}/").parse().expect("uri");
-    let mut request = http::Request::new(Empty::<Bytes>::new());
-    *request.uri_mut() = uri;
-    match client.request(request).await {
-        Ok(response) => panic!("nothing listens at {addr}, got {}", response.status()),
-        Err(err) => err,
-    }
+    let closer = tokio::spawn(async move { drop(listener.accept().await) });
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let request = http::Request::builder()
+        .header(header::HOST, "b.test")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let err = tx
+        .send_request(request)
+        .await
+        .expect_err("the backend closed");
+    closer.await.expect("closer");
+    err
 }
 
 #[tokio::test]
@@ -30,6 +46,8 @@ async fn each_error_knows_its_side_retryability_and_status() {
     let limited = ProxyError::RateLimited {
         retry_after_secs: 3,
     };
+    let timed_out = ConnectError::TimedOut(std::time::Duration::from_secs(1));
+    let tls = ConnectError::Tls(io::Error::other("invalid peer certificate: UnknownIssuer"));
     // (error, side, retried if idempotent, retried otherwise, status, reason)
     #[rustfmt::skip]
     let cases: Vec<(ProxyError, Side, bool, bool, u16, &str)> = vec![
@@ -40,9 +58,11 @@ async fn each_error_knows_its_side_retryability_and_status() {
         (ProxyError::MethodNotAllowed, C, false, false, 405, "method_not_allowed"),
         (ProxyError::NoEndpoint("none".into()), P, false, false, 503, "no_endpoint"),
         (ProxyError::NoHealthyEndpoint, U, false, false, 503, "no_healthy_endpoint"),
-        (ProxyError::Connect(refused().await), U, true, true, 502, "connect_failed"),
-        (ProxyError::ConnectTimeout(refused().await), U, true, true, 504, "connect_timeout"),
-        (ProxyError::Upstream(refused().await), U, true, false, 502, "upstream_failed"),
+        (ProxyError::Connect(refused()), U, true, true, 502, "connect_failed"),
+        (ProxyError::ConnectTimeout(timed_out), U, true, true, 504, "connect_timeout"),
+        (ProxyError::BackendTls(tls), U, true, true, 502, "upstream_tls_failed"),
+        (ProxyError::Upstream(broken().await), U, true, false, 502, "upstream_failed"),
+        (ProxyError::Unprocessed(broken().await), U, true, true, 502, "upstream_unprocessed"),
         (ProxyError::Timeout, U, false, false, 504, "timeout"),
         (denied, C, false, false, 403, "forbidden"),
         (limited, C, false, false, 429, "rate_limited"),
@@ -73,10 +93,14 @@ async fn each_error_knows_its_side_retryability_and_status() {
     }
 }
 
-#[tokio::test]
-async fn a_refused_connect_is_a_connect_failure() {
-    let err = ProxyError::upstream(refused().await);
+#[test]
+fn connect_failures_are_told_apart_timeouts_and_tls_first() {
+    let err = ProxyError::connect(refused());
     assert!(matches!(err, ProxyError::Connect(_)), "{err:?}");
+    let err = ProxyError::connect(ConnectError::Io(io::ErrorKind::TimedOut.into()));
+    assert!(matches!(err, ProxyError::ConnectTimeout(_)), "{err:?}");
+    let err = ProxyError::connect(ConnectError::Tls(io::Error::other("bad certificate")));
+    assert!(matches!(err, ProxyError::BackendTls(_)), "{err:?}");
 }
 
 #[test]

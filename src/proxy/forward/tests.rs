@@ -209,3 +209,19 @@ fn hosts_are_rfc_3986_host_and_port() {
         assert!(!is_host(bad.as_bytes()), "{bad:?} accepted");
     }
 }
+
+#[test]
+fn only_te_trailers_is_read_as_accepting_trailers() {
+    for (te, trailers) in [
+        ("trailers", true),
+        ("Trailers", true),
+        ("gzip, trailers", true),
+        ("trailers;q=1", true),
+        ("gzip", false),
+        ("deflate;q=0.5", false),
+        ("trailersx", false),
+    ] {
+        let h = headers(&[("te", te)]);
+        assert_eq!(accepts_trailers(&h), trailers, "TE: {te}");
+    }
+}

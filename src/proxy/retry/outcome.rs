@@ -5,31 +5,39 @@
 //!
 //! Must not: retry or report; the send phase does, from these answers.
 
-use http::{header, HeaderMap, Response};
-use hyper::body::Incoming;
+use http::{header, HeaderMap, Request, Response};
 
 use super::TryResult;
 use crate::health::passive::Outcome;
-use crate::proxy::connect::Condemn;
 use crate::proxy::error::{ProxyError, Side};
+use crate::upstream::{RequestBody, ResponseBody, SendError};
+
+/// What a try's result is for the caller: the response or the failure,
+/// and a request that no connection took (back whole, for another try).
+type TryOutcome = (
+    Result<Response<ResponseBody>, ProxyError>,
+    Option<Request<RequestBody>>,
+);
 
 /// What the client gets from a try, if it is the last: the response head,
 /// or the failure (a body over the limit is the client's, whatever the
 /// upstream error it caused). A response whose length is ambiguous is a
-/// failure, and its connection is condemned before the response (and its
-/// body) is dropped, so the pool never hands it out again.
-pub(super) fn outcome(result: TryResult, tripped: bool) -> Result<Response<Incoming>, ProxyError> {
+/// failure, and its connection is condemned, so it is never used again.
+pub(super) fn outcome(result: TryResult, tripped: bool) -> TryOutcome {
     match result {
-        Err(_) => Err(ProxyError::Timeout),
-        Ok(Err(_)) if tripped => Err(ProxyError::BodyTooLarge),
-        Ok(Err(err)) => Err(ProxyError::upstream(err)),
-        Ok(Ok(response)) if ambiguous_length(response.headers()) => {
-            if let Some(connection) = response.extensions().get::<Condemn>() {
-                connection.condemn();
-            }
-            Err(ProxyError::AmbiguousResponse)
+        Err(_) => (Err(ProxyError::Timeout), None),
+        Ok(Err(SendError::NotSent { request, cause })) => {
+            (Err(ProxyError::connect(cause)), Some(request))
         }
-        Ok(Ok(response)) => Ok(response),
+        Ok(Err(SendError::Sent { .. })) if tripped => (Err(ProxyError::BodyTooLarge), None),
+        Ok(Err(SendError::Sent { error, unprocessed })) => {
+            (Err(ProxyError::upstream(error, unprocessed)), None)
+        }
+        Ok(Ok(mut response)) if ambiguous_length(response.headers()) => {
+            response.body_mut().condemn();
+            (Err(ProxyError::AmbiguousResponse), None)
+        }
+        Ok(Ok(response)) => (Ok(response), None),
     }
 }
 

@@ -16,7 +16,8 @@ use crate::api::{self, Algorithm};
 use crate::balance::EndpointState;
 use crate::diagnostic::{CompileError, FieldPath, Invalid, Problems};
 use crate::snapshot::Snapshot;
-use crate::upstream::Transport;
+use crate::table::PoolKey;
+use crate::upstream::{EndpointPool, Transport};
 
 /// Largest backend weight; keeps the round-robin schedule small.
 const MAX_WEIGHT: u32 = 1000;
@@ -30,7 +31,15 @@ pub(super) struct Endpoints<'a, F> {
     /// The state of an address the route has not used yet: the previous
     /// table's, or a fresh one.
     pub state_of: &'a mut F,
+    /// The connection pools this route uses, by address and transport.
+    pub pools: HashMap<PoolKey, Arc<EndpointPool>>,
+    /// The pool of an endpoint the route has not used yet: the previous
+    /// table's, or a new one (no connection is made at compile).
+    pub pool_of: &'a mut PoolOf<'a>,
 }
+
+/// Where a pool not yet used by a route comes from.
+pub(super) type PoolOf<'a> = dyn FnMut(&Arc<str>, &Transport) -> Arc<EndpointPool> + 'a;
 
 /// What resolving a rule's backends found.
 #[derive(Default)]
@@ -94,6 +103,14 @@ pub(super) fn resolve_backends<F: FnMut(&str) -> Arc<EndpointState>>(
         } = backend_endpoints(backend, &field, namespace, snapshot, &mut out, errors);
         let mut indices = Vec::with_capacity(found.len());
         for (key, authority) in found {
+            let pool_key = (key.clone(), transport.clone());
+            let pool = match endpoints.pools.entry(pool_key) {
+                Entry::Occupied(known) => Arc::clone(known.get()),
+                Entry::Vacant(new) => {
+                    let pool = (endpoints.pool_of)(&new.key().0, &transport);
+                    Arc::clone(new.insert(pool))
+                }
+            };
             let state = match endpoints.used.entry(key) {
                 Entry::Occupied(known) => Arc::clone(known.get()),
                 Entry::Vacant(new) => {
@@ -105,6 +122,7 @@ pub(super) fn resolve_backends<F: FnMut(&str) -> Arc<EndpointState>>(
             out.targets.push(Target {
                 authority,
                 state,
+                pool,
                 weight: backend.weight,
                 transport: transport.clone(),
             });

@@ -32,6 +32,8 @@ use crate::matching::{HostKey, Rank, RequestMatch};
 use crate::policy::rate_limit::RateLimiter;
 use crate::policy::LimiterStates;
 use crate::snapshot::{Diagnostic, Snapshot, SourcedRoute};
+use crate::table::PoolKey;
+use crate::upstream::{EndpointPool, Transport};
 use conflict::Claims;
 use matches::MatchKey;
 use routes::{compile_route, RouteInput};
@@ -65,6 +67,8 @@ struct CompiledRoute {
     matches: Vec<CompiledMatch>,
     /// The endpoints its rules use.
     endpoints: Vec<(Arc<str>, Arc<EndpointState>)>,
+    /// Their connection pools.
+    pools: Vec<(PoolKey, Arc<EndpointPool>)>,
     /// The active health checks of its rules' endpoints.
     probes: Vec<Probe>,
     /// The rate-limit buckets of its rules, by rule index.
@@ -95,6 +99,7 @@ struct CompiledMatch {
 #[derive(Default)]
 struct Assembly {
     endpoints: HashMap<Arc<str>, Arc<EndpointState>>,
+    pools: HashMap<PoolKey, Arc<EndpointPool>>,
     limiters: LimiterStates,
     probes: HashMap<(Arc<str>, ActiveCheck), Probe>,
     claims: Claims,
@@ -136,12 +141,21 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable, now: i64) -> Compiled
                     https: route_https(route, snapshot),
                 };
                 let known = &table.endpoints;
-                compile_route(&input, &mut |addr: &str| {
+                let known_pools = &table.pools;
+                let state_of = &mut |addr: &str| {
                     (known.get(addr))
                         .or_else(|| previous.endpoints.get(addr))
                         .cloned()
                         .unwrap_or_default()
-                })
+                };
+                let pool_of = &mut |addr: &Arc<str>, transport: &Transport| {
+                    let key = (addr.clone(), transport.clone());
+                    (known_pools.get(&key))
+                        .or_else(|| previous.pools.get(&key))
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(EndpointPool::new(key.0, key.1)))
+                };
+                compile_route(&input, state_of, pool_of)
             }
         };
         table.add(route, resource, result, &mut certs);
@@ -244,6 +258,9 @@ impl Assembly {
         for (addr, state) in compiled.endpoints {
             self.endpoints.entry(addr).or_insert(state);
         }
+        for (key, pool) in compiled.pools {
+            self.pools.entry(key).or_insert(pool);
+        }
         for probe in compiled.probes {
             (self.probes)
                 .entry((probe.address.clone(), probe.check.clone()))
@@ -260,6 +277,7 @@ impl Assembly {
         probes.sort_by(|a, b| a.address.cmp(&b.address));
         let mut table = RouteTable {
             endpoints: self.endpoints,
+            pools: self.pools,
             limiters: self.limiters,
             probes: probes.into(),
             routes: self.records,

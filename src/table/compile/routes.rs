@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::backends::{resolve_backends, rule_backends, Endpoints};
+use super::backends::{resolve_backends, rule_backends, Endpoints, PoolOf};
 use super::conditions::{backend_tls_verified, ready, resolved_refs, TlsCheck};
 use super::matches::{compile_matches, effective, RuleMatch};
 use super::{CompiledMatch, CompiledRoute};
@@ -64,10 +64,12 @@ struct RouteParts {
 }
 
 /// Compiles one route. `state_of` gives the state of an endpoint address
-/// the route has not used yet (the previous table's, or a fresh one).
-pub(super) fn compile_route(
+/// the route has not used yet (the previous table's, or a fresh one);
+/// `pool_of` its connection pool.
+pub(super) fn compile_route<'p>(
     input: &RouteInput<'_>,
     state_of: &mut impl FnMut(&str) -> Arc<EndpointState>,
+    pool_of: &'p mut PoolOf<'p>,
 ) -> Result<CompiledRoute, Vec<CompileError>> {
     let spec = &input.route.spec;
     let at = FieldPath::from("spec");
@@ -89,6 +91,8 @@ pub(super) fn compile_route(
     let mut endpoints = Endpoints {
         used: Default::default(),
         state_of,
+        pools: Default::default(),
+        pool_of,
     };
     for (r, rule) in spec.rules.iter().enumerate() {
         let at = at.key("rules").index(r);
@@ -119,6 +123,7 @@ pub(super) fn compile_route(
         hosts,
         matches,
         endpoints: endpoints.used.into_iter().collect(),
+        pools: endpoints.pools.into_iter().collect(),
         probes: parts.probes,
         limiters: parts.limiters,
         resolved_refs: resolved_refs(&parts.unresolved),
