@@ -33,8 +33,10 @@ pub struct Snapshot {
     /// `Opaque`); standalone, every `kind: Secret` document of the route
     /// files. Compile should check `type_` where it needs a TLS Secret.
     pub secrets: BTreeMap<ObjectKey, SecretInfo>,
-    /// ConfigMaps by namespace and name: only the one `--tls-client-ca`
-    /// names, if it is a ConfigMap (its `ca.crt`).
+    /// ConfigMaps by namespace and name (their `ca.crt`: a client CA or a
+    /// backend's CA bundle): in a cluster the one `--tls-client-ca` names
+    /// and those labelled `switchyard.dev/ca-bundle=true`; standalone,
+    /// every `kind: ConfigMap` document of the route files.
     pub config_maps: BTreeMap<ObjectKey, SecretInfo>,
     /// The listener's TLS settings, as the operator set them on the command
     /// line: the same in both modes.
@@ -45,6 +47,11 @@ pub struct Snapshot {
 /// only one a cluster source lists in bulk, and the only one compile
 /// serves certificates from.
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+
+/// The label (value `true`) that makes a ConfigMap a CA bundle backends'
+/// `caCertificateRefs` may name: the only ConfigMaps a cluster source
+/// lists in bulk.
+pub const CA_BUNDLE_LABEL: &str = "switchyard.dev/ca-bundle";
 
 /// A Secret's (or a ConfigMap's) data, decoded: what TLS needs of it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -180,6 +187,9 @@ pub struct ServicePortInfo {
     pub name: Option<String>,
     /// The Service port number, which routes may name.
     pub port: i32,
+    /// The port's `appProtocol` as written (`kubernetes.io/h2c`, `https`):
+    /// how a backend without `protocol` is spoken to.
+    pub app_protocol: Option<String>,
 }
 
 /// The parts of an EndpointSlice that routing needs.

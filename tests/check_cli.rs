@@ -200,6 +200,23 @@ fn bad_address_names_the_backend_address_field() {
 }
 
 #[test]
+fn bad_backend_tls_names_the_file_the_route_and_the_ca_field() {
+    let rule = "  - backends:\n    - address: \"127.0.0.1:8443\"\n      protocol: HTTPS\n      tls: {caCertificateRefs: [{kind: ConfigMap, name: api-ca}]}\n";
+    let (_dir, path) = file("routes.yaml", &doc("mango", "www.mango.com", rule));
+
+    let out = check(&path);
+    out.assert_failed();
+    let lines = out.lines_for(&path, "default", "mango");
+    assert!(
+        lines.iter().any(|l| l.contains(
+            ": spec.rules[0].backends[0].tls.caCertificateRefs[0]: ConfigMap default/api-ca not found"
+        )),
+        "expected the CA reference's field in:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn second_rule_and_backend_indices_are_named() {
     let rules = format!(
         "{GOOD_RULE}  - backends: [{{address: \"127.0.0.1:1\"}}, {{address: \"bad:port\"}}]\n"

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("has(self.service) != has(self.address)").message("set exactly one of service or address"),
-    validation = Rule::new("!has(self.service) || has(self.port)").message("a service backend needs a port")
+    validation = Rule::new("!has(self.service) || has(self.port)").message("a service backend needs a port"),
+    validation = Rule::new("!has(self.tls) || !has(self.protocol) || self.protocol == 'HTTPS'").message("tls applies only to protocol HTTPS")
 )]
 pub struct Backend {
     /// A Service in the route's namespace (cluster mode).
@@ -31,6 +32,97 @@ pub struct Backend {
     #[serde(default = "default_weight")]
     #[schemars(range(min = 0, max = 1000))]
     pub weight: u32,
+    /// How the proxy talks to this backend (see [`BackendProtocol`], whose
+    /// text the CRD shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<BackendProtocol>,
+    /// How an `HTTPS` backend is verified (only with `protocol: HTTPS`, or
+    /// with no `protocol` when the Service port's `appProtocol` is
+    /// `https`). Absent: the certificate is verified against the system's
+    /// trusted roots, for the name `hostname` would default to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BackendTls>,
+}
+
+/// How the proxy talks to this backend: `HTTP` (HTTP/1.1), `H2C` (HTTP/2
+/// without TLS, e.g. a gRPC server) or `HTTPS` (TLS; HTTP/2 or HTTP/1.1 as
+/// the server chooses by ALPN). Absent: for a Service backend, what the
+/// Service port's `appProtocol` says (`kubernetes.io/h2c` is H2C; `https`
+/// and `kubernetes.io/wss` are HTTPS; none, `http` and `kubernetes.io/ws`
+/// are HTTP; any other value is not guessed at: the backend gets no
+/// traffic and `ResolvedRefs` says `UnsupportedProtocol`); for an
+/// `address` backend, HTTP. Set it to override the `appProtocol`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum BackendProtocol {
+    /// HTTP/1.1 over plain TCP.
+    #[serde(rename = "HTTP")]
+    Http,
+    /// HTTP/2 over plain TCP with prior knowledge (no upgrade, no
+    /// fallback): what gRPC servers without TLS speak.
+    #[serde(rename = "H2C")]
+    H2c,
+    /// TLS, offering HTTP/2 and HTTP/1.1 by ALPN; the server's certificate
+    /// is verified (see `tls`).
+    #[serde(rename = "HTTPS")]
+    Https,
+}
+
+/// TLS to a backend: what its certificate is verified against and for
+/// which name. Field names follow Gateway API's BackendTLSPolicy.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!(has(self.insecureSkipVerify) && self.insecureSkipVerify) || !has(self.caCertificateRefs) || size(self.caCertificateRefs) == 0").message("insecureSkipVerify verifies nothing: drop caCertificateRefs or insecureSkipVerify")
+)]
+pub struct BackendTls {
+    /// The CA certificates the backend's certificate must chain to: the
+    /// `ca.crt` key of each ConfigMap or Secret listed, all in the route's
+    /// namespace (PEM; several are merged). In a cluster a ConfigMap must
+    /// carry the label `switchyard.dev/ca-bundle: "true"` to be seen, and a
+    /// Secret must be of type `kubernetes.io/tls` (cert-manager puts
+    /// `ca.crt` there). A missing object, a missing `ca.crt` or bad PEM
+    /// gives `ResolvedRefs=False` with reason `InvalidCACertificateRef`
+    /// and the backend no traffic (never the system roots instead).
+    /// Empty: the system's trusted roots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub ca_certificate_refs: Vec<CaCertificateRef>,
+    /// The name sent as SNI and that the certificate must be valid for,
+    /// e.g. `api.shop.svc`. Required for Service backends (their endpoints
+    /// are pod IPs) unless `insecureSkipVerify` (then `SERVICE.NAMESPACE.svc`
+    /// is sent as SNI); for an `address` backend it defaults to the
+    /// address's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub hostname: Option<String>,
+    /// Do not verify the backend's certificate chain or name (the server
+    /// must still prove it holds the key of the certificate it shows).
+    /// For testing only: anyone on the path can impersonate the backend.
+    /// The route's `BackendTLSVerified` condition turns `False` with
+    /// reason `InsecureSkipVerify` as a warning; the route is still
+    /// served. Cannot be combined with `caCertificateRefs`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
+}
+
+/// A ConfigMap or Secret in the route's namespace whose `ca.crt` holds CA
+/// certificates (PEM).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaCertificateRef {
+    /// `ConfigMap` or `Secret`.
+    pub kind: CaKind,
+    /// The object's name (in the route's namespace).
+    pub name: String,
+}
+
+/// Where a CA bundle is kept.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum CaKind {
+    /// A ConfigMap (in a cluster: labelled `switchyard.dev/ca-bundle: "true"`).
+    ConfigMap,
+    /// A Secret (in a cluster: of type `kubernetes.io/tls`).
+    Secret,
 }
 
 fn default_weight() -> u32 {

@@ -61,6 +61,46 @@ pub enum Invalid {
         message: String,
     },
 
+    // === backend protocol and TLS ===
+    /// `tls` on a backend whose `protocol` is not HTTPS.
+    #[error("`tls` applies only to protocol HTTPS, not {0}")]
+    TlsNeedsHttps(&'static str),
+    /// `tls` on a Service backend without `protocol` whose port's
+    /// `appProtocol` does not say HTTPS.
+    #[error(
+        "`tls` is set but the Service port's appProtocol ({0}) is not HTTPS: \
+         set `protocol: HTTPS` on the backend"
+    )]
+    TlsAppProtocolNotHttps(String),
+    /// `insecureSkipVerify` with `caCertificateRefs`.
+    #[error("insecureSkipVerify verifies nothing: drop caCertificateRefs or insecureSkipVerify")]
+    InsecureWithCa,
+    /// A `tls.hostname` that is not a DNS name or an IP address.
+    #[error("{0:?} is not a DNS name or an IP address")]
+    BackendHostname(String),
+    /// An HTTPS Service backend without `tls.hostname`.
+    #[error(
+        "an HTTPS Service backend needs `tls.hostname`, the name its certificate is \
+         verified for (its endpoints are pod IPs), or `tls.insecureSkipVerify: true`"
+    )]
+    HostnameMissing,
+    /// A Service port `appProtocol` switchyard does not speak.
+    #[error(
+        "the Service port's appProtocol {0:?} is not one switchyard speaks (http, https, \
+         kubernetes.io/h2c, kubernetes.io/ws, kubernetes.io/wss): set `protocol: HTTP`, \
+         `H2C` or `HTTPS` on the backend"
+    )]
+    UnsupportedProtocol(String),
+    /// A `caCertificateRefs` entry that gives no CA certificate; `code` is
+    /// the problem's (`backend-ca-not-found`, `invalid-pem`, ...).
+    #[error("{message}")]
+    CaCertificate {
+        /// The stable code.
+        code: &'static str,
+        /// What is wrong, naming the object.
+        message: String,
+    },
+
     // === routes ===
     /// Two routes with one namespace and name.
     #[error("{resource} is defined twice; the first is in {first}")]
@@ -306,6 +346,13 @@ impl Invalid {
             Invalid::Path(e) => e.code(),
             Invalid::Regex(_) => "invalid-regex",
             Invalid::Tls { code, .. } => code,
+            Invalid::TlsNeedsHttps(_) => "tls-needs-https",
+            Invalid::TlsAppProtocolNotHttps(_) => "tls-app-protocol-not-https",
+            Invalid::InsecureWithCa => "insecure-with-ca",
+            Invalid::BackendHostname(_) => "invalid-backend-hostname",
+            Invalid::HostnameMissing => "backend-hostname-missing",
+            Invalid::UnsupportedProtocol(_) => "unsupported-protocol",
+            Invalid::CaCertificate { code, .. } => code,
             Invalid::DefinedTwice { .. } => "defined-twice",
             Invalid::Conflicted { .. } => "conflicted",
             Invalid::NoRules => "no-rules",

@@ -101,6 +101,22 @@ fn every_case() -> Vec<(Invalid, &'static str)> {
             .into(),
             "invalid-regex",
         ),
+        (Invalid::TlsNeedsHttps("H2C"), "tls-needs-https"),
+        (
+            Invalid::TlsAppProtocolNotHttps(s()),
+            "tls-app-protocol-not-https",
+        ),
+        (Invalid::InsecureWithCa, "insecure-with-ca"),
+        (Invalid::BackendHostname(s()), "invalid-backend-hostname"),
+        (Invalid::HostnameMissing, "backend-hostname-missing"),
+        (Invalid::UnsupportedProtocol(s()), "unsupported-protocol"),
+        (
+            Invalid::CaCertificate {
+                code: "backend-ca-not-found",
+                message: s(),
+            },
+            "backend-ca-not-found",
+        ),
         (
             Invalid::DefinedTwice {
                 resource: s(),

@@ -51,6 +51,8 @@ fn backend() -> api::Backend {
         port: None,
         address: Some("127.0.0.1:9".into()),
         weight: 1,
+        protocol: None,
+        tls: None,
     }
 }
 

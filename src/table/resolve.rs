@@ -38,6 +38,8 @@ pub(super) enum Resolved {
         service: String,
         /// The ready, non-terminating endpoints.
         endpoints: Vec<Endpoint>,
+        /// The Service port's `appProtocol`, as written.
+        app_protocol: Option<String>,
     },
     /// A reference that does not resolve now (the route is still served).
     Unresolved {
@@ -184,7 +186,11 @@ fn resolve_service(namespace: &str, name: &str, port: &PortRef, snapshot: &Snaps
     // Same snapshot, same table: slices and endpoints come in API order.
     endpoints.sort_by(|a: &Endpoint, b: &Endpoint| a.0.cmp(&b.0));
     endpoints.dedup_by(|a, b| a.0 == b.0);
-    Resolved::Service { service, endpoints }
+    Resolved::Service {
+        service,
+        endpoints,
+        app_protocol: service_port.app_protocol.clone(),
+    }
 }
 
 fn nonempty(name: Option<&str>) -> Option<&str> {
@@ -200,7 +206,7 @@ fn list_ports(info: &ServiceInfo) -> String {
         .ports
         .iter()
         .map(
-            |ServicePortInfo { name, port }| match nonempty(name.as_deref()) {
+            |ServicePortInfo { name, port, .. }| match nonempty(name.as_deref()) {
                 Some(name) => format!("{port} ({name})"),
                 None => port.to_string(),
             },

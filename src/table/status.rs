@@ -1,6 +1,7 @@
-//! What compile says about each route: whether it is served, and the three
+//! What compile says about each route: whether it is served, and the
 //! conditions the controller writes on its status (`Accepted`,
-//! `ResolvedRefs`, `Ready`).
+//! `ResolvedRefs`, `Ready`, and when they apply `TLSReady` and
+//! `BackendTLSVerified`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -43,6 +44,12 @@ pub struct RouteStatus {
     /// `errors` too, so `check` and the keep-last-good gate see them; they
     /// do not reject the route.
     pub tls: Option<ConditionState>,
+    /// The `BackendTLSVerified` condition, for a route with an HTTPS
+    /// backend: whether every HTTPS backend's certificate is verified.
+    /// `False` with `InsecureSkipVerify` is a warning (the route is
+    /// served); with `InvalidBackendTLS` or `InvalidCACertificateRef` that
+    /// backend gets no traffic (`ResolvedRefs` says so too).
+    pub backend_tls: Option<ConditionState>,
 }
 
 /// One condition's state, before it becomes an [`api::Condition`](Condition).
@@ -103,6 +110,21 @@ pub enum ConditionReason {
     HostNotCovered,
     /// `RefNotPermitted`: the Secret is in another namespace.
     RefNotPermitted,
+    /// `UnsupportedProtocol`: a Service port's `appProtocol` is not one
+    /// switchyard speaks, and the backend sets no `protocol`.
+    UnsupportedProtocol,
+    /// `InvalidBackendTLS`: an HTTPS backend's TLS cannot be set up (a
+    /// Service backend without `tls.hostname`; `tls` on a port whose
+    /// `appProtocol` is not HTTPS).
+    InvalidBackendTls,
+    /// `InvalidCACertificateRef`: a `caCertificateRefs` entry is missing,
+    /// has no `ca.crt`, or its PEM holds no usable certificate.
+    InvalidCaCertificateRef,
+    /// `Verified`: every HTTPS backend's certificate is verified.
+    Verified,
+    /// `InsecureSkipVerify`: some HTTPS backend's certificate is not
+    /// verified (a warning; the route is served).
+    InsecureSkipVerify,
 }
 
 // === impl RouteStatus ===
@@ -114,13 +136,15 @@ impl RouteStatus {
     }
 
     /// The status conditions the controller writes, in this order:
-    /// `Accepted`, `ResolvedRefs`, `Ready`, and `TLSReady` for a route
-    /// with `spec.tls`.
+    /// `Accepted`, `ResolvedRefs`, `Ready`, `TLSReady` for a route with
+    /// `spec.tls`, and `BackendTLSVerified` for a route with an HTTPS
+    /// backend.
     ///
     /// `Accepted` is `True`/`Accepted`, or `False` with `Invalid` (the
     /// message lists every `field: problem`) or `Conflicted` (it names the
     /// older route). `ResolvedRefs` is `True`/`ResolvedRefs`, or `False` with
-    /// `BackendNotFound` or `InvalidBackend`. `Ready` is `True`/`Ready`, or
+    /// `BackendNotFound`, `InvalidBackend`, `UnsupportedProtocol`,
+    /// `InvalidBackendTLS` or `InvalidCACertificateRef`. `Ready` is `True`/`Ready`, or
     /// `False` with `NoReadyEndpoints` or `NoBackends`. When the route is not
     /// accepted, `ResolvedRefs` and `Ready` are `False` with `Accepted`'s
     /// reason.
@@ -136,6 +160,7 @@ impl RouteStatus {
             ("ResolvedRefs", Some(&self.resolved_refs)),
             ("Ready", Some(&self.ready)),
             ("TLSReady", self.tls.as_ref()),
+            ("BackendTLSVerified", self.backend_tls.as_ref()),
         ]
         .into_iter()
         .filter_map(|(kind, state)| Some((kind, state?)))
@@ -247,6 +272,11 @@ impl ConditionReason {
             ConditionReason::CertificateExpired => "CertificateExpired",
             ConditionReason::HostNotCovered => "HostNotCovered",
             ConditionReason::RefNotPermitted => "RefNotPermitted",
+            ConditionReason::UnsupportedProtocol => "UnsupportedProtocol",
+            ConditionReason::InvalidBackendTls => "InvalidBackendTLS",
+            ConditionReason::InvalidCaCertificateRef => "InvalidCACertificateRef",
+            ConditionReason::Verified => "Verified",
+            ConditionReason::InsecureSkipVerify => "InsecureSkipVerify",
         }
     }
 }

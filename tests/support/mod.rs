@@ -30,6 +30,7 @@ pub mod cluster;
 mod controller;
 mod h2_backend;
 pub mod kube_api;
+pub mod kube_source;
 pub mod netns;
 mod proxy;
 mod raw;

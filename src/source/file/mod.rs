@@ -1,5 +1,5 @@
 //! The file source: `LoadBalancerRoute` YAML from a file or a directory,
-//! with the `v1` Secrets and ConfigMaps (certificates, a client CA) beside
+//! with the `v1` Secrets and ConfigMaps (certificates, CA bundles) beside
 //! the routes.
 //!
 //! Owns: reading files (blocking; call it from `spawn_blocking`), refusing

@@ -1,7 +1,8 @@
 //! `v1` Secrets and ConfigMaps in the route files: the same manifests as in
 //! a cluster, so certificates (`kind: Secret`, type `kubernetes.io/tls`)
-//! and the client CA (`kind: ConfigMap` or `Secret` with `ca.crt`) work
-//! with no cluster.
+//! and CA bundles (`kind: ConfigMap` or `Secret` with `ca.crt`: the client
+//! CA, backends' `caCertificateRefs`) work with no cluster. Every such
+//! document is kept (no label is needed, unlike in a cluster).
 //!
 //! Owns reading such a document as the apiserver would (a Secret's `data`
 //! base64-decoded, then `stringData` over it; a ConfigMap's `data` as text
@@ -26,7 +27,7 @@ use crate::snapshot::{Code, Diagnostic, ObjectKey, SecretInfo};
 pub(super) enum CoreKind {
     /// A `Secret`: certificates, keys, a client CA.
     Secret,
-    /// A `ConfigMap`: a client CA.
+    /// A `ConfigMap`: a CA bundle (the client CA, a backend's CA).
     ConfigMap,
 }
 

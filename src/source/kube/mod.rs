@@ -1,5 +1,6 @@
 //! The Kubernetes source: reflectors for `LoadBalancerRoute`, `Service`,
-//! `EndpointSlice`, TLS `Secret`s and the client-CA `ConfigMap` feed the
+//! `EndpointSlice`, TLS `Secret`s, CA-bundle `ConfigMap`s (labelled
+//! `switchyard.dev/ca-bundle=true`) and the client-CA `ConfigMap` feed the
 //! same [`Snapshot`](crate::snapshot::Snapshot) the file source builds.
 //!
 //! Owns: watching (with backoff, relisting after `410 Gone`), waiting for
@@ -68,7 +69,8 @@ pub(crate) struct Stores {
     /// `kubernetes.io/tls` Secrets per watched namespace, then the named
     /// ones (`secrets::secret_scopes`).
     secrets: Vec<Store<Secret>>,
-    /// The client-CA ConfigMap, when `--tls-client-ca` is set.
+    /// CA-bundle ConfigMaps per watched namespace, then the client CA by
+    /// name (`secrets::config_map_scopes`).
     config_maps: Vec<Store<ConfigMap>>,
 }
 
@@ -176,7 +178,7 @@ impl Stores {
                 .iter()
                 .map(|s| reflect(api(client, &s.namespace), selected(s), tick, tasks))
                 .collect(),
-            config_maps: secrets::config_map_scopes(&options.tls)
+            config_maps: secrets::config_map_scopes(&options.namespaces, &options.tls)
                 .iter()
                 .map(|s| reflect(api(client, &s.namespace), selected(s), tick, tasks))
                 .collect(),
@@ -219,9 +221,17 @@ where
     }
 }
 
-/// The watcher configuration of a [`secrets::Scope`]: its field selector.
+/// The watcher configuration of a [`secrets::Scope`]: its field and label
+/// selectors.
 fn selected(scope: &secrets::Scope) -> watcher::Config {
-    watcher::Config::default().fields(&scope.fields)
+    let mut config = watcher::Config::default();
+    if !scope.fields.is_empty() {
+        config = config.fields(&scope.fields);
+    }
+    if !scope.labels.is_empty() {
+        config = config.labels(&scope.labels);
+    }
+    config
 }
 
 /// Starts a reflector for `api` (listing and watching as `config` says):

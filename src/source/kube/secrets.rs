@@ -6,8 +6,11 @@
 //! never listed, let alone cached) in every watched namespace; the
 //! `--default-certificate` by name when its namespace is not watched; the
 //! `--tls-client-ca` by name, as a Secret of any type (a CA bundle is
-//! usually Opaque) and as a ConfigMap. Must not: judge the data
-//! (certificates are compile's business).
+//! usually Opaque) and as a ConfigMap; ConfigMaps labelled
+//! `switchyard.dev/ca-bundle=true` (backends' `caCertificateRefs`; a
+//! label selector, so other ConfigMaps are never cached) in every watched
+//! namespace. Must not: judge the data (certificates are compile's
+//! business).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,16 +18,18 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::Store;
 
-use crate::snapshot::{ObjectKey, SecretInfo, TlsSettings, TLS_SECRET_TYPE};
+use crate::snapshot::{ObjectKey, SecretInfo, TlsSettings, CA_BUNDLE_LABEL, TLS_SECRET_TYPE};
 
-/// What one reflector watches: a namespace (`None`: all) and a field
-/// selector.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What one reflector watches: a namespace (`None`: all) and a field or
+/// label selector.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Scope {
     /// The namespace, or `None` for all of them.
     pub(super) namespace: Option<String>,
-    /// The `fieldSelector` of its list and watch.
+    /// The `fieldSelector` of its list and watch (empty: none).
     pub(super) fields: String,
+    /// The `labelSelector` of its list and watch (empty: none).
+    pub(super) labels: String,
 }
 
 /// The Secret reflectors to run: TLS Secrets in each of `namespaces` (all
@@ -36,6 +41,7 @@ pub(super) fn secret_scopes(namespaces: &[String], tls: &TlsSettings) -> Vec<Sco
         vec![Scope {
             namespace: None,
             fields: tls_only.clone(),
+            ..Scope::default()
         }]
     } else {
         namespaces
@@ -43,6 +49,7 @@ pub(super) fn secret_scopes(namespaces: &[String], tls: &TlsSettings) -> Vec<Sco
             .map(|ns| Scope {
                 namespace: Some(ns.clone()),
                 fields: tls_only.clone(),
+                ..Scope::default()
             })
             .collect()
     };
@@ -51,6 +58,7 @@ pub(super) fn secret_scopes(namespaces: &[String], tls: &TlsSettings) -> Vec<Sco
             scopes.push(Scope {
                 namespace: Some(ns.clone()),
                 fields: format!("metadata.name={name},{tls_only}"),
+                ..Scope::default()
             });
         }
     }
@@ -58,9 +66,28 @@ pub(super) fn secret_scopes(namespaces: &[String], tls: &TlsSettings) -> Vec<Sco
     scopes
 }
 
-/// The ConfigMap reflectors to run: the client CA by name, if set.
-pub(super) fn config_map_scopes(tls: &TlsSettings) -> Vec<Scope> {
-    client_ca_scope(tls).into_iter().collect()
+/// The ConfigMap reflectors to run: CA bundles (labelled
+/// `switchyard.dev/ca-bundle=true`) in each of `namespaces` (all when
+/// empty), and the client CA by name, if set.
+pub(super) fn config_map_scopes(namespaces: &[String], tls: &TlsSettings) -> Vec<Scope> {
+    let labels = format!("{CA_BUNDLE_LABEL}=true");
+    let mut scopes: Vec<Scope> = if namespaces.is_empty() {
+        vec![Scope {
+            labels,
+            ..Scope::default()
+        }]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Scope {
+                namespace: Some(ns.clone()),
+                labels: labels.clone(),
+                ..Scope::default()
+            })
+            .collect()
+    };
+    scopes.extend(client_ca_scope(tls));
+    scopes
 }
 
 fn client_ca_scope(tls: &TlsSettings) -> Option<Scope> {
@@ -68,6 +95,7 @@ fn client_ca_scope(tls: &TlsSettings) -> Option<Scope> {
     Some(Scope {
         namespace: Some(ns.clone()),
         fields: format!("metadata.name={name}"),
+        ..Scope::default()
     })
 }
 
@@ -129,6 +157,15 @@ mod tests {
         Scope {
             namespace: ns.map(str::to_owned),
             fields: fields.to_owned(),
+            ..Scope::default()
+        }
+    }
+
+    fn ca_bundles(ns: Option<&str>) -> Scope {
+        Scope {
+            namespace: ns.map(str::to_owned),
+            labels: "switchyard.dev/ca-bundle=true".to_owned(),
+            ..Scope::default()
         }
     }
 
@@ -151,7 +188,17 @@ mod tests {
                 scope(Some("b"), "type=kubernetes.io/tls"),
             ]
         );
-        assert!(config_map_scopes(&tls).is_empty());
+    }
+
+    #[test]
+    fn ca_bundle_config_maps_are_watched_by_label_in_each_namespace() {
+        let tls = TlsSettings::default();
+        assert_eq!(config_map_scopes(&[], &tls), [ca_bundles(None)]);
+        let namespaces = ["a".to_owned(), "b".to_owned()];
+        assert_eq!(
+            config_map_scopes(&namespaces, &tls),
+            [ca_bundles(Some("a")), ca_bundles(Some("b"))]
+        );
     }
 
     #[test]
@@ -187,6 +234,6 @@ mod tests {
             secret_scopes(&[], &tls),
             [scope(None, "type=kubernetes.io/tls"), by_name.clone()]
         );
-        assert_eq!(config_map_scopes(&tls), [by_name]);
+        assert_eq!(config_map_scopes(&[], &tls), [ca_bundles(None), by_name]);
     }
 }

@@ -88,6 +88,7 @@ fn services(stores: &Stores) -> BTreeMap<ObjectKey, ServiceInfo> {
                         .map(|p| ServicePortInfo {
                             name: p.name.clone().filter(|n| !n.is_empty()),
                             port: p.port,
+                            app_protocol: p.app_protocol.clone(),
                         })
                         .collect()
                 })

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use super::super::pick::{Balancing, GroupSpec, HashKey, StickySpec};
 use super::super::resolve::{resolve_backend, Endpoint, Resolved};
 use super::super::{Backends, ConditionReason, Target};
+use super::conditions::TlsCheck;
+use super::transport::{transport, Reach, Unusable};
 use crate::api::values::{check_cookie_name, parse_duration};
 use crate::api::{self, Algorithm};
 use crate::balance::EndpointState;
-use crate::diagnostic::{FieldPath, Invalid, Problems};
+use crate::diagnostic::{CompileError, FieldPath, Invalid, Problems};
 use crate::snapshot::Snapshot;
 use crate::table::PoolKey;
 use crate::upstream::{EndpointPool, Transport};
@@ -51,6 +53,20 @@ pub(super) struct RuleBackends {
     /// Unresolved references: the `ResolvedRefs` reason and
     /// `field: message`.
     pub unresolved: Vec<(ConditionReason, String)>,
+    /// Problems that do not refuse the route (a backend's protocol or TLS
+    /// the cluster may fix), located for `check` and the gate.
+    pub problems: Vec<CompileError>,
+    /// How each HTTPS backend's certificate is checked.
+    pub tls_checks: Vec<TlsCheck>,
+}
+
+/// One backend's endpoints, whether it is a static address, and how they
+/// are spoken to.
+#[derive(Default)]
+struct Found {
+    endpoints: Vec<Endpoint>,
+    is_static: bool,
+    transport: Transport,
 }
 
 /// Resolves the backends of `rule` (at `at`) of a route in `namespace`.
@@ -80,10 +96,12 @@ pub(super) fn resolve_backends<F: FnMut(&str) -> Arc<EndpointState>>(
             };
             errors.push(field.key("weight"), reason);
         }
-        let (found, is_static) =
-            backend_endpoints(backend, &field, namespace, snapshot, &mut out, errors);
+        let Found {
+            endpoints: found,
+            is_static,
+            transport,
+        } = backend_endpoints(backend, &field, namespace, snapshot, &mut out, errors);
         let mut indices = Vec::with_capacity(found.len());
-        let transport = Transport::default();
         for (key, authority) in found {
             let pool_key = (key.clone(), transport.clone());
             let pool = match endpoints.pools.entry(pool_key) {
@@ -106,6 +124,7 @@ pub(super) fn resolve_backends<F: FnMut(&str) -> Arc<EndpointState>>(
                 state,
                 pool,
                 weight: backend.weight,
+                transport: transport.clone(),
             });
         }
         if backend.weight == 0 || indices.is_empty() {
@@ -132,9 +151,10 @@ pub(super) fn resolve_backends<F: FnMut(&str) -> Arc<EndpointState>>(
     out
 }
 
-/// The endpoints of one backend and whether it is a static address. A
-/// reference that does not resolve today is recorded in `out` (the route is
-/// still served); a malformed one is an error.
+/// The endpoints of one backend, whether it is a static address, and its
+/// transport. A reference that does not resolve today, or whose protocol
+/// or TLS cannot be set up, is recorded in `out` (the route is still
+/// served); a malformed one is an error.
 fn backend_endpoints(
     backend: &api::Backend,
     field: &FieldPath,
@@ -142,29 +162,92 @@ fn backend_endpoints(
     snapshot: &Snapshot,
     out: &mut RuleBackends,
     errors: &mut Problems,
-) -> (Vec<Endpoint>, bool) {
-    match resolve_backend(backend, namespace, snapshot) {
-        Ok(Resolved::Static(endpoint)) => (vec![endpoint], true),
-        Ok(Resolved::Service { service, endpoints }) => {
-            if endpoints.is_empty() && backend.weight > 0 {
+) -> Found {
+    let (endpoints, is_static, found) = match resolve_backend(backend, namespace, snapshot) {
+        Ok(Resolved::Static(endpoint)) => {
+            let host = endpoint.1.host();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let reach = Reach::Static { host };
+            let found = transport(backend, reach, field, namespace, snapshot);
+            (vec![endpoint], true, found)
+        }
+        Ok(Resolved::Service {
+            service,
+            endpoints,
+            app_protocol,
+        }) => {
+            let name = backend.service.as_deref().unwrap_or_default();
+            let dns_name = format!("{name}.{namespace}.svc");
+            let reach = Reach::Service {
+                app_protocol: app_protocol.as_deref(),
+                dns_name: &dns_name,
+            };
+            let found = transport(backend, reach, field, namespace, snapshot);
+            if found.is_ok() && endpoints.is_empty() && backend.weight > 0 {
                 out.empty
                     .push(format!("no ready endpoints for service {service}"));
             }
-            (endpoints, false)
+            (endpoints, false, found)
         }
         Ok(Resolved::Unresolved { reason, message }) => {
             if backend.weight > 0 {
                 out.empty.push(message.clone());
             }
             out.unresolved.push((reason, format!("{field}: {message}")));
-            (Vec::new(), false)
+            return Found::default();
         }
         Err((sub, reason)) => {
             let at = sub.map_or_else(|| field.clone(), |sub| field.key(sub));
             errors.push(at, reason);
-            (Vec::new(), false)
+            return Found::default();
         }
+    };
+    let resolved = Found {
+        endpoints,
+        is_static,
+        transport: Transport::default(),
+    };
+    found_or_record(found, resolved, (backend, field), out, errors)
+}
+
+/// `resolved` with its transport; or, when the backend (at `field`) has
+/// none, no endpoints and the problem recorded: a field error in
+/// `errors`, a problem the cluster may fix in `out` (the route is still
+/// served).
+fn found_or_record(
+    found: Result<Transport, Unusable>,
+    resolved: Found,
+    (backend, field): (&api::Backend, &FieldPath),
+    out: &mut RuleBackends,
+    errors: &mut Problems,
+) -> Found {
+    let unusable = match found {
+        Ok(transport) => {
+            if let Some(tls) = &transport.tls {
+                out.tls_checks.push(TlsCheck::of(tls, field));
+            }
+            return Found {
+                transport,
+                ..resolved
+            };
+        }
+        Err(unusable) => unusable,
+    };
+    let Some(condition) = unusable.condition else {
+        errors.push(unusable.field, unusable.reason);
+        return Found::default();
+    };
+    let error = CompileError::new(unusable.field, unusable.reason);
+    if backend.weight > 0 {
+        out.empty.push(error.message.clone());
     }
+    out.unresolved.push((condition, error.to_string()));
+    if condition != ConditionReason::UnsupportedProtocol {
+        out.tls_checks
+            .push(TlsCheck::Broken(condition, error.to_string()));
+    }
+    out.problems.push(error);
+    Found::default()
 }
 
 /// The rule's [`Backends`]: its balancing over the endpoints found, or why

@@ -16,6 +16,7 @@ mod conflict;
 mod matches;
 mod routes;
 mod tls;
+mod transport;
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -78,6 +79,10 @@ struct CompiledRoute {
     ready: ConditionState,
     /// Distinct endpoints its rules serve from.
     ready_endpoints: usize,
+    /// Its `BackendTLSVerified` condition, with an HTTPS backend.
+    backend_tls: Option<ConditionState>,
+    /// Problems that do not refuse it (backend protocol and TLS).
+    problems: Vec<CompileError>,
 }
 
 /// One host × match of a compiled route.
@@ -185,9 +190,10 @@ impl Assembly {
         certs: &mut Certs<'_>,
     ) {
         let mut tls = None;
+        let mut backend_tls = None;
         let (reason, errors, conditions) = match result {
             Err(errors) => (Reason::Invalid, errors, None),
-            Ok(compiled) => {
+            Ok(mut compiled) => {
                 let conflicts = self.claims.conflicts(&compiled.matches);
                 if conflicts.is_empty() {
                     let conditions = (
@@ -195,15 +201,17 @@ impl Assembly {
                         compiled.ready.clone(),
                         compiled.ready_endpoints,
                     );
+                    backend_tls = compiled.backend_tls.take();
+                    let mut errors = std::mem::take(&mut compiled.problems);
                     tls = certs.route(route, &compiled.hosts);
                     tls.iter().for_each(|cert| certs.serve(cert));
                     self.serve(&resource, compiled);
-                    let errors = tls.as_mut().map(|c| std::mem::take(&mut c.errors));
-                    (
-                        Reason::Accepted,
-                        errors.unwrap_or_default(),
-                        Some(conditions),
-                    )
+                    errors.extend(
+                        tls.as_mut()
+                            .map(|c| std::mem::take(&mut c.errors))
+                            .unwrap_or_default(),
+                    );
+                    (Reason::Accepted, errors, Some(conditions))
                 } else {
                     (Reason::Conflicted, conflicts, None)
                 }
@@ -231,6 +239,7 @@ impl Assembly {
             ready,
             ready_endpoints,
             tls,
+            backend_tls,
         };
         self.records.push(RouteRecord {
             status: status.clone(),

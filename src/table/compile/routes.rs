@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::backends::{resolve_backends, rule_backends, Endpoints, PoolOf};
-use super::conditions::{ready, resolved_refs};
+use super::conditions::{backend_tls_verified, ready, resolved_refs, TlsCheck};
 use super::matches::{compile_matches, effective, RuleMatch};
 use super::{CompiledMatch, CompiledRoute};
 use crate::api::values::parse_duration;
@@ -57,6 +57,10 @@ struct RouteParts {
     not_ready: Vec<(String, bool)>,
     /// The distinct endpoints the rules serve from.
     served: HashSet<Arc<str>>,
+    /// Problems that do not refuse the route (backend protocol and TLS).
+    problems: Vec<CompileError>,
+    /// How each HTTPS backend's certificate is checked.
+    tls_checks: Vec<TlsCheck>,
 }
 
 /// Compiles one route. `state_of` gives the state of an endpoint address
@@ -125,6 +129,8 @@ pub(super) fn compile_route<'p>(
         resolved_refs: resolved_refs(&parts.unresolved),
         ready: ready(&parts.not_ready, ready_endpoints),
         ready_endpoints,
+        backend_tls: backend_tls_verified(&parts.tls_checks),
+        problems: parts.problems,
     })
 }
 
@@ -143,6 +149,8 @@ fn compile_rule<F: FnMut(&str) -> Arc<EndpointState>>(
     let mut found = resolve_backends(rule, at, namespace, input.snapshot, endpoints, errors);
     let backends = rule_backends(rule, at, &mut found, errors);
     parts.unresolved.append(&mut found.unresolved);
+    parts.problems.append(&mut found.problems);
+    parts.tls_checks.append(&mut found.tls_checks);
     match &backends {
         Backends::Ready { targets, .. } => {
             (parts.served).extend(targets.iter().map(|t| Arc::from(t.authority.as_str())));

@@ -19,6 +19,8 @@ fn invalid_route_is_rejected_alone_with_every_error_named() {
                     port: None,
                     address: None,
                     weight: 1,
+                    protocol: None,
+                    tls: None,
                 },
                 Backend {
                     weight: 5000,

@@ -19,6 +19,7 @@ use crate::snapshot::{
 use http::{HeaderMap, HeaderName, HeaderValue};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+mod backend_tls;
 mod balancing;
 mod conditions;
 mod conflicts;
@@ -28,6 +29,7 @@ mod precedence;
 mod references;
 mod services;
 mod tls;
+mod transport;
 
 // === fixtures ===
 
@@ -78,6 +80,8 @@ fn address(address: &str) -> Backend {
         port: None,
         address: Some(address.to_owned()),
         weight: 1,
+        protocol: None,
+        tls: None,
     }
 }
 
@@ -146,6 +150,7 @@ impl ClusterBuilder {
             .map(|(name, port)| ServicePortInfo {
                 name: name.map(str::to_owned),
                 port: *port,
+                app_protocol: None,
             })
             .collect();
         self.0.services.insert(
@@ -209,6 +214,8 @@ fn service_backend(name: &str, port: IntOrString) -> Backend {
         port: Some(port),
         address: None,
         weight: 1,
+        protocol: None,
+        tls: None,
     }
 }
 

@@ -101,6 +101,8 @@ fn backend_references_are_checked_against_the_mode() {
                 port: None,
                 address: None,
                 weight: 1,
+                protocol: None,
+                tls: None,
             },
             Some(("spec.rules[0].backends[0]", "`service` and a `port`")),
         ),
