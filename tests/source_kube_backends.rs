@@ -74,7 +74,7 @@ fn transports(table: &RouteTable, host: &str) -> Vec<Transport> {
         .find(Some(host), &Method::GET, "/", &HeaderMap::new())
         .expect("a rule for the host");
     (rule.backends.targets().iter())
-        .map(|t| t.transport.clone())
+        .map(|t| t.pool.transport().clone())
         .collect()
 }
 

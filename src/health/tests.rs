@@ -39,7 +39,6 @@ fn targets(n: usize) -> Vec<Target> {
                 state: Arc::new(EndpointState::default()),
                 pool: Arc::new(EndpointPool::new(address.into(), Transport::default())),
                 weight: 1,
-                transport: Transport::default(),
             }
         })
         .collect()

@@ -198,8 +198,6 @@ pub struct Target {
     pub pool: Arc<EndpointPool>,
     /// Its backend's weight; 0 never gets traffic.
     pub weight: u32,
-    /// How it is spoken to: its backend's protocol and TLS settings.
-    pub transport: Transport,
 }
 
 impl Tracked for Target {

@@ -124,7 +124,6 @@ pub(super) fn resolve_backends<F: FnMut(&str) -> Arc<EndpointState>>(
                 state,
                 pool,
                 weight: backend.weight,
-                transport: transport.clone(),
             });
         }
         if backend.weight == 0 || indices.is_empty() {

@@ -38,7 +38,7 @@ pub(super) fn svc(name: &str) -> Backend {
 pub(super) fn transports(table: &RouteTable, host: &str) -> Vec<(String, Transport)> {
     let rule = (table.find(Some(host), &Method::GET, "/", &HeaderMap::new())).expect("a rule");
     (rule.backends.targets().iter())
-        .map(|t| (t.authority.to_string(), t.transport.clone()))
+        .map(|t| (t.authority.to_string(), t.pool.transport().clone()))
         .collect()
 }
 
