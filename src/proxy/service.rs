@@ -27,6 +27,7 @@ use super::body::ProxyBody;
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
 use super::forward::{drop_underscored, request_host, Hop};
+use super::grpc;
 use super::per_ip::IpSlot;
 use super::prepare::prepare;
 use super::respond::respond;
@@ -117,9 +118,12 @@ pub async fn handle(
     // Cheap to keep (standard methods are not allocated); the path is not
     // copied per request just for a log line.
     let method = req.method().clone();
-    match proxy(&conn, req).await {
+    // Read once, before the request is consumed: the answers the proxy
+    // makes for a gRPC call are gRPC statuses.
+    let grpc = grpc::is_grpc(req.headers());
+    match proxy(&conn, req, grpc).await {
         Ok(response) => Ok(response),
-        Err(answered) => Ok(answered.log_and_respond(&method).map(Either::Right)),
+        Err(answered) => Ok(answered.log_and_respond(&method, grpc).map(Either::Right)),
     }
 }
 
@@ -127,13 +131,14 @@ pub async fn handle(
 async fn proxy(
     conn: &Arc<Connection>,
     mut req: Request<Incoming>,
+    grpc: bool,
 ) -> Result<Response<ProxyBody>, Answered> {
     // Gone before anything reads headers: routing, firewall, rate-limit
     // keys and the backend never see them.
     if !conn.shared.underscores_in_headers {
         drop_underscored(req.headers_mut());
     }
-    let mut ctx = route(conn, &req)?;
+    let mut ctx = route(conn, &req, grpc)?;
     if let Some(redirect) = https_redirect(conn, &ctx, &req) {
         return Err(Answered::on(&ctx.rule.route, redirect));
     }
@@ -152,9 +157,10 @@ async fn proxy(
     result.map_err(|answer| Answered::on(&ctx.rule.route, answer))
 }
 
-/// The route phase: one table load finds the rule; the client, the host
-/// and the clock are read once for every later phase.
-fn route(conn: &Connection, req: &Request<Incoming>) -> Result<RequestCtx, ProxyError> {
+/// The route phase: one table load finds the rule; the client, the host,
+/// the clock and a gRPC call's deadline are read once for every later
+/// phase.
+fn route(conn: &Connection, req: &Request<Incoming>, grpc: bool) -> Result<RequestCtx, ProxyError> {
     if req.method() == Method::CONNECT {
         // A forward-proxy tunnel, not a request for a route.
         return Err(ProxyError::MethodNotAllowed);
@@ -200,7 +206,8 @@ fn route(conn: &Connection, req: &Request<Incoming>) -> Result<RequestCtx, Proxy
     };
     let started = tokio::time::Instant::now();
     Ok(RequestCtx {
-        deadline: (rule.timeouts.total).and_then(|total| started.checked_add(total)),
+        deadline: grpc::deadline(req.headers(), grpc, rule.timeouts.total, started),
+        grpc,
         idempotent: is_idempotent(req.method()),
         rule,
         client,

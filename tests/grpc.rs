@@ -1,0 +1,2 @@
+//! gRPC through the proxy.
+mod support;
