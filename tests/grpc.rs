@@ -201,3 +201,87 @@ async fn the_backend_gets_what_is_left_of_the_deadline_as_grpc_timeout() {
     let reply = raw_call(&mut h2, "/echo.T/Call", b"hi", &[]).await;
     assert!((1000..=2000).contains(&budget(&reply)));
 }
+
+/// An HTTP/1.1 backend that answers like a gRPC server streaming: `200`,
+/// `content-type: application/grpc`, a body the test feeds (framed
+/// messages) through the returned senders, one per call, and never
+/// trailers. (Until the proxy speaks HTTP/2 to backends, this is how a
+/// cut stream reaches it.)
+async fn grpc_like_stepper() -> (Backend, tokio::sync::mpsc::UnboundedReceiver<StreamFeed>) {
+    let (calls_tx, calls) = tokio::sync::mpsc::unbounded_channel();
+    let backend = Backend::http("stepper", move |_req| {
+        let calls = calls_tx.clone();
+        async move {
+            let (tx, body) = body_channel();
+            let _ = calls.send(tx);
+            http::Response::builder()
+                .header("content-type", "application/grpc")
+                .body(body)
+                .unwrap()
+        }
+    })
+    .await;
+    (backend, calls)
+}
+
+type StreamFeed = tokio::sync::mpsc::Sender<bytes::Bytes>;
+
+/// A server-streaming call through `proxy` to the stepper: the stream,
+/// once its first message arrived, and the feed that sent it.
+async fn first_message(
+    proxy: &Proxy,
+    calls: &mut tokio::sync::mpsc::UnboundedReceiver<StreamFeed>,
+) -> (tonic::codec::Streaming<bytes::Bytes>, StreamFeed) {
+    let client = GrpcClient::h2c(proxy.addr, HOST).await;
+    let call = tokio::spawn(async move { client.server_streaming("/s.T/Stream", "x").await });
+    let feed = within("the call to reach the backend", calls.recv())
+        .await
+        .unwrap();
+    feed.send(framed(b"first")).await.unwrap();
+    let mut stream = within("the response head", call)
+        .await
+        .unwrap()
+        .expect("a stream");
+    let first = next_message(&mut stream).await.expect("no status yet");
+    assert_eq!(first.as_deref(), Some(&b"first"[..]));
+    (stream, feed)
+}
+
+#[tokio::test]
+async fn a_stream_idle_past_the_timeout_ends_with_unavailable_trailers() {
+    let (backend, mut calls) = grpc_like_stepper().await;
+    let rule = Rule::new()
+        .field("timeouts", "{idle: 300ms}")
+        .backend(&backend);
+    let proxy = Proxy::start(&yaml(&[route("grpc").host(HOST).rule(rule)])).await;
+    let (mut stream, _feed) = first_message(&proxy, &mut calls).await;
+    let status = next_message(&mut stream).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("idle"), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_stream_past_the_deadline_ends_with_deadline_exceeded_trailers() {
+    let (backend, mut calls) = grpc_like_stepper().await;
+    let rule = Rule::new()
+        .field("timeouts", "{total: 500ms}")
+        .backend(&backend);
+    let proxy = Proxy::start(&yaml(&[route("grpc").host(HOST).rule(rule)])).await;
+    let (mut stream, _feed) = first_message(&proxy, &mut calls).await;
+    let status = next_message(&mut stream).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+}
+
+#[tokio::test]
+async fn a_backend_gone_mid_stream_ends_the_call_with_unavailable() {
+    let (backend, mut calls) = grpc_like_stepper().await;
+    let rule = Rule::new().backend(&backend);
+    let proxy = Proxy::start(&yaml(&[route("grpc").host(HOST).rule(rule)])).await;
+    // The feed stays open: the body is cut by the connection dropping,
+    // never ended cleanly.
+    let (mut stream, _feed) = first_message(&proxy, &mut calls).await;
+    drop(backend);
+    let status = next_message(&mut stream).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("broke"), "{status:?}");
+}
