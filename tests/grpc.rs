@@ -285,3 +285,34 @@ async fn a_backend_gone_mid_stream_ends_the_call_with_unavailable() {
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(status.message().contains("broke"), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_refused_calls_keep_the_client_connection_open() {
+    use futures::StreamExt as _;
+    let echo = Backend::echo("echo").await;
+    let rule = Rule::new()
+        .field("firewall", "{denyPaths: [/]}")
+        .backend(&echo);
+    let yaml = yaml(&[route("grpc").host(HOST).rule(rule)]);
+    let proxy = Proxy::start(&yaml).await;
+    let client = GrpcClient::h2c(proxy.addr, HOST).await;
+    let codes: Vec<Code> = futures::stream::iter(0..3_000)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                client
+                    .unary("/empty.T/Call", format!("{i}"))
+                    .await
+                    .unwrap_err()
+                    .code()
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(
+        codes.iter().all(|c| *c == Code::PermissionDenied),
+        "{:?}",
+        &codes[..10]
+    );
+}

@@ -151,6 +151,42 @@ fn percent_encode(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+// === answering before the request has ended ===
+
+/// Most of a rejected call's body read after its answer.
+const LINGER_BYTES: usize = 64 * 1024;
+/// Longest wait for the end of a rejected call's body.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+
+/// Reads what is left of the body of a call the proxy answered without
+/// reading it (at most [`LINGER_BYTES`] within [`LINGER_TIME`], in the
+/// background), so that its HTTP/2 stream ends normally. Dropped unread,
+/// the stream is reset, and an HTTP/2 server soon forgets reset streams:
+/// the client's late DATA for a forgotten one then counts as a protocol
+/// error against the connection (h2 closes it with ENHANCE_YOUR_CALM after
+/// 1,024), so a client that is rate limited or refused a few thousand
+/// calls would lose its connection.
+pub fn linger(body: hyper::body::Incoming) {
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
+    if body.is_end_stream() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut body = body;
+        let mut read = 0;
+        let drain = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                read += frame.data_ref().map_or(0, Bytes::len);
+                if read > LINGER_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    });
+}
+
 // === grpc-timeout ===
 
 /// Most digits a `grpc-timeout` value may have.

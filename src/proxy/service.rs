@@ -138,15 +138,16 @@ async fn proxy(
     if !conn.shared.underscores_in_headers {
         drop_underscored(req.headers_mut());
     }
-    let mut ctx = route(conn, &req, grpc)?;
-    if let Some(redirect) = https_redirect(conn, &ctx, &req) {
-        return Err(Answered::on(&ctx.rule.route, redirect));
-    }
-    let forwarded = async {
-        let declared = admit(&ctx, &req)?;
-        if let Some(answer) = answer(&ctx, &req) {
-            return Err(answer);
+    let (mut ctx, declared) = match gate(conn, &req, grpc) {
+        Ok(gated) => gated,
+        Err(answered) => {
+            if grpc {
+                grpc::linger(req.into_body());
+            }
+            return Err(answered);
         }
+    };
+    let forwarded = async {
         let host = ctx.host.take();
         let ctx = &ctx;
         let (request, client_upgrade) = prepare(conn, ctx, host, req)?;
@@ -155,6 +156,26 @@ async fn proxy(
     };
     let result = forwarded.await;
     result.map_err(|answer| Answered::on(&ctx.rule.route, answer))
+}
+
+/// The phases that may answer before anything is sent: route, the HTTPS
+/// redirect, admit and answer. The request is only read, so that when
+/// one answers, a gRPC call's body can still be read to its end.
+fn gate(
+    conn: &Connection,
+    req: &Request<Incoming>,
+    grpc: bool,
+) -> Result<(RequestCtx, Option<u64>), Answered> {
+    let ctx = route(conn, req, grpc)?;
+    let on_route = |answer: Answer| Answered::on(&ctx.rule.route, answer);
+    if let Some(redirect) = https_redirect(conn, &ctx, req) {
+        return Err(on_route(redirect));
+    }
+    let declared = admit(&ctx, req).map_err(|err| on_route(err.into()))?;
+    if let Some(answer) = answer(&ctx, req) {
+        return Err(on_route(answer));
+    }
+    Ok((ctx, declared))
 }
 
 /// The route phase: one table load finds the rule; the client, the host,
