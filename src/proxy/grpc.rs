@@ -73,7 +73,15 @@ pub fn status_of(err: &ProxyError) -> (Code, &'static str) {
         ProxyError::NoHealthyEndpoint => (Code::Unavailable, "no healthy endpoint for this route"),
         ProxyError::Connect(_) => (Code::Unavailable, "could not connect to the backend"),
         ProxyError::ConnectTimeout(_) => (Code::Unavailable, "connecting to the backend timed out"),
+        ProxyError::BackendTls(_) => (
+            Code::Unavailable,
+            "the TLS handshake with the backend failed",
+        ),
         ProxyError::Upstream(_) => (Code::Unavailable, "the backend failed"),
+        ProxyError::Unprocessed(_) => (
+            Code::Unavailable,
+            "the backend closed the connection before processing the call",
+        ),
         ProxyError::AmbiguousResponse => (
             Code::Unavailable,
             "the backend's response length is ambiguous",
