@@ -174,21 +174,7 @@ async fn the_backend_gets_what_is_left_of_the_deadline_as_grpc_timeout() {
     let rule = Rule::new().field("timeouts", "{total: 2s}").backend(&echo);
     let proxy = Proxy::start(&yaml(&[route("grpc").host(HOST).rule(rule)])).await;
     let mut h2 = H2Conn::connect(proxy.addr).await;
-    let budget = |reply: &Reply| -> u64 {
-        let forwarded = reply
-            .echo()
-            .header("grpc-timeout")
-            .expect("forwarded")
-            .to_owned();
-        match forwarded.strip_suffix('S') {
-            Some(secs) => secs.parse::<u64>().expect("digits") * 1000,
-            None => forwarded
-                .strip_suffix('m')
-                .expect("m or S")
-                .parse()
-                .expect("digits"),
-        }
-    };
+    let budget = |reply: &Reply| timeout_ms(reply.echo().header("grpc-timeout").expect("sent"));
     // The client's 5 s is cut to the rule's total (2 s), less the time spent.
     let reply = raw_call(&mut h2, "/echo.T/Call", b"hi", &[("grpc-timeout", "5S")]).await;
     let left = budget(&reply);

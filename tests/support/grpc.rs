@@ -276,3 +276,19 @@ pub fn framed(message: &[u8]) -> Bytes {
     out.extend_from_slice(message);
     out.freeze()
 }
+
+/// A `grpc-timeout` value as the proxy writes it (`m`, `S`, `M` or `H`),
+/// in milliseconds.
+pub fn timeout_ms(value: &str) -> u64 {
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits
+        .parse()
+        .unwrap_or_else(|_| panic!("digits in {value:?}"));
+    match unit {
+        "m" => n,
+        "S" => n * 1_000,
+        "M" => n * 60_000,
+        "H" => n * 3_600_000,
+        _ => panic!("the proxy writes no unit {unit:?} ({value:?})"),
+    }
+}
