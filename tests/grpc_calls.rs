@@ -32,7 +32,6 @@ async fn proxy_to(backends: &str, extra: &[(&str, &str)]) -> Proxy {
 }
 
 #[tokio::test]
-#[ignore = "needs protocol: H2C and backend tls in the API"]
 async fn unary_over_h2c_to_h2c() {
     let backend = GrpcBackend::h2c("a").await;
     let proxy = proxy_to(&h2c_backends(&[&backend]), &[]).await;
@@ -46,7 +45,6 @@ async fn unary_over_h2c_to_h2c() {
 }
 
 #[tokio::test]
-#[ignore = "needs protocol: H2C and backend tls in the API"]
 async fn unary_over_tls_to_tls() {
     let pki = Pki::new("gRPC test CA");
     let backend = GrpcBackend::tls("a", &pki.leaf(&[BACKEND_NAME])).await;
@@ -67,7 +65,6 @@ async fn unary_over_tls_to_tls() {
 }
 
 #[tokio::test]
-#[ignore = "needs protocol: H2C and backend tls in the API"]
 async fn server_streaming_delivers_every_message_and_the_trailers() {
     let backend = GrpcBackend::h2c("a").await;
     let proxy = proxy_to(&h2c_backends(&[&backend]), &[]).await;
@@ -88,7 +85,6 @@ async fn server_streaming_delivers_every_message_and_the_trailers() {
 }
 
 #[tokio::test]
-#[ignore = "needs protocol: H2C and backend tls in the API"]
 async fn client_streaming_reaches_the_backend_whole() {
     let backend = GrpcBackend::h2c("a").await;
     let proxy = proxy_to(&h2c_backends(&[&backend]), &[]).await;
@@ -103,7 +99,6 @@ async fn client_streaming_reaches_the_backend_whole() {
 }
 
 #[tokio::test]
-#[ignore = "needs protocol: H2C and backend tls in the API"]
 async fn bidirectional_ping_pong_is_not_buffered() {
     let backend = GrpcBackend::h2c("a").await;
     let proxy = proxy_to(&h2c_backends(&[&backend]), &[]).await;
@@ -125,7 +120,6 @@ async fn bidirectional_ping_pong_is_not_buffered() {
 }
 
 #[tokio::test]
-#[ignore = "needs protocol: H2C and backend tls in the API"]
 async fn non_ok_status_and_message_arrive_intact() {
     let backend = GrpcBackend::h2c("a").await;
     let extra = [
@@ -151,7 +145,6 @@ async fn non_ok_status_and_message_arrive_intact() {
 }
 
 #[tokio::test]
-#[ignore = "needs protocol: H2C and backend tls in the API"]
 async fn grpc_timeout_is_honoured_and_the_remaining_budget_forwarded() {
     let backend = GrpcBackend::h2c("a").await;
     let extra = [("timeouts", "{request: 30s, total: 60s}")];
@@ -182,7 +175,6 @@ async fn grpc_timeout_is_honoured_and_the_remaining_budget_forwarded() {
 }
 
 #[tokio::test]
-#[ignore = "needs protocol: H2C and backend tls in the API"]
 async fn the_request_timeout_does_not_cut_a_long_stream() {
     let backend = GrpcBackend::h2c("a").await;
     let extra = [("timeouts", "{request: 200ms}")];
@@ -206,7 +198,6 @@ async fn the_request_timeout_does_not_cut_a_long_stream() {
 }
 
 #[tokio::test]
-#[ignore = "needs protocol: H2C and backend tls in the API"]
 async fn a_backend_killed_mid_stream_gives_unavailable() {
     let backend = GrpcBackend::h2c("a").await;
     let proxy = proxy_to(&h2c_backends(&[&backend]), &[]).await;
@@ -258,7 +249,6 @@ async fn spread_within_ten_percent(algorithm: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs protocol: H2C and backend tls in the API"]
 async fn ten_thousand_rpcs_over_one_connection_spread_within_ten_percent() {
     spread_within_ten_percent("RoundRobin").await;
     spread_within_ten_percent("LeastConnections").await;
