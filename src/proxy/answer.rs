@@ -15,6 +15,7 @@ use http_body_util::Full;
 use tracing::debug;
 
 use super::error::{plain_response, ProxyError};
+use super::grpc;
 
 /// A response made by the proxy, not a backend.
 #[derive(Debug)]
@@ -45,9 +46,12 @@ impl Answer {
         }
     }
 
-    /// The response the client gets.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    /// The response the client gets: for a gRPC request (`grpc`), a
+    /// trailers-only gRPC status.
+    pub fn into_response(self, grpc: bool) -> Response<Full<Bytes>> {
         match self {
+            Answer::Redirect { location, .. } if grpc => grpc::redirected(&location),
+            Answer::Failed(err) if grpc => grpc::failed(&err),
             Answer::Redirect { status, location } => {
                 let mut response = plain_response(status, "redirecting\n");
                 response.headers_mut().insert(header::LOCATION, location);
@@ -87,21 +91,22 @@ impl Answered {
     }
 
     /// The log phase of a proxy-made answer: one debug line naming the
-    /// method, the route and why; then the response.
-    pub fn log_and_respond(self, method: &Method) -> Response<Full<Bytes>> {
+    /// method, the route and why; then the response (a gRPC status when
+    /// the request is `grpc`).
+    pub fn log_and_respond(self, method: &Method, grpc: bool) -> Response<Full<Bytes>> {
         let route = self.route.as_deref().unwrap_or("none");
         let reason = self.answer.reason();
         match &self.answer {
             Answer::Redirect { status, location } => debug!(
-                %method, route, reason, %status, ?location,
+                %method, route, reason, %status, ?location, grpc,
                 "request answered by the proxy"
             ),
             Answer::Failed(err) => debug!(
-                %method, route, reason, side = err.side().label(), error = %err,
+                %method, route, reason, side = err.side().label(), error = %err, grpc,
                 "request answered by the proxy"
             ),
         }
-        self.answer.into_response()
+        self.answer.into_response(grpc)
     }
 }
 
@@ -116,7 +121,8 @@ mod tests {
             location: HeaderValue::from_static("https://www.mango.com/"),
         };
         assert_eq!(answer.reason(), "redirect");
-        let response = Answered::on(&Arc::from("shop/mango"), answer).log_and_respond(&Method::GET);
+        let response =
+            Answered::on(&Arc::from("shop/mango"), answer).log_and_respond(&Method::GET, false);
         assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
         assert_eq!(
             response.headers()[header::LOCATION],
@@ -132,7 +138,7 @@ mod tests {
     fn a_failure_before_routing_has_no_route() {
         let answered = Answered::from(ProxyError::NoRoute);
         assert!(answered.route.is_none());
-        let response = answered.log_and_respond(&Method::GET);
+        let response = answered.log_and_respond(&Method::GET, false);
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 }

@@ -31,9 +31,14 @@ pub struct RequestCtx {
     /// When the request was routed: rate limits, the first pick and the
     /// retry budget read this one clock reading.
     pub started: Instant,
-    /// The whole exchange's deadline (`timeouts.total`), retries and the
-    /// response body included.
+    /// The whole exchange's deadline, retries and the response body
+    /// included: the rule's `timeouts.total`, or a gRPC client's
+    /// `grpc-timeout` when that is sooner.
     pub deadline: Option<Instant>,
+    /// Whether the request is gRPC (`content-type: application/grpc*`):
+    /// its answers are gRPC statuses and each try forwards what is left
+    /// of the deadline as `grpc-timeout`.
+    pub grpc: bool,
     /// Whether the method is idempotent: only then are failures after
     /// connecting, and retryable statuses, tried again.
     pub idempotent: bool,

@@ -9,7 +9,8 @@
 //!
 //! Files: `server` (accept, serve, drain), `service` (the phases in order;
 //! route, admit, answer), `prepare`, `retry` (the send phase), `respond`,
-//! `answer` (proxy-made answers and their log line), `ctx`, `body`,
+//! `answer` (proxy-made answers and their log line), `grpc` (gRPC
+//! statuses, trailers-only answers, `grpc-timeout`), `ctx`, `body`,
 //! `forward` (header and URI rules), `connect`, `error`, `per_ip` (the
 //! per-client-IP connection cap).
 
@@ -19,6 +20,7 @@ mod body;
 mod ctx;
 mod error;
 mod forward;
+mod grpc;
 mod per_ip;
 mod prepare;
 mod respond;

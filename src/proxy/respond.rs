@@ -63,13 +63,9 @@ pub fn respond(
         }
     }
     let (idle, total) = (rule.timeouts.idle, ctx.deadline);
+    let grpc = super::grpc::is_grpc(response.headers());
     response.map(|body| {
-        Either::Left(Timed::new(
-            Tracked::new(body, in_flight),
-            idle,
-            total,
-            head_at,
-        ))
+        Either::Left(Timed::new(Tracked::new(body, in_flight), idle, total, head_at).grpc(grpc))
     })
 }
 

@@ -291,6 +291,9 @@ async fn try_once(
         }
     }
     parts.uri = upstream_uri(&target.authority, path_and_query).ok_or(ProxyError::BadRequest)?;
+    if ctx.grpc {
+        super::grpc::set_timeout(&mut parts.headers, ctx.deadline, Instant::now());
+    }
     let started = Instant::now();
     let in_flight = target.state.start_request();
     let upstreams = &conn.shared.upstreams;

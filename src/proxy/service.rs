@@ -27,6 +27,7 @@ use super::body::ProxyBody;
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
 use super::forward::{drop_underscored, request_host, Hop};
+use super::grpc;
 use super::per_ip::IpSlot;
 use super::prepare::prepare;
 use super::respond::respond;
@@ -34,7 +35,7 @@ use super::retry;
 use super::tls::TlsConn;
 use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::retry::is_idempotent;
-use crate::table::SharedTable;
+use crate::table::{Backends, SharedTable};
 use crate::upstream::Upstreams;
 
 /// State shared by every connection of one proxy.
@@ -117,9 +118,12 @@ pub async fn handle(
     // Cheap to keep (standard methods are not allocated); the path is not
     // copied per request just for a log line.
     let method = req.method().clone();
-    match proxy(&conn, req).await {
+    // Read once, before the request is consumed: the answers the proxy
+    // makes for a gRPC call are gRPC statuses.
+    let grpc = grpc::is_grpc(req.headers());
+    match proxy(&conn, req, grpc).await {
         Ok(response) => Ok(response),
-        Err(answered) => Ok(answered.log_and_respond(&method).map(Either::Right)),
+        Err(answered) => Ok(answered.log_and_respond(&method, grpc).map(Either::Right)),
     }
 }
 
@@ -127,21 +131,23 @@ pub async fn handle(
 async fn proxy(
     conn: &Arc<Connection>,
     mut req: Request<Incoming>,
+    grpc: bool,
 ) -> Result<Response<ProxyBody>, Answered> {
     // Gone before anything reads headers: routing, firewall, rate-limit
     // keys and the backend never see them.
     if !conn.shared.underscores_in_headers {
         drop_underscored(req.headers_mut());
     }
-    let mut ctx = route(conn, &req)?;
-    if let Some(redirect) = https_redirect(conn, &ctx, &req) {
-        return Err(Answered::on(&ctx.rule.route, redirect));
-    }
-    let forwarded = async {
-        let declared = admit(&ctx, &req)?;
-        if let Some(answer) = answer(&ctx, &req) {
-            return Err(answer);
+    let (mut ctx, declared) = match gate(conn, &req, grpc) {
+        Ok(gated) => gated,
+        Err(answered) => {
+            if grpc {
+                grpc::linger(req.into_body());
+            }
+            return Err(answered);
         }
+    };
+    let forwarded = async {
         let host = ctx.host.take();
         let ctx = &ctx;
         let (request, client_upgrade) = prepare(conn, ctx, host, req)?;
@@ -152,9 +158,37 @@ async fn proxy(
     result.map_err(|answer| Answered::on(&ctx.rule.route, answer))
 }
 
-/// The route phase: one table load finds the rule; the client, the host
-/// and the clock are read once for every later phase.
-fn route(conn: &Connection, req: &Request<Incoming>) -> Result<RequestCtx, ProxyError> {
+/// The phases that may answer before anything is sent: route, the HTTPS
+/// redirect, admit and answer. The request is only read, so that when
+/// one answers, a gRPC call's body can still be read to its end.
+fn gate(
+    conn: &Connection,
+    req: &Request<Incoming>,
+    grpc: bool,
+) -> Result<(RequestCtx, Option<u64>), Answered> {
+    let ctx = route(conn, req, grpc)?;
+    let on_route = |answer: Answer| Answered::on(&ctx.rule.route, answer);
+    if let Some(redirect) = https_redirect(conn, &ctx, req) {
+        return Err(on_route(redirect));
+    }
+    let declared = admit(&ctx, req).map_err(|err| on_route(err.into()))?;
+    if let Some(answer) = answer(&ctx, req) {
+        return Err(on_route(answer));
+    }
+    // A rule with no endpoint at all fails its pick in prepare, which
+    // consumes the request; a gRPC call is answered here instead, so its
+    // body can still be read to its end (`grpc::linger`).
+    if let (true, Backends::Unavailable { reason }) = (grpc, &ctx.rule.backends) {
+        let none = ProxyError::NoEndpoint(reason.clone());
+        return Err(on_route(none.into()));
+    }
+    Ok((ctx, declared))
+}
+
+/// The route phase: one table load finds the rule; the client, the host,
+/// the clock and a gRPC call's deadline are read once for every later
+/// phase.
+fn route(conn: &Connection, req: &Request<Incoming>, grpc: bool) -> Result<RequestCtx, ProxyError> {
     if req.method() == Method::CONNECT {
         // A forward-proxy tunnel, not a request for a route.
         return Err(ProxyError::MethodNotAllowed);
@@ -200,7 +234,8 @@ fn route(conn: &Connection, req: &Request<Incoming>) -> Result<RequestCtx, Proxy
     };
     let started = tokio::time::Instant::now();
     Ok(RequestCtx {
-        deadline: (rule.timeouts.total).and_then(|total| started.checked_add(total)),
+        deadline: grpc::deadline(req.headers(), grpc, rule.timeouts.total, started),
+        grpc,
         idempotent: is_idempotent(req.method()),
         rule,
         client,

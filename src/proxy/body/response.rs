@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
+use tracing::debug;
 
 use crate::balance::InFlight;
+use crate::proxy::grpc::{cut_trailers, Code};
 
 // === impl Tracked ===
 
@@ -76,11 +78,32 @@ pub enum BodyCut {
     Total,
 }
 
+impl BodyCut {
+    /// The gRPC status a cut gRPC response ends with: the deadline passed
+    /// (DEADLINE_EXCEEDED), or the backend stalled or broke (UNAVAILABLE).
+    fn grpc_status(&self) -> (Code, &'static str) {
+        match self {
+            BodyCut::Total => (
+                Code::DeadlineExceeded,
+                "the deadline passed while the response streamed",
+            ),
+            BodyCut::Idle => (
+                Code::Unavailable,
+                "the backend sent nothing for the idle timeout",
+            ),
+            BodyCut::Upstream(_) => (Code::Unavailable, "the backend's response stream broke"),
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// A response body under the rule's `idle` and `total` timeouts: when
-    /// either passes it ends with an error (the head was already sent, so
-    /// a cut body is all that can be said). Without timeouts it only
-    /// passes frames through, with no timer.
+    /// either passes, or the backend's body fails, it ends with an error
+    /// (the head was already sent, so a cut body is all that can be said)
+    /// — except a gRPC response that has not sent its trailers yet: it
+    /// ends with trailers carrying a gRPC status instead, so the client
+    /// reads why. Without timeouts it only passes frames through, with no
+    /// timer.
     pub struct Timed<B> {
         #[pin]
         inner: B,
@@ -88,6 +111,9 @@ pin_project_lite::pin_project! {
         total: Option<Instant>,
         timer: Option<Pin<Box<Sleep>>>,
         cut: bool,
+        // A gRPC response (its content-type says so) that has not sent
+        // trailers yet: a cut ends it with a status.
+        grpc: bool,
     }
 }
 
@@ -103,7 +129,15 @@ impl<B> Timed<B> {
             total,
             timer,
             cut: false,
+            grpc: false,
         }
+    }
+
+    /// Marks a gRPC response (`content-type: application/grpc*`): a cut
+    /// ends it with `grpc-status` trailers, not an error.
+    pub fn grpc(mut self, grpc: bool) -> Self {
+        self.grpc = grpc;
+        self
     }
 }
 
@@ -132,17 +166,21 @@ where
         if *this.cut {
             return Poll::Ready(None);
         }
-        match this.inner.poll_frame(cx) {
+        let cut = match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                if frame.is_trailers() {
+                    // The backend said how the call ended: nothing to add.
+                    *this.grpc = false;
+                }
                 if let (Some(timer), Some(_)) = (this.timer.as_mut(), *this.idle) {
                     if let Some(at) = next_deadline(*this.idle, *this.total, Instant::now()) {
                         timer.as_mut().reset(at);
                     }
                 }
-                Poll::Ready(Some(Ok(frame)))
+                return Poll::Ready(Some(Ok(frame)));
             }
-            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(BodyCut::Upstream(err.into())))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(err))) => BodyCut::Upstream(err.into()),
+            Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {
                 let Some(timer) = this.timer.as_mut() else {
                     return Poll::Pending;
@@ -151,14 +189,20 @@ where
                     return Poll::Pending;
                 }
                 *this.cut = true;
-                let total = this.total.is_some_and(|at| timer.deadline() >= at);
-                Poll::Ready(Some(Err(if total {
+                if this.total.is_some_and(|at| timer.deadline() >= at) {
                     BodyCut::Total
                 } else {
                     BodyCut::Idle
-                })))
+                }
             }
+        };
+        if !*this.grpc {
+            return Poll::Ready(Some(Err(cut)));
         }
+        *this.cut = true;
+        debug!(error = %cut, "gRPC response cut: ending it with a status");
+        let (code, message) = cut.grpc_status();
+        Poll::Ready(Some(Ok(Frame::trailers(cut_trailers(code, message)))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -169,3 +213,6 @@ where
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests;
