@@ -24,9 +24,11 @@ use super::body::RequestBody;
 use super::connect::Io;
 use super::{ConnectError, Upstreams};
 
-/// Streams a connection is assumed to allow until the server's SETTINGS
-/// say otherwise (hyper's and h2's default).
-const INITIAL_MAX_STREAMS: usize = 100;
+/// Streams a new connection is assumed to allow until the server's first
+/// SETTINGS arrive (then their limit, or no limit when they name none).
+/// One, not h2's default 100: requests arriving meanwhile would queue on
+/// a connection whose limit may be lower, instead of getting their own.
+pub(super) const INITIAL_MAX_STREAMS: usize = 1;
 
 /// One HTTP/2 connection of an endpoint.
 #[derive(Debug)]

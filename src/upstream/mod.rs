@@ -108,6 +108,7 @@ impl Upstreams {
         // Pings find dead connections (a backend gone without a FIN);
         // unused ones are closed by the idle timeout.
         h2.timer(TokioTimer::new())
+            .initial_max_send_streams(h2::INITIAL_MAX_STREAMS)
             .keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(20))
             .keep_alive_while_idle(true);
