@@ -708,3 +708,12 @@ async fn run_binary_fails_on_missing_routes_path() {
         "the error should name the path:\n{stderr}"
     );
 }
+
+#[test]
+fn the_examples_that_are_not_templates_are_valid_routes() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for name in ["balancing.yaml", "policy.yaml", "grpc.yaml"] {
+        let checked = check(&examples.join(name));
+        assert_eq!(checked.code, Some(0), "{name}: {}", checked.stderr);
+    }
+}

@@ -1,12 +1,13 @@
 //! One endpoint's connections, and sending a request on one of them.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http::{header, HeaderValue, Request, Response, Version};
 use hyper::body::Incoming;
+use tracing::warn;
 
 use super::body::RequestBody;
 use super::connect::{connect, Io, TlsTo};
@@ -37,6 +38,9 @@ pub struct EndpointPool {
     h1: h1::Idle,
     h2: h2::Conns,
     alpn: AtomicU8,
+    /// The last TLS failure logged, so a backend with a wrong certificate
+    /// is logged once per change, not once per request.
+    tls_failure: Mutex<Option<String>>,
 }
 
 /// A connection to send one request on.
@@ -72,6 +76,7 @@ impl EndpointPool {
             h1: h1::Idle::default(),
             h2: h2::Conns::default(),
             alpn: AtomicU8::new(ALPN_UNKNOWN),
+            tls_failure: Mutex::new(None),
         }
     }
 
@@ -231,7 +236,27 @@ impl EndpointPool {
             config,
             name: &client.name,
         };
-        connect(&self.address, Some(to), timeout).await
+        let connected = connect(&self.address, Some(to), timeout).await;
+        self.note_tls(connected.as_ref().err());
+        connected
+    }
+
+    /// Logs a TLS failure when it is new for this endpoint (a wrong CA or
+    /// name fails every connect the same way); a success resets it.
+    fn note_tls(&self, failed: Option<&ConnectError>) {
+        let text = match failed {
+            Some(err @ ConnectError::Tls(_)) => Some(err.to_string()),
+            Some(_) => return,
+            None => None,
+        };
+        let mut last = self.tls_failure.lock().unwrap_or_else(|e| e.into_inner());
+        if *last != text {
+            if let Some(text) = &text {
+                let name = self.transport.tls.as_ref().map(|t| t.server_name.clone());
+                warn!(endpoint = %self.address, ?name, error = %text, "TLS to the backend failed; its requests get 502");
+            }
+            *last = text;
+        }
     }
 
     /// Sends `req` on `conn`, in that connection's protocol.
