@@ -163,3 +163,39 @@ async fn a_websocket_upgrade_to_an_h2c_backend_is_a_bad_gateway() {
     assert_eq!(proxy.send(req).await.status, StatusCode::BAD_GATEWAY);
     assert_eq!(backend.connections(), 0, "no connection was made for it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_backend_echoes_a_grpc_call_over_h2c_through_the_proxy() {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(switchyard::demo::serve_backend(listener, "demo", async {
+        let _ = stopped.await;
+    }));
+    let rule = Rule::new().address_with(&address, "protocol: H2C");
+    let proxy = Proxy::start(&yaml(&[route("mango").rule(rule)])).await;
+    let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    // One gRPC message: uncompressed, 5 bytes.
+    let call = bytes::Bytes::from_static(b"\x00\x00\x00\x00\x05hello");
+    let req = http::Request::post("http://www.mango.com/demo.Echo/Say")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(full(call.clone()))
+        .unwrap();
+    let response = within("the gRPC call", tx.send_request(req)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = within("its body", response.into_body().collect())
+        .await
+        .unwrap();
+    let trailers = body.trailers().cloned().expect("trailers");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(body.to_bytes(), call, "the message echoed");
+}

@@ -10,7 +10,9 @@
 # routes' status says why (the condition reasons are the ones
 # src/table/status.rs and src/table/compile.rs produce); then HTTPS
 # (tests/e2e/tls.sh): a TLS Secret made with openssl, the route's TLSReady
-# condition and column, curl over HTTPS, the 308 redirect, a rotation.
+# condition and column, curl over HTTPS, the 308 redirect, a rotation; and
+# gRPC (tests/e2e/grpc.sh): a call over h2c to a Service port whose
+# appProtocol is kubernetes.io/h2c, and an unsupported appProtocol.
 # Needs docker, kind, kubectl, curl and openssl; it is not part of .ci/run
 # (CI has no Docker).
 #
@@ -358,6 +360,11 @@ k get lbr -A
 # shellcheck source=tests/e2e/tls.sh
 source "$ROOT/tests/e2e/tls.sh"
 tls_checks
+
+# ---- checks: gRPC -------------------------------------------------------------------
+# shellcheck source=tests/e2e/grpc.sh
+source "$ROOT/tests/e2e/grpc.sh"
+grpc_checks
 
 # ---- checks: changes ----------------------------------------------------------------
 log "deleting route shop/apple"

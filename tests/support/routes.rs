@@ -121,9 +121,15 @@ impl Rule {
 
     /// Adds `backend` with more backend fields written as flow YAML
     /// without braces: `.backend_with(&b, "protocol: H2C")`.
-    pub fn backend_with(mut self, backend: &Backend, fields: &str) -> Self {
+    pub fn backend_with(self, backend: &Backend, fields: &str) -> Self {
+        self.address_with(&backend.address(), fields)
+    }
+
+    /// Adds a backend by address, with more backend fields as in
+    /// [`Rule::backend_with`].
+    pub fn address_with(mut self, address: &str, fields: &str) -> Self {
         self.backends.get_or_insert_with(Vec::new).push((
-            backend.address(),
+            address.to_string(),
             None,
             Some(fields.to_string()),
         ));
