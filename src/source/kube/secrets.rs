@@ -37,22 +37,11 @@ pub(super) struct Scope {
 /// namespace, and the client CA by name (any type).
 pub(super) fn secret_scopes(namespaces: &[String], tls: &TlsSettings) -> Vec<Scope> {
     let tls_only = format!("type={TLS_SECRET_TYPE}");
-    let mut scopes: Vec<Scope> = if namespaces.is_empty() {
-        vec![Scope {
-            namespace: None,
-            fields: tls_only.clone(),
-            ..Scope::default()
-        }]
-    } else {
-        namespaces
-            .iter()
-            .map(|ns| Scope {
-                namespace: Some(ns.clone()),
-                fields: tls_only.clone(),
-                ..Scope::default()
-            })
-            .collect()
-    };
+    let mut scopes = per_namespace(namespaces, |namespace| Scope {
+        namespace,
+        fields: tls_only.clone(),
+        ..Scope::default()
+    });
     if let Some((ns, name)) = &tls.default_certificate {
         if !namespaces.is_empty() && !namespaces.contains(ns) {
             scopes.push(Scope {
@@ -71,23 +60,25 @@ pub(super) fn secret_scopes(namespaces: &[String], tls: &TlsSettings) -> Vec<Sco
 /// empty), and the client CA by name, if set.
 pub(super) fn config_map_scopes(namespaces: &[String], tls: &TlsSettings) -> Vec<Scope> {
     let labels = format!("{CA_BUNDLE_LABEL}=true");
-    let mut scopes: Vec<Scope> = if namespaces.is_empty() {
-        vec![Scope {
-            labels,
-            ..Scope::default()
-        }]
-    } else {
-        namespaces
-            .iter()
-            .map(|ns| Scope {
-                namespace: Some(ns.clone()),
-                labels: labels.clone(),
-                ..Scope::default()
-            })
-            .collect()
-    };
+    let mut scopes = per_namespace(namespaces, |namespace| Scope {
+        namespace,
+        labels: labels.clone(),
+        ..Scope::default()
+    });
     scopes.extend(client_ca_scope(tls));
     scopes
+}
+
+/// One scope for all namespaces when `namespaces` is empty, else one per
+/// namespace.
+fn per_namespace(namespaces: &[String], scope: impl Fn(Option<String>) -> Scope) -> Vec<Scope> {
+    if namespaces.is_empty() {
+        return vec![scope(None)];
+    }
+    namespaces
+        .iter()
+        .map(|ns| scope(Some(ns.clone())))
+        .collect()
 }
 
 fn client_ca_scope(tls: &TlsSettings) -> Option<Scope> {
