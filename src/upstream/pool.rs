@@ -17,9 +17,10 @@ use super::response::{Lease, ResponseBody};
 use super::tls::TlsClient;
 use super::{ConnectError, Protocol, SendError, Transport, Upstreams};
 
-/// Fresh connections that may hand a request back (closed before taking
-/// it) before the request is given up on.
-const FRESH_RETURNS: u32 = 2;
+/// Connections that may hand a request back (closed, or going away,
+/// before taking it) before the request is given up on; idle HTTP/1.1
+/// connections found closed do not count (there are finitely many).
+const RETURNS: u32 = 3;
 
 /// What an HTTPS endpoint's TLS negotiated (ALPN), once known.
 const ALPN_UNKNOWN: u8 = 0;
@@ -112,7 +113,7 @@ impl EndpointPool {
         connect_timeout: Duration,
     ) -> Result<Response<ResponseBody>, SendError> {
         let upgrade = req.headers().contains_key(header::UPGRADE);
-        let mut fresh_returns = 0;
+        let mut returns = 0;
         loop {
             let conn = match self.checkout(up, upgrade, connect_timeout).await {
                 Ok(conn) => conn,
@@ -123,14 +124,14 @@ impl EndpointPool {
                     })
                 }
             };
-            let fresh = matches!(conn, Conn::H1 { pooled: false, .. });
+            let counted = !matches!(conn, Conn::H1 { pooled: true, .. });
             match self.send_on(conn, req, up.max_idle_per_endpoint).await {
                 Sent::Response(response) => return Ok(response),
                 Sent::Failed(err) => return Err(err),
                 Sent::Returned(back, error) => {
                     req = back;
-                    fresh_returns += u32::from(fresh);
-                    if fresh_returns >= FRESH_RETURNS {
+                    returns += u32::from(counted);
+                    if returns >= RETURNS {
                         let cause = ConnectError::Handshake(error);
                         return Err(SendError::NotSent {
                             request: req,
