@@ -265,9 +265,6 @@ fn end_ejection_on_passes(
 /// Why one probe failed (logged once, when the endpoint is taken out).
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeFailure {
-    /// The probe's URI could not be built from the endpoint and path.
-    #[error("cannot build the probe URI: {0}")]
-    Uri(#[source] http::Error),
     /// No response head within `timeout`.
     #[error("no response within {0:?}")]
     Timeout(std::time::Duration),
@@ -290,14 +287,8 @@ async fn http_probe(
     endpoint: Authority,
     check: ActiveCheck,
 ) -> Result<(), ProbeFailure> {
-    let uri = Uri::builder()
-        .scheme("http")
-        .authority(endpoint.clone())
-        .path_and_query(check.path.clone())
-        .build()
-        .map_err(ProbeFailure::Uri)?;
     let mut request = Request::new(Either::Right(Full::default()));
-    *request.uri_mut() = uri;
+    *request.uri_mut() = Uri::from(check.path.clone());
     if let Ok(host) = HeaderValue::from_str(endpoint.as_str()) {
         request.headers_mut().insert(header::HOST, host);
     }

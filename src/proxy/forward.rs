@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http::uri::Authority;
 use http::{Request, Version};
 
 use crate::api::values::{is_unreserved, X_FORWARDED_FOR};
@@ -191,15 +191,6 @@ fn join(parts: &[&[u8]]) -> HeaderValue {
     // Joined from valid header values with ", ": still valid.
     HeaderValue::from_maybe_shared(Bytes::from(out))
         .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// `http://{endpoint}{path?query}` without formatting or re-parsing.
-pub fn upstream_uri(authority: &Authority, path_and_query: Option<PathAndQuery>) -> Option<Uri> {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(authority.clone());
-    parts.path_and_query = Some(path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/")));
-    Uri::from_parts(parts).ok()
 }
 
 /// Why a request's host is refused (400, as nginx does).

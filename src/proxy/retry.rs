@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, Version};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
@@ -23,7 +23,6 @@ use tracing::debug;
 
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
-use super::forward::upstream_uri;
 use super::prepare::Prepared;
 use super::service::Connection;
 use crate::balance::InFlight;
@@ -290,7 +289,8 @@ async fn try_once(
             parts.headers.insert(header::HOST, address);
         }
     }
-    parts.uri = upstream_uri(&target.authority, path_and_query).ok_or(ProxyError::BadRequest)?;
+    // Origin form: the pool adds scheme and authority for HTTP/2.
+    parts.uri = Uri::from(path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/")));
     if ctx.grpc {
         super::grpc::set_timeout(&mut parts.headers, ctx.deadline, Instant::now());
     }

@@ -58,11 +58,6 @@ impl Idle {
         let mut stack = self.stack.lock().unwrap_or_else(|e| e.into_inner());
         stack.retain(|(tx, since)| !tx.is_closed() && since.elapsed() < timeout);
     }
-
-    /// How many connections are idle.
-    pub(super) fn len(&self) -> usize {
-        self.stack.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }
 
 /// The HTTP/1.1 handshake on a new connection; its connection task is

@@ -8,8 +8,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -46,8 +46,17 @@ struct State {
     max: AtomicUsize,
     /// The connection ended, or said it would (GOAWAY): no new streams.
     closed: AtomicBool,
-    /// When the last stream ended.
-    idle_since: Mutex<Instant>,
+    /// When the connection was made.
+    born: Instant,
+    /// When the last stream ended, in milliseconds since `born`: an
+    /// atomic, so ending a stream takes no lock.
+    idle_since_ms: AtomicU64,
+}
+
+impl State {
+    fn since_born_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// A stream slot on a connection, held from send until the response body
@@ -71,7 +80,7 @@ impl Drop for Stream {
     fn drop(&mut self) {
         let state = &self.0.state;
         if state.streams.fetch_sub(1, Ordering::AcqRel) == 1 {
-            *state.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            (state.idle_since_ms).store(state.since_born_ms(), Ordering::Release);
         }
     }
 }
@@ -94,13 +103,9 @@ impl H2Conn {
 
     fn idle_past(&self, timeout: Duration) -> bool {
         let state = &self.state;
-        state.streams.load(Ordering::Acquire) == 0
-            && state
-                .idle_since
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .elapsed()
-                >= timeout
+        let last_end = state.idle_since_ms.load(Ordering::Acquire);
+        let idle = Duration::from_millis(state.since_born_ms().saturating_sub(last_end));
+        state.streams.load(Ordering::Acquire) == 0 && idle >= timeout
     }
 }
 
@@ -190,11 +195,6 @@ impl Conns {
             });
         }
     }
-
-    /// How many connections are open.
-    pub(super) fn len(&self) -> usize {
-        self.conns.load().len()
-    }
 }
 
 /// The HTTP/2 handshake on a new connection; its driver is spawned.
@@ -208,7 +208,8 @@ pub(super) async fn handshake(up: &Upstreams, io: Io) -> Result<Arc<H2Conn>, Con
         streams: AtomicUsize::new(0),
         max: AtomicUsize::new(INITIAL_MAX_STREAMS),
         closed: AtomicBool::new(false),
-        idle_since: Mutex::new(Instant::now()),
+        born: Instant::now(),
+        idle_since_ms: AtomicU64::new(0),
     });
     tokio::spawn(Driver {
         conn,
@@ -245,7 +246,7 @@ impl Future for Driver {
 /// Whether the backend says it never processed the request `err` failed:
 /// HTTP/2 GOAWAY with a last stream below it, or `REFUSED_STREAM` (RFC
 /// 9113 §8.7). Such a request may be sent again whatever its method.
-pub fn is_unprocessed(err: &hyper::Error) -> bool {
+pub(super) fn is_unprocessed(err: &hyper::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = source {
         if let Some(h2) = cause.downcast_ref::<::h2::Error>() {

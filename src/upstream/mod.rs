@@ -31,10 +31,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::RootCertStore;
 
 pub use body::RequestBody;
-pub use h2::is_unprocessed;
 pub use pool::EndpointPool;
 pub use response::ResponseBody;
-pub use tls::system_roots;
 
 /// How the proxy talks to an endpoint.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -128,7 +126,7 @@ impl Upstreams {
     }
 
     fn system_roots(&self) -> Arc<RootCertStore> {
-        self.system_roots.get_or_init(system_roots).clone()
+        self.system_roots.get_or_init(tls::system_roots).clone()
     }
 }
 

@@ -91,19 +91,14 @@ impl EndpointPool {
         &self.transport
     }
 
-    /// Open connections: idle HTTP/1.1 ones, and HTTP/2 ones.
-    pub fn connections(&self) -> (usize, usize) {
-        (self.h1.len(), self.h2.len())
-    }
-
     /// Closes connections idle past `timeout`, or closed by the backend.
     pub fn sweep(&self, timeout: Duration) {
         self.h1.sweep(timeout);
         self.h2.sweep(timeout);
     }
 
-    /// Sends `req` (its URI `http://{endpoint}{path}`, as the proxy
-    /// builds it) on a pooled connection or a new one made within
+    /// Sends `req` (its target in origin form, `/path?query`) on a pooled
+    /// connection or a new one made within
     /// `connect_timeout`. A request no connection took comes back in
     /// [`SendError::NotSent`].
     pub async fn send(
@@ -309,14 +304,12 @@ impl EndpointPool {
         self.h1.push(tx, max);
     }
 
-    /// HTTP/1.1 on the wire: the target in origin form (`/path?query`),
-    /// `Host` set (the endpoint, for HTTP/1.0 clients that sent none), no
+    /// HTTP/1.1 on the wire: the target as given (origin form), `Host`
+    /// set (the endpoint, for HTTP/1.0 clients that sent none), no
     /// `TE` (only `trailers` survives the hop, and HTTP/1.1 backends do not
     /// send trailers to proxies).
     fn http1_form(&self, req: &mut Request<RequestBody>) {
         *req.version_mut() = Version::HTTP_11;
-        let origin = req.uri().path_and_query().cloned();
-        *req.uri_mut() = Uri::from(origin.unwrap_or_else(|| PathAndQuery::from_static("/")));
         let headers = req.headers_mut();
         headers.remove(header::TE);
         if !headers.contains_key(header::HOST) {

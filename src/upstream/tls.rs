@@ -73,7 +73,7 @@ fn roots_of(pem: &[u8]) -> Result<Arc<RootCertStore>, String> {
 /// The operating system's trust store (`SSL_CERT_FILE`, `SSL_CERT_DIR`
 /// honoured), read once; certificates it cannot use are skipped with a
 /// warning.
-pub fn system_roots() -> Arc<RootCertStore> {
+pub(super) fn system_roots() -> Arc<RootCertStore> {
     let found = rustls_native_certs::load_native_certs();
     for err in &found.errors {
         tracing::warn!(error = %err, "reading the system's trusted CA certificates");
