@@ -9,7 +9,8 @@
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Authority;
-use http::{Request, Version};
+use http::{Method, Request, Version};
+use hyper::ext::Protocol;
 
 use crate::api::values::{is_unreserved, X_FORWARDED_FOR};
 
@@ -48,6 +49,64 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
         })
     });
     websocket && connection_has(headers, "upgrade")
+}
+
+/// Marks a request that came as an HTTP/2 extended CONNECT for WebSocket
+/// (RFC 8441) and now goes on as a `GET`; only the proxy sets it.
+#[derive(Debug, Clone, Copy)]
+pub struct WebSocketConnect;
+
+/// Turns an HTTP/2 extended CONNECT whose `:protocol` is `websocket`
+/// (RFC 8441 §4; any case) into the `GET` it stands for, so routing,
+/// method matches and the firewall read it as the HTTP/1.1 handshake it
+/// becomes; marked with [`WebSocketConnect`] for the prepare phase.
+/// Any other request is left as it is.
+pub fn websocket_connect<B>(req: &mut Request<B>) -> bool {
+    let websocket = req.version() == Version::HTTP_2
+        && req.method() == Method::CONNECT
+        && req
+            .extensions()
+            .get::<Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+    if websocket {
+        *req.method_mut() = Method::GET;
+        req.extensions_mut().remove::<Protocol>();
+        req.extensions_mut().insert(WebSocketConnect);
+    }
+    websocket
+}
+
+/// Makes an HTTP/2 WebSocket request's headers the HTTP/1.1 handshake
+/// (RFC 6455 §4.1): `Connection: upgrade`, `Upgrade: websocket` and a
+/// fresh `Sec-WebSocket-Key` (RFC 8441 has none); the version, protocols
+/// and extensions the client sent go on unchanged.
+pub fn websocket_handshake(headers: &mut HeaderMap) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::SEC_WEBSOCKET_KEY, websocket_key());
+}
+
+/// 16 random bytes in base64: a handshake nonce, not a secret (RFC 6455
+/// §4.1 only asks that it be unpredictable enough to defeat caches).
+fn websocket_key() -> HeaderValue {
+    use crate::balance::rng::next_u64;
+    let mut raw = [0u8; 18];
+    raw[..8].copy_from_slice(&next_u64().to_le_bytes());
+    raw[8..16].copy_from_slice(&next_u64().to_le_bytes());
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = [b'='; 24];
+    for (i, chunk) in raw.chunks(3).enumerate() {
+        let n = u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8 | u32::from(chunk[2]);
+        for j in 0..4 {
+            out[i * 4 + j] = ALPHABET[((n >> (18 - 6 * j)) & 63) as usize];
+        }
+    }
+    // 16 bytes are 22 digits and two pads: the last chunk holds only the
+    // 16th byte (and two zero bytes of padding).
+    out[22] = b'=';
+    out[23] = b'=';
+    HeaderValue::from_bytes(&out)
+        .unwrap_or_else(|_| HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAA=="))
 }
 
 /// Whether the client's `TE` lists `trailers` (gRPC requires it): the one
