@@ -269,6 +269,8 @@ async fn recording_backend() -> (Backend, mpsc::UnboundedReceiver<HeaderMap>) {
     let backend = Backend::raw("recording", move |stream| {
         let seen_tx = seen_tx.clone();
         async move {
+            // tungstenite's callback type: its error is a whole response.
+            #[allow(clippy::result_large_err)]
             let record = |req: &WsRequest, mut response: WsResponse| {
                 let _ = seen_tx.send(req.headers().clone());
                 let chat = http::HeaderValue::from_static("chat");
@@ -368,4 +370,15 @@ async fn websocket_messages_echo_over_an_http2_tls_connection() {
     let (_, mut ws) = open(&mut tx, req).await;
     assert_echoes(&mut ws).await;
     ws.close(None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_connect_to_an_h2c_backend_is_a_bad_gateway() {
+    let backend = H2Backend::h2c("h2").await;
+    let rule = Rule::new().backend_with(&backend.backend, "protocol: H2C");
+    let proxy = Proxy::start(&yaml(&[route("mango").rule(rule)])).await;
+    let mut tx = h2c(&proxy).await;
+    let req = connect("http://www.mango.com/chat", Some("websocket"));
+    assert_eq!(status_of(&mut tx, req).await.0, StatusCode::BAD_GATEWAY);
+    assert_eq!(backend.connections(), 0, "no connection was made for it");
 }

@@ -1,6 +1,8 @@
 //! Forwarding rules: the host a request asks for (and whether it is one),
 //! header names a backend could confuse, hop-by-hop headers,
-//! `X-Forwarded-*`, `X-Real-IP`, `Forwarded` and the upstream URI.
+//! `X-Forwarded-*`, `X-Real-IP`, `Forwarded`, the upstream URI, and an
+//! HTTP/2 WebSocket (RFC 8441 extended CONNECT) as the HTTP/1.1 handshake
+//! it becomes.
 //!
 //! Owns: these header and URI rules as plain functions over headers. Must
 //! not: know about rules, routes or bodies (body wrappers live in
@@ -90,23 +92,28 @@ pub fn websocket_handshake(headers: &mut HeaderMap) {
 /// §4.1 only asks that it be unpredictable enough to defeat caches).
 fn websocket_key() -> HeaderValue {
     use crate::balance::rng::next_u64;
-    let mut raw = [0u8; 18];
+    let mut raw = [0u8; 16];
     raw[..8].copy_from_slice(&next_u64().to_le_bytes());
-    raw[8..16].copy_from_slice(&next_u64().to_le_bytes());
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    raw[8..].copy_from_slice(&next_u64().to_le_bytes());
+    let key = base64_16(&raw);
+    // Base64 digits and `=` are all valid in a header value.
+    HeaderValue::from_bytes(&key).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// 16 bytes in padded base64 (RFC 4648 §4): 22 digits and `==`.
+fn base64_16(raw: &[u8; 16]) -> [u8; 24] {
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = [b'='; 24];
     for (i, chunk) in raw.chunks(3).enumerate() {
-        let n = u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8 | u32::from(chunk[2]);
-        for j in 0..4 {
-            out[i * 4 + j] = ALPHABET[((n >> (18 - 6 * j)) & 63) as usize];
+        let byte = |j: usize| u32::from(chunk.get(j).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        // The last chunk has one byte: two digits, then the padding.
+        let digits = if chunk.len() == 3 { 4 } else { 2 };
+        for j in 0..digits {
+            out[i * 4 + j] = DIGITS[((n >> (18 - 6 * j)) & 63) as usize];
         }
     }
-    // 16 bytes are 22 digits and two pads: the last chunk holds only the
-    // 16th byte (and two zero bytes of padding).
-    out[22] = b'=';
-    out[23] = b'=';
-    HeaderValue::from_bytes(&out)
-        .unwrap_or_else(|_| HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAA=="))
+    out
 }
 
 /// Whether the client's `TE` lists `trailers` (gRPC requires it): the one

@@ -1,7 +1,9 @@
 //! The prepare phase: the request as it will be forwarded.
 //!
 //! Owns: the hop-by-hop strip, path and query rewrites, the rule's request
-//! headers, the first pick, `Host` and `X-Forwarded-*`, in that order.
+//! headers, the first pick, `Host` and `X-Forwarded-*`, in that order;
+//! taking the client's side of an upgrade (an HTTP/2 WebSocket gets the
+//! HTTP/1.1 handshake headers right after the strip).
 //! Must not: touch the body or the network (that is the send phase).
 //!
 //! Order: hop-by-hop headers (and every header the client's `Connection`

@@ -1,9 +1,11 @@
 //! The respond phase: the backend's response on its way to the client.
 //!
 //! Owns: protocol upgrades (the tunnel between the two upgraded
-//! connections), the hop-by-hop strip of the response, the sticky cookie,
-//! the rule's response headers and the response body wrappers. Must not:
-//! retry or fail: once a head arrived it is what the client gets.
+//! connections; an HTTP/2 WebSocket's 101 becomes 200), the hop-by-hop
+//! strip of the response, the sticky cookie, the rule's response headers
+//! and the response body wrappers. Must not: retry, or fail except for an
+//! HTTP/2 WebSocket the backend did not switch: once a head arrived it is
+//! what the client gets.
 
 use std::sync::Arc;
 
