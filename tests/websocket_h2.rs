@@ -382,3 +382,53 @@ async fn a_websocket_connect_to_an_h2c_backend_is_a_bad_gateway() {
     assert_eq!(status_of(&mut tx, req).await.0, StatusCode::BAD_GATEWAY);
     assert_eq!(backend.connections(), 0, "no connection was made for it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_over_http2_outlives_its_connections_idle_shutdown() {
+    let backend = Backend::websocket("ws").await;
+    let routes = yaml(&[route("ws").rule(Rule::new().backend(&backend))]);
+    let idle = std::time::Duration::from_millis(200);
+    let serve = switchyard::proxy::ServeOptions {
+        idle_timeout: idle,
+        client_header_timeout: idle,
+        ..Default::default()
+    };
+    let proxy = Proxy::start_serving(RoutesLayout::File(&routes), serve).await;
+    let mut tx = h2c(&proxy).await;
+    let (_, mut ws) = open(
+        &mut tx,
+        connect("http://www.mango.com/chat", Some("websocket")),
+    )
+    .await;
+    // No new request: the proxy sends GOAWAY, after which the connection
+    // takes no new stream, but the open one goes on.
+    wait_until("the idle connection to be shut down", DEADLINE, || {
+        let closed = tx.is_closed();
+        async move { closed }
+    })
+    .await;
+    assert_echoes(&mut ws).await;
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_over_http2_works_while_draining_and_closes_at_the_deadline() {
+    let backend = Backend::websocket("ws").await;
+    let routes = yaml(&[route("ws").rule(Rule::new().backend(&backend))]);
+    let drain = std::time::Duration::from_secs(1);
+    let mut proxy = Proxy::start_with(RoutesLayout::File(&routes), drain).await;
+    let mut tx = h2c(&proxy).await;
+    let (_, mut ws) = open(
+        &mut tx,
+        connect("http://www.mango.com/chat", Some("websocket")),
+    )
+    .await;
+    proxy.begin_shutdown().await;
+    assert_echoes(&mut ws).await;
+    proxy.wait_stopped().await.expect("a clean stop");
+    let end = within("the tunnel to close", ws.next()).await;
+    assert!(
+        !matches!(end, Some(Ok(Message::Text(_) | Message::Binary(_)))),
+        "{end:?}"
+    );
+}
