@@ -3,139 +3,20 @@
 //! backends; plain CONNECT stays refused, other protocols are 501, and the
 //! rule's routing and firewall see the request as the GET it becomes.
 
+#[path = "websocket_h2/backends.rs"]
+mod backends;
+#[path = "websocket_h2/client.rs"]
+mod client;
 mod support;
 
 use futures_util::{SinkExt, StreamExt};
-use http::{HeaderMap, Method, Request, StatusCode};
-use hyper::client::conn::http2::SendRequest;
-use hyper::ext::Protocol;
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use support::*;
+use http::{Request, StatusCode};
 use switchyard::snapshot::TlsSettings;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::handshake::server::{
-    Request as WsRequest, Response as WsResponse,
-};
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
-type Sender = SendRequest<TestBody>;
-type Socket = WebSocketStream<TokioIo<Upgraded>>;
-
-/// An HTTP/2 client connection over `io`; the receiver says whether the
-/// peer's SETTINGS allow extended CONNECT. (hyper drives the h2
-/// connection in a task of its own, so the flag is looked at every 10 ms.)
-async fn h2_handshake<IO>(io: IO) -> (Sender, watch::Receiver<bool>)
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (tx, conn) = within(
-        "the HTTP/2 handshake",
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io)),
-    )
-    .await
-    .expect("HTTP/2 handshake");
-    let (enabled_tx, enabled) = watch::channel(false);
-    let mut conn = Box::pin(conn);
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_millis(10));
-        loop {
-            tokio::select! {
-                _ = conn.as_mut() => return,
-                _ = every.tick() => {
-                    let now = conn.is_extended_connect_protocol_enabled();
-                    enabled_tx.send_if_modified(|was| std::mem::replace(was, now) != now);
-                }
-            }
-        }
-    });
-    (tx, enabled)
-}
-
-/// An HTTP/2 client connection over `io` whose peer's SETTINGS, which a
-/// client must see before an extended CONNECT, have arrived.
-async fn h2_over<IO>(io: IO) -> Sender
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (tx, mut enabled) = h2_handshake(io).await;
-    within(
-        "the proxy's SETTINGS to allow extended CONNECT",
-        enabled.wait_for(|on| *on),
-    )
-    .await
-    .expect("the connection is open");
-    tx
-}
-
-/// An h2c (prior knowledge) connection to the proxy's plain listener.
-async fn h2c(proxy: &Proxy) -> Sender {
-    h2_over(tokio::net::TcpStream::connect(proxy.addr).await.unwrap()).await
-}
-
-/// A CONNECT for `url`, with `:protocol` set to `protocol` if given.
-fn connect(url: &str, protocol: Option<&'static str>) -> Request<TestBody> {
-    let mut req = Request::builder()
-        .method(Method::CONNECT)
-        .uri(url)
-        .header("sec-websocket-version", "13")
-        .body(empty())
-        .unwrap();
-    if let Some(protocol) = protocol {
-        req.extensions_mut().insert(Protocol::from_static(protocol));
-    }
-    req
-}
-
-/// Sends `req` and returns the response's status and headers.
-async fn status_of(tx: &mut Sender, req: Request<TestBody>) -> (StatusCode, HeaderMap) {
-    let response = within("the response", tx.send_request(req))
-        .await
-        .expect("a response");
-    (response.status(), response.headers().clone())
-}
-
-/// Opens a WebSocket with an extended CONNECT for `url`; returns the
-/// response's headers and the socket.
-async fn open(tx: &mut Sender, req: Request<TestBody>) -> (HeaderMap, Socket) {
-    let response = within("the extended CONNECT", tx.send_request(req))
-        .await
-        .expect("a response");
-    assert_eq!(response.status(), StatusCode::OK, "the tunnel opens");
-    let headers = response.headers().clone();
-    let upgraded = within("the tunnel", hyper::upgrade::on(response))
-        .await
-        .expect("an upgraded stream");
-    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
-    (headers, socket)
-}
-
-/// Text and binary messages go out and come back unchanged.
-async fn assert_echoes(ws: &mut Socket) {
-    ws.send(Message::text("hello mango")).await.unwrap();
-    let got = within("text echo", ws.next()).await.expect("open").unwrap();
-    assert_eq!(got, Message::text("hello mango"));
-    let bin: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    ws.send(Message::binary(bin.clone())).await.unwrap();
-    let got = within("binary echo", ws.next())
-        .await
-        .expect("open")
-        .unwrap();
-    assert_eq!(got, Message::binary(bin));
-    for i in 0..10 {
-        ws.send(Message::text(format!("msg {i}"))).await.unwrap();
-    }
-    for i in 0..10 {
-        let got = within("pipelined echo", ws.next())
-            .await
-            .expect("open")
-            .unwrap();
-        assert_eq!(got, Message::text(format!("msg {i}")));
-    }
-}
+use backends::*;
+use client::*;
+use support::*;
 
 async fn ws_proxy(rule: impl FnOnce(&Backend) -> Rule) -> (Backend, Proxy) {
     let backend = Backend::websocket("ws").await;
@@ -260,37 +141,6 @@ async fn a_get_only_rule_matches_a_websocket_connect() {
     )
     .await;
     assert_echoes(&mut ws).await;
-}
-
-/// A WebSocket backend that reports each handshake's headers and picks
-/// the `chat` subprotocol.
-async fn recording_backend() -> (Backend, mpsc::UnboundedReceiver<HeaderMap>) {
-    let (seen_tx, seen) = mpsc::unbounded_channel();
-    let backend = Backend::raw("recording", move |stream| {
-        let seen_tx = seen_tx.clone();
-        async move {
-            // tungstenite's callback type: its error is a whole response.
-            #[allow(clippy::result_large_err)]
-            let record = |req: &WsRequest, mut response: WsResponse| {
-                let _ = seen_tx.send(req.headers().clone());
-                let chat = http::HeaderValue::from_static("chat");
-                response
-                    .headers_mut()
-                    .insert("sec-websocket-protocol", chat);
-                Ok(response)
-            };
-            let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, record).await else {
-                return;
-            };
-            while let Some(Ok(msg)) = ws.next().await {
-                if msg.is_text() && ws.send(msg).await.is_err() {
-                    return;
-                }
-            }
-        }
-    })
-    .await;
-    (backend, seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,4 +281,28 @@ async fn a_websocket_over_http2_works_while_draining_and_closes_at_the_deadline(
         !matches!(end, Some(Ok(Message::Text(_) | Message::Binary(_)))),
         "{end:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_connect_reaches_an_https_backend_over_http1() {
+    let pki = Pki::new("backend CA");
+    let (backend, mut alpn) = tls_websocket_backend(&pki).await;
+    let fields = "protocol: HTTPS, tls: {caCertificateRefs: [{kind: ConfigMap, name: api-ca}], hostname: api.test}";
+    let rule = Rule::new().backend_with(&backend, fields);
+    let routes = documents(&[
+        yaml(&[route("mango").rule(rule)]),
+        ca_config_map("default", "api-ca", &pki.ca_pem()),
+    ]);
+    let proxy = Proxy::start(&routes).await;
+    let mut tx = h2c(&proxy).await;
+    let (_, mut ws) = open(
+        &mut tx,
+        connect("http://www.mango.com/chat", Some("websocket")),
+    )
+    .await;
+    assert_echoes(&mut ws).await;
+    let negotiated = within("the backend's handshake", alpn.recv())
+        .await
+        .expect("one");
+    assert_eq!(negotiated.as_deref(), Some(&b"http/1.1"[..]));
 }
