@@ -20,7 +20,7 @@
 mod endpoint;
 mod hash;
 mod least;
-mod rng;
+pub(crate) mod rng;
 mod round_robin;
 
 use std::sync::Arc;

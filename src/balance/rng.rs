@@ -19,7 +19,7 @@ fn seed() -> u64 {
 }
 
 /// The next pseudo-random `u64` of this thread.
-pub(super) fn next_u64() -> u64 {
+pub(crate) fn next_u64() -> u64 {
     STATE.with(|state| {
         let mut x = state.get();
         x ^= x >> 12;

@@ -36,6 +36,11 @@ pub enum ProxyError {
     /// CONNECT: switchyard is a reverse proxy, not a forward-proxy tunnel.
     #[error("CONNECT is not supported")]
     MethodNotAllowed,
+    /// An HTTP/2 extended CONNECT (RFC 8441) for a protocol other than
+    /// WebSocket: a method the proxy does not implement for it (501, as
+    /// nginx answers for methods it does not know).
+    #[error("extended CONNECT for a protocol other than websocket")]
+    ProtocolNotImplemented,
     /// The matched rule has no endpoint to send to.
     #[error("no endpoint available: {0}")]
     NoEndpoint(std::sync::Arc<str>),
@@ -61,6 +66,11 @@ pub enum ProxyError {
     /// `REFUSED_STREAM`): it may go again, whatever its method.
     #[error("the backend did not process the request")]
     Unprocessed(#[source] hyper::Error),
+    /// The backend answered an HTTP/2 client's WebSocket handshake with a
+    /// success other than 101: an HTTP/2 client would read any 2xx as the
+    /// tunnel opening.
+    #[error("the backend did not switch to WebSocket")]
+    NotSwitched,
     /// The backend did not start its response in time.
     #[error("the backend did not answer in time")]
     Timeout,
@@ -153,6 +163,7 @@ impl ProxyError {
             | ProxyError::UriTooLong
             | ProxyError::AmbiguousPath
             | ProxyError::MethodNotAllowed
+            | ProxyError::ProtocolNotImplemented
             | ProxyError::Forbidden(_)
             | ProxyError::RateLimited { .. }
             | ProxyError::BodyTooLarge
@@ -166,6 +177,7 @@ impl ProxyError {
             | ProxyError::Upstream(_)
             | ProxyError::Unprocessed(_)
             | ProxyError::AmbiguousResponse
+            | ProxyError::NotSwitched
             | ProxyError::Timeout => Side::Upstream,
             ProxyError::NoEndpoint(_) => Side::Proxy,
         }
@@ -204,6 +216,7 @@ impl ProxyError {
             ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
             ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::ProtocolNotImplemented => StatusCode::NOT_IMPLEMENTED,
             ProxyError::NoEndpoint(_) | ProxyError::NoHealthyEndpoint => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -211,7 +224,8 @@ impl ProxyError {
             | ProxyError::BackendTls(_)
             | ProxyError::Upstream(_)
             | ProxyError::Unprocessed(_)
-            | ProxyError::AmbiguousResponse => StatusCode::BAD_GATEWAY,
+            | ProxyError::AmbiguousResponse
+            | ProxyError::NotSwitched => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout | ProxyError::ConnectTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -228,6 +242,8 @@ impl ProxyError {
             ProxyError::UriTooLong => "uri_too_long",
             ProxyError::AmbiguousPath => "ambiguous_path",
             ProxyError::MethodNotAllowed => "method_not_allowed",
+            ProxyError::ProtocolNotImplemented => "protocol_not_implemented",
+            ProxyError::NotSwitched => "upstream_not_switched",
             ProxyError::NoEndpoint(_) => "no_endpoint",
             ProxyError::NoHealthyEndpoint => "no_healthy_endpoint",
             ProxyError::Connect(_) => "connect_failed",
@@ -257,6 +273,8 @@ impl ProxyError {
                 "bad request: backends may read this path under another route\n"
             }
             ProxyError::MethodNotAllowed => "CONNECT is not supported\n",
+            ProxyError::ProtocolNotImplemented => "only websocket is tunnelled over CONNECT\n",
+            ProxyError::NotSwitched => "bad gateway: the backend did not switch to WebSocket\n",
             ProxyError::NoEndpoint(_) => "no endpoint available for this route\n",
             ProxyError::NoHealthyEndpoint => "no healthy endpoint for this route\n",
             ProxyError::Connect(_) => "bad gateway: could not connect to the backend\n",

@@ -1,6 +1,8 @@
 //! Forwarding rules: the host a request asks for (and whether it is one),
 //! header names a backend could confuse, hop-by-hop headers,
-//! `X-Forwarded-*`, `X-Real-IP`, `Forwarded` and the upstream URI.
+//! `X-Forwarded-*`, `X-Real-IP`, `Forwarded`, the upstream URI, and an
+//! HTTP/2 WebSocket (RFC 8441 extended CONNECT) as the HTTP/1.1 handshake
+//! it becomes.
 //!
 //! Owns: these header and URI rules as plain functions over headers. Must
 //! not: know about rules, routes or bodies (body wrappers live in
@@ -9,7 +11,8 @@
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Authority;
-use http::{Request, Version};
+use http::{Method, Request, Version};
+use hyper::ext::Protocol;
 
 use crate::api::values::{is_unreserved, X_FORWARDED_FOR};
 
@@ -48,6 +51,69 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
         })
     });
     websocket && connection_has(headers, "upgrade")
+}
+
+/// Marks a request that came as an HTTP/2 extended CONNECT for WebSocket
+/// (RFC 8441) and now goes on as a `GET`; only the proxy sets it.
+#[derive(Debug, Clone, Copy)]
+pub struct WebSocketConnect;
+
+/// Turns an HTTP/2 extended CONNECT whose `:protocol` is `websocket`
+/// (RFC 8441 §4; any case) into the `GET` it stands for, so routing,
+/// method matches and the firewall read it as the HTTP/1.1 handshake it
+/// becomes; marked with [`WebSocketConnect`] for the prepare phase.
+/// Any other request is left as it is.
+pub fn websocket_connect<B>(req: &mut Request<B>) -> bool {
+    let websocket = req.version() == Version::HTTP_2
+        && req.method() == Method::CONNECT
+        && req
+            .extensions()
+            .get::<Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+    if websocket {
+        *req.method_mut() = Method::GET;
+        req.extensions_mut().remove::<Protocol>();
+        req.extensions_mut().insert(WebSocketConnect);
+    }
+    websocket
+}
+
+/// Makes an HTTP/2 WebSocket request's headers the HTTP/1.1 handshake
+/// (RFC 6455 §4.1): `Connection: upgrade`, `Upgrade: websocket` and a
+/// fresh `Sec-WebSocket-Key` (RFC 8441 has none); the version, protocols
+/// and extensions the client sent go on unchanged.
+pub fn websocket_handshake(headers: &mut HeaderMap) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::SEC_WEBSOCKET_KEY, websocket_key());
+}
+
+/// 16 random bytes in base64: a handshake nonce, not a secret (RFC 6455
+/// §4.1 only asks that it be unpredictable enough to defeat caches).
+fn websocket_key() -> HeaderValue {
+    use crate::balance::rng::next_u64;
+    let mut raw = [0u8; 16];
+    raw[..8].copy_from_slice(&next_u64().to_le_bytes());
+    raw[8..].copy_from_slice(&next_u64().to_le_bytes());
+    let key = base64_16(&raw);
+    // Base64 digits and `=` are all valid in a header value.
+    HeaderValue::from_bytes(&key).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// 16 bytes in padded base64 (RFC 4648 §4): 22 digits and `==`.
+fn base64_16(raw: &[u8; 16]) -> [u8; 24] {
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = [b'='; 24];
+    for (i, chunk) in raw.chunks(3).enumerate() {
+        let byte = |j: usize| u32::from(chunk.get(j).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        // The last chunk has one byte: two digits, then the padding.
+        let digits = if chunk.len() == 3 { 4 } else { 2 };
+        for j in 0..digits {
+            out[i * 4 + j] = DIGITS[((n >> (18 - 6 * j)) & 63) as usize];
+        }
+    }
+    out
 }
 
 /// Whether the client's `TE` lists `trailers` (gRPC requires it): the one

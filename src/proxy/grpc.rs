@@ -100,6 +100,11 @@ pub fn status_of(err: &ProxyError) -> (Code, &'static str) {
             "backends may read this path under another route",
         ),
         ProxyError::MethodNotAllowed => (Code::Internal, "CONNECT is not supported"),
+        ProxyError::ProtocolNotImplemented => (
+            Code::Unimplemented,
+            "only websocket is tunnelled over CONNECT",
+        ),
+        ProxyError::NotSwitched => (Code::Unavailable, "the backend did not switch to WebSocket"),
         ProxyError::BadBody => (Code::Internal, "malformed request body"),
     }
 }

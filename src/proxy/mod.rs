@@ -1,6 +1,7 @@
 //! The embedded HTTP proxy.
 //!
-//! Owns: accepting and serving client connections (HTTP/1.1, h2c, upgrades),
+//! Owns: accepting and serving client connections (HTTP/1.1, h2c, upgrades,
+//! WebSocket over HTTP/2),
 //! the per-request phases over one [`ctx::RequestCtx`] (route → admit →
 //! answer → prepare → send → respond → log), forwarding over one pooled
 //! upstream client, the body wrappers, and the mapping of every failure to

@@ -1,7 +1,9 @@
 //! The prepare phase: the request as it will be forwarded.
 //!
 //! Owns: the hop-by-hop strip, path and query rewrites, the rule's request
-//! headers, the first pick, `Host` and `X-Forwarded-*`, in that order.
+//! headers, the first pick, `Host` and `X-Forwarded-*`, in that order;
+//! taking the client's side of an upgrade (an HTTP/2 WebSocket gets the
+//! HTTP/1.1 handshake headers right after the strip).
 //! Must not: touch the body or the network (that is the send phase).
 //!
 //! Order: hop-by-hop headers (and every header the client's `Connection`
@@ -20,7 +22,10 @@ use hyper::upgrade::OnUpgrade;
 
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
-use super::forward::{accepts_trailers, is_upgrade, set_forwarded, strip_hop_by_hop};
+use super::forward::{
+    accepts_trailers, is_upgrade, set_forwarded, strip_hop_by_hop, websocket_handshake,
+    WebSocketConnect,
+};
 use super::service::Connection;
 use crate::policy::rewrite::HostRewrite;
 use crate::policy::RulePolicy;
@@ -38,6 +43,16 @@ pub struct Prepared<'r> {
     pub picked: Picked<'r>,
 }
 
+/// The client side of a protocol upgrade (WebSocket) a request asks for.
+pub struct ClientUpgrade {
+    /// The client's connection (HTTP/1.1) or stream (HTTP/2), once the
+    /// response opening the tunnel has gone out.
+    pub on: OnUpgrade,
+    /// Whether it came as an HTTP/2 extended CONNECT (RFC 8441): the
+    /// client then gets 200 for the backend's 101.
+    pub h2: bool,
+}
+
 /// Prepares `req` for its first try; `host` is the context's (taken from
 /// it, used for `Host` and `X-Forwarded-Host`). Also returns the client
 /// side of a protocol upgrade the request asks for.
@@ -46,13 +61,20 @@ pub fn prepare<'r>(
     ctx: &'r RequestCtx,
     host: Option<HeaderValue>,
     mut req: Request<Incoming>,
-) -> Result<(Prepared<'r>, Option<OnUpgrade>), ProxyError> {
+) -> Result<(Prepared<'r>, Option<ClientUpgrade>), ProxyError> {
     let policy = &ctx.rule.policy;
-    let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let h2 = req.extensions_mut().remove::<WebSocketConnect>().is_some();
+    let upgrade = h2 || (req.version() == Version::HTTP_11 && is_upgrade(req.headers()));
+    let client_upgrade = upgrade.then(|| ClientUpgrade {
+        on: hyper::upgrade::on(&mut req),
+        h2,
+    });
     let (mut parts, body) = req.into_parts();
     let trailers = accepts_trailers(&parts.headers);
     strip_hop_by_hop(&mut parts.headers, upgrade);
+    if h2 {
+        websocket_handshake(&mut parts.headers);
+    }
     if trailers {
         // HTTP/2 backends get it; the HTTP/1.1 form drops it again.
         parts

@@ -215,10 +215,12 @@ fn connection_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
         .max_buf_size(head_limit)
         .header_read_timeout(options.client_header_timeout);
     // HTTP/2 pings find dead peers, whose connections would otherwise hold a
-    // permit forever.
+    // permit forever. Extended CONNECT (RFC 8441) lets HTTP/2 clients open
+    // WebSockets.
     builder
         .http2()
         .timer(TokioTimer::new())
+        .enable_connect_protocol()
         .max_header_list_size(u32::try_from(head_limit).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));

@@ -26,7 +26,7 @@ use super::answer::{Answer, Answered};
 use super::body::ProxyBody;
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
-use super::forward::{drop_underscored, request_host, Hop};
+use super::forward::{drop_underscored, request_host, websocket_connect, Hop};
 use super::grpc;
 use super::per_ip::IpSlot;
 use super::prepare::prepare;
@@ -138,6 +138,9 @@ async fn proxy(
     if !conn.shared.underscores_in_headers {
         drop_underscored(req.headers_mut());
     }
+    // An HTTP/2 WebSocket (extended CONNECT) is routed, judged and sent as
+    // the GET handshake it becomes.
+    websocket_connect(&mut req);
     let (mut ctx, declared) = match gate(conn, &req, grpc) {
         Ok(gated) => gated,
         Err(answered) => {
@@ -152,7 +155,7 @@ async fn proxy(
         let ctx = &ctx;
         let (request, client_upgrade) = prepare(conn, ctx, host, req)?;
         let sent = retry::send(conn, ctx, request, declared).await?;
-        Ok(respond(conn, ctx, sent, client_upgrade))
+        respond(conn, ctx, sent, client_upgrade).map_err(Answer::from)
     };
     let result = forwarded.await;
     result.map_err(|answer| Answered::on(&ctx.rule.route, answer))
@@ -190,8 +193,13 @@ fn gate(
 /// phase.
 fn route(conn: &Connection, req: &Request<Incoming>, grpc: bool) -> Result<RequestCtx, ProxyError> {
     if req.method() == Method::CONNECT {
-        // A forward-proxy tunnel, not a request for a route.
-        return Err(ProxyError::MethodNotAllowed);
+        // An extended CONNECT for another protocol than WebSocket names
+        // something the proxy does not implement; a plain one asks for a
+        // forward-proxy tunnel, not a route.
+        return Err(match req.extensions().get::<hyper::ext::Protocol>() {
+            Some(_) => ProxyError::ProtocolNotImplemented,
+            None => ProxyError::MethodNotAllowed,
+        });
     }
     if uri_len(req.uri()) > conn.shared.max_uri_bytes {
         return Err(ProxyError::UriTooLong);

@@ -56,6 +56,8 @@ async fn each_error_knows_its_side_retryability_and_status() {
         (ProxyError::UriTooLong, C, false, false, 414, "uri_too_long"),
         (ProxyError::AmbiguousPath, C, false, false, 400, "ambiguous_path"),
         (ProxyError::MethodNotAllowed, C, false, false, 405, "method_not_allowed"),
+        (ProxyError::ProtocolNotImplemented, C, false, false, 501, "protocol_not_implemented"),
+        (ProxyError::NotSwitched, U, false, false, 502, "upstream_not_switched"),
         (ProxyError::NoEndpoint("none".into()), P, false, false, 503, "no_endpoint"),
         (ProxyError::NoHealthyEndpoint, U, false, false, 503, "no_healthy_endpoint"),
         (ProxyError::Connect(refused()), U, true, true, 502, "connect_failed"),

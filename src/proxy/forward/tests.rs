@@ -225,3 +225,40 @@ fn only_te_trailers_is_read_as_accepting_trailers() {
         assert_eq!(accepts_trailers(&h), trailers, "TE: {te}");
     }
 }
+
+#[test]
+fn a_websocket_key_is_16_bytes_in_base64() {
+    // RFC 6455 §1.3's sample nonce.
+    assert_eq!(&base64_16(b"the sample nonce"), b"dGhlIHNhbXBsZSBub25jZQ==");
+    let (one, two) = (websocket_key(), websocket_key());
+    assert_eq!(one.len(), 24);
+    assert_ne!(one, two, "a fresh key each time");
+}
+
+#[test]
+fn only_an_http2_connect_for_websocket_becomes_a_get() {
+    let connect = |version, protocol: Option<&'static str>| {
+        let mut req = Request::connect("http://a.test/chat")
+            .version(version)
+            .body(())
+            .unwrap();
+        if let Some(protocol) = protocol {
+            req.extensions_mut().insert(Protocol::from_static(protocol));
+        }
+        req
+    };
+    let mut ws = connect(Version::HTTP_2, Some("WebSocket"));
+    assert!(websocket_connect(&mut ws));
+    assert_eq!(ws.method(), Method::GET);
+    assert!(ws.extensions().get::<WebSocketConnect>().is_some());
+    assert!(ws.extensions().get::<Protocol>().is_none());
+    for (version, protocol) in [
+        (Version::HTTP_2, None),
+        (Version::HTTP_2, Some("connect-udp")),
+        (Version::HTTP_11, Some("websocket")),
+    ] {
+        let mut other = connect(version, protocol);
+        assert!(!websocket_connect(&mut other), "{version:?} {protocol:?}");
+        assert_eq!(other.method(), Method::CONNECT);
+    }
+}

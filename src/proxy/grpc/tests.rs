@@ -159,6 +159,8 @@ fn every_proxy_made_failure_has_its_grpc_status() {
         (ProxyError::UriTooLong, Code::Internal),
         (ProxyError::AmbiguousPath, Code::Internal),
         (ProxyError::MethodNotAllowed, Code::Internal),
+        (ProxyError::ProtocolNotImplemented, Code::Unimplemented),
+        (ProxyError::NotSwitched, Code::Unavailable),
         (ProxyError::BadBody, Code::Internal),
     ];
     for (err, code) in cases {
