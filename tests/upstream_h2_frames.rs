@@ -79,6 +79,31 @@ async fn streams_above_a_goaway_last_stream_id_are_sent_again_whatever_the_metho
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_right_after_a_first_answer_share_its_connection() {
+    // The server's SETTINGS (no stream limit) come before its first
+    // answer, so every request sent after it fits on that connection. A
+    // pool that kept the limit it assumed before SETTINGS (one stream)
+    // dials more connections, though only when it read the limit before
+    // SETTINGS arrived: hence several fresh proxies, 16 requests each.
+    for attempt in 0..10 {
+        let server = RawH2Server::start(|conn| conn.serve()).await;
+        let proxy = Arc::new(Proxy::start(&h2c_route(&server)).await);
+        let reply = proxy.get(HOST, "/").await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let mut posts = JoinSet::new();
+        for _ in 0..16 {
+            let proxy = proxy.clone();
+            posts.spawn(async move { post(&proxy).await });
+        }
+        while let Some(reply) = posts.join_next().await {
+            let reply = reply.expect("client task");
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        }
+        assert_eq!(server.connections(), 1, "attempt {attempt}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_stream_is_sent_again_for_a_post() {
     // The first connection refuses its first request, then serves.
     let server = RawH2Server::start(|mut conn| async move {
