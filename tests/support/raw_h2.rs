@@ -118,14 +118,20 @@ impl RawH2Server {
 }
 
 /// One server connection, driven by a test's script. Writes that fail
-/// (the proxy has gone) are ignored: the next read then ends.
+/// (the proxy has gone) are ignored: the next read then ends. Reading
+/// ([`RawH2Conn::frame`], [`RawH2Conn::request`]) is cancel-safe, so a
+/// script may race it against a signal in `tokio::select!`.
 pub struct RawH2Conn {
     tcp: TcpStream,
+    /// Bytes read and not yet taken as frames.
+    buf: Vec<u8>,
     /// The connection's place in accept order, from 0.
     pub index: usize,
     stats: Arc<RawStats>,
     /// Streams whose request has begun but not ended.
     open: HashSet<u32>,
+    /// Requests begun on this connection.
+    requests: usize,
 }
 
 impl RawH2Conn {
@@ -141,25 +147,31 @@ impl RawH2Conn {
             .ok()?;
         Some(RawH2Conn {
             tcp,
+            buf: Vec::new(),
             index,
             stats,
             open: HashSet::new(),
+            requests: 0,
         })
     }
 
+    /// Requests begun (HEADERS received) on this connection.
+    pub fn requests(&self) -> usize {
+        self.requests
+    }
+
     /// The next frame, or `None` once the connection ends. SETTINGS and
-    /// PING are acknowledged here (and still returned).
+    /// PING are acknowledged here (and still returned); a frame is lost
+    /// only if cancelled while its acknowledgement is written.
     pub async fn frame(&mut self) -> Option<RawFrame> {
-        let mut head = [0u8; 9];
-        self.tcp.read_exact(&mut head).await.ok()?;
-        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-        let mut payload = vec![0u8; len];
-        self.tcp.read_exact(&mut payload).await.ok()?;
-        let frame = RawFrame {
-            kind: head[3],
-            flags: head[4],
-            stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
-            payload,
+        let frame = loop {
+            if let Some(frame) = self.parse() {
+                break frame;
+            }
+            // Cancel-safe: bytes read stay in `buf`.
+            if self.tcp.read_buf(&mut self.buf).await.ok()? == 0 {
+                return None;
+            }
         };
         let unacked = frame.flags & ACK == 0;
         match frame.kind {
@@ -170,14 +182,30 @@ impl RawH2Conn {
         Some(frame)
     }
 
+    /// Takes a whole frame off the front of `buf`, if there is one.
+    fn parse(&mut self) -> Option<RawFrame> {
+        let head: [u8; 9] = self.buf.get(..9)?.try_into().ok()?;
+        let end = 9 + u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let payload = self.buf.get(9..end)?.to_vec();
+        self.buf.drain(..end);
+        Some(RawFrame {
+            kind: head[3],
+            flags: head[4],
+            stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
+            payload,
+        })
+    }
+
     /// Waits until a request has arrived whole (its END_STREAM), and
-    /// gives its stream id; `None` once the connection ends.
+    /// gives its stream id; `None` once the connection ends. Cancel-safe
+    /// (see [`RawH2Conn::frame`]).
     pub async fn request(&mut self) -> Option<u32> {
         loop {
             let frame = self.frame().await?;
             let ends = frame.flags & END_STREAM != 0;
             match frame.kind {
                 H2_HEADERS if self.open.insert(frame.stream) => {
+                    self.requests += 1;
                     self.stats.requests.fetch_add(1, Ordering::SeqCst);
                 }
                 H2_HEADERS | H2_DATA => {}
