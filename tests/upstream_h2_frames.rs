@@ -34,9 +34,9 @@ async fn post(proxy: &Proxy) -> Reply {
 }
 
 /// A backend whose first connection answers stream 1, then holds every
-/// request after it until `go`, and then goes away (GOAWAY, last stream
-/// 1) without processing them; `held` is how many it held. Later
-/// connections serve.
+/// request after it until `go`, and then goes away without processing
+/// them (GOAWAY naming stream 1 as the last); `held` is how many it held.
+/// Later connections serve.
 async fn going_away_on_signal(go: Arc<Notify>, held: Arc<AtomicUsize>) -> RawH2Server {
     RawH2Server::start(move |mut conn| {
         let (go, held) = (go.clone(), held.clone());
