@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use arc_swap::ArcSwap;
+use futures::task::AtomicWaker;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tracing::debug;
@@ -51,6 +52,11 @@ struct State {
     /// When the last stream ended, in milliseconds since `born`: an
     /// atomic, so ending a stream takes no lock.
     idle_since_ms: AtomicU64,
+    /// The driver, woken once the server's SETTINGS are known to have
+    /// arrived (see [`Stream::answered`]).
+    driver: AtomicWaker,
+    /// Whether a response has arrived on the connection yet.
+    answered: AtomicBool,
 }
 
 impl State {
@@ -68,6 +74,19 @@ impl Stream {
     /// The connection's sender (a clone: sending needs it `&mut`).
     pub(super) fn sender(&self) -> http2::SendRequest<RequestBody> {
         self.0.tx.clone()
+    }
+
+    /// A response head arrived on this stream. The first on a connection
+    /// wakes its driver to read the server's stream limit: hyper runs the
+    /// connection itself in a task of its own, and the driver is otherwise
+    /// polled only when a request passes through it, so the limit would
+    /// stay [`INITIAL_MAX_STREAMS`] until the next request, and requests
+    /// arriving meanwhile would each dial a connection.
+    pub(super) fn answered(&self) {
+        let state = &self.0.state;
+        if !state.answered.load(Ordering::Relaxed) && !state.answered.swap(true, Ordering::AcqRel) {
+            state.driver.wake();
+        }
     }
 
     /// No more streams go on this connection (the server is going away).
@@ -210,6 +229,8 @@ pub(super) async fn handshake(up: &Upstreams, io: Io) -> Result<Arc<H2Conn>, Con
         closed: AtomicBool::new(false),
         born: Instant::now(),
         idle_since_ms: AtomicU64::new(0),
+        driver: AtomicWaker::new(),
+        answered: AtomicBool::new(false),
     });
     tokio::spawn(Driver {
         conn,
@@ -229,6 +250,7 @@ impl Future for Driver {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        this.state.driver.register(cx.waker());
         let polled = Pin::new(&mut this.conn).poll(cx);
         let max = this.conn.current_max_send_streams();
         this.state.max.store(max, Ordering::Release);

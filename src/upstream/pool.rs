@@ -354,6 +354,7 @@ fn h2_sent(
 ) -> Sent {
     let mut err = match sent {
         Ok(response) => {
+            stream.answered();
             let lease = Lease::H2 { _stream: stream };
             return Sent::Response(response.map(|body| ResponseBody::new(body, lease)));
         }

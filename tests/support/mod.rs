@@ -12,6 +12,8 @@
 //!   connection, and `Reply` / `Echo` to assert on.
 //! - `raw`: `RawConn` / `raw_status`, a plain TCP client for what hyper's
 //!   client will not send (bad framing, bad Host, slow or silent clients).
+//! - `raw_h2`: `RawH2Server`, an HTTP/2 backend written frame by frame for
+//!   scripted misbehaviour (GOAWAY, refused or reset streams, cut responses).
 //! - `routes`: `RouteDoc` / `Rule` / `Match` builders that render
 //!   `LoadBalancerRoute` YAML, so tests state intent rather than indentation.
 //! - `tls`: `Pki`, an rcgen test CA issuing leaf, wildcard, expired and
@@ -34,6 +36,7 @@ pub mod kube_source;
 pub mod netns;
 mod proxy;
 mod raw;
+mod raw_h2;
 mod routes;
 mod tls;
 mod tls_client;
@@ -47,6 +50,8 @@ pub use h2_backend::*;
 pub use proxy::*;
 #[allow(unused_imports)]
 pub use raw::*;
+#[allow(unused_imports)]
+pub use raw_h2::*;
 // Each test binary uses its own part of the harness.
 #[allow(unused_imports)]
 pub use routes::*;
