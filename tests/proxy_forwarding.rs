@@ -5,10 +5,8 @@
 mod support;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use http::{Method, Request, Response, StatusCode, Version};
 use support::*;
-use tokio_tungstenite::tungstenite::Message;
 
 /// A proxy sending everything (any host, any path) to one echo backend.
 async fn echo_proxy() -> (Backend, Proxy) {
@@ -433,31 +431,7 @@ async fn websocket_text_and_binary_messages_echo_through_the_proxy() {
     .expect("websocket handshake through the proxy");
     assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
 
-    ws.send(Message::text("hello mango")).await.unwrap();
-    let got = within("text echo", ws.next())
-        .await
-        .expect("stream ended")
-        .unwrap();
-    assert_eq!(got, Message::text("hello mango"));
-
-    let bin: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    ws.send(Message::binary(bin.clone())).await.unwrap();
-    let got = within("binary echo", ws.next())
-        .await
-        .expect("stream ended")
-        .unwrap();
-    assert_eq!(got, Message::binary(bin));
-
-    for i in 0..10 {
-        ws.send(Message::text(format!("msg {i}"))).await.unwrap();
-    }
-    for i in 0..10 {
-        let got = within("pipelined echo", ws.next())
-            .await
-            .expect("stream ended")
-            .unwrap();
-        assert_eq!(got, Message::text(format!("msg {i}")));
-    }
+    assert_websocket_echoes(&mut ws).await;
     ws.close(None).await.unwrap();
 }
 

@@ -13,7 +13,6 @@ use http::{Response, StatusCode};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message;
 
 use support::*;
@@ -24,23 +23,11 @@ const HOST: &str = "www.mango.com";
 /// The ALPN protocol each TLS connection negotiated, in accept order.
 type Negotiated = Arc<Mutex<Vec<String>>>;
 
-/// A TLS server for `api.test` preferring `h2`, then `http/1.1`.
-fn acceptor(cert: &Cert) -> TlsAcceptor {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der()], cert.key_der())
-        .expect("server certificate");
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    TlsAcceptor::from(Arc::new(config))
-}
-
 /// A TLS backend that answers HTTP/2 requests `200` and echoes WebSocket
 /// messages on HTTP/1.1, recording what each connection negotiated.
 async fn tls_websocket_backend(pki: &Pki) -> (Backend, Negotiated) {
-    let acceptor = acceptor(&pki.leaf(&[NAME]));
+    // Preferring h2, then http/1.1.
+    let acceptor = pki.leaf(&[NAME]).acceptor(&[b"h2", b"http/1.1"]);
     let negotiated = Negotiated::default();
     let record = negotiated.clone();
     let backend = Backend::raw("wss", move |tcp| {
@@ -68,21 +55,6 @@ async fn serve_h2(tls: TlsStream<tokio::net::TcpStream>) {
     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(tls), service)
         .await;
-}
-
-/// Accepts a WebSocket handshake and echoes text and binary messages.
-async fn echo_websocket(tls: TlsStream<tokio::net::TcpStream>) {
-    let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
-        return;
-    };
-    while let Some(Ok(msg)) = ws.next().await {
-        if msg.is_close() {
-            return;
-        }
-        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
-            return;
-        }
-    }
 }
 
 /// Routes to `backend` over HTTPS, verified against `pki`'s CA.

@@ -44,7 +44,7 @@ async fn websocket_messages_echo_through_an_h2c_extended_connect() {
     ] {
         assert!(!headers.contains_key(name), "{name} in {headers:?}");
     }
-    assert_echoes(&mut ws).await;
+    assert_websocket_echoes(&mut ws).await;
     ws.close(None).await.unwrap();
 }
 
@@ -55,8 +55,8 @@ async fn two_websockets_share_one_http2_connection() {
     let url = "http://www.mango.com/ws/chat";
     let (_, mut one) = open(&mut tx, connect(url, Some("websocket"))).await;
     let (_, mut two) = open(&mut tx, connect(url, Some("WebSocket"))).await;
-    assert_echoes(&mut two).await;
-    assert_echoes(&mut one).await;
+    assert_websocket_echoes(&mut two).await;
+    assert_websocket_echoes(&mut one).await;
     let reply = status_of(
         &mut tx,
         Request::get("http://www.mango.com/ws/x")
@@ -123,7 +123,7 @@ async fn a_rules_firewall_refuses_a_websocket_connect() {
         connect("http://www.mango.com/chat", Some("websocket")),
     )
     .await;
-    assert_echoes(&mut ws).await;
+    assert_websocket_echoes(&mut ws).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,7 +140,7 @@ async fn a_get_only_rule_matches_a_websocket_connect() {
         connect("http://www.mango.com/ws", Some("websocket")),
     )
     .await;
-    assert_echoes(&mut ws).await;
+    assert_websocket_echoes(&mut ws).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +218,7 @@ async fn websocket_messages_echo_over_an_http2_tls_connection() {
     let mut tx = h2_over(conn.stream).await;
     let req = connect("https://a.example.test/chat", Some("websocket"));
     let (_, mut ws) = open(&mut tx, req).await;
-    assert_echoes(&mut ws).await;
+    assert_websocket_echoes(&mut ws).await;
     ws.close(None).await.unwrap();
 }
 
@@ -257,7 +257,7 @@ async fn a_websocket_over_http2_outlives_its_connections_idle_shutdown() {
         async move { closed }
     })
     .await;
-    assert_echoes(&mut ws).await;
+    assert_websocket_echoes(&mut ws).await;
     ws.close(None).await.unwrap();
 }
 
@@ -274,7 +274,7 @@ async fn a_websocket_over_http2_works_while_draining_and_closes_at_the_deadline(
     )
     .await;
     proxy.begin_shutdown().await;
-    assert_echoes(&mut ws).await;
+    assert_websocket_echoes(&mut ws).await;
     proxy.wait_stopped().await.expect("a clean stop");
     let end = within("the tunnel to close", ws.next()).await;
     assert!(
@@ -300,7 +300,7 @@ async fn a_websocket_connect_reaches_an_https_backend_over_http1() {
         connect("http://www.mango.com/chat", Some("websocket")),
     )
     .await;
-    assert_echoes(&mut ws).await;
+    assert_websocket_echoes(&mut ws).await;
     let negotiated = within("the backend's handshake", alpn.recv())
         .await
         .expect("one");

@@ -277,22 +277,28 @@ impl Backend {
 
     /// A WebSocket server echoing every text and binary message.
     pub async fn websocket(name: &str) -> Backend {
-        use futures_util::{SinkExt, StreamExt};
-        Backend::raw(name, |stream| async move {
-            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                return;
-            };
-            while let Some(Ok(msg)) = ws.next().await {
-                if msg.is_close() {
-                    return;
-                }
-                // Pings are answered by tungstenite itself; echo data only.
-                if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await
+        Backend::raw(name, echo_websocket).await
+    }
+}
+
+/// Accepts a WebSocket handshake on `stream` and echoes every text and
+/// binary message until the client closes.
+pub async fn echo_websocket<S>(stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    while let Some(Ok(msg)) = ws.next().await {
+        if msg.is_close() {
+            return;
+        }
+        // Pings are answered by tungstenite itself; echo data only.
+        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+            return;
+        }
     }
 }
 

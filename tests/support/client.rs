@@ -291,3 +291,28 @@ pub fn refused_addr() -> SocketAddr {
         .push(socket);
     addr
 }
+
+/// Text and binary messages sent on `ws` come back unchanged, also ten
+/// sent back to back.
+pub async fn assert_websocket_echoes<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut echo = async |what: &str, sent: Message| {
+        ws.send(sent.clone()).await.unwrap();
+        let got = within(what, ws.next()).await.expect("open").unwrap();
+        assert_eq!(got, sent);
+    };
+    echo("text echo", Message::text("hello mango")).await;
+    let bin: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    echo("binary echo", Message::binary(bin)).await;
+    for i in 0..10 {
+        ws.send(Message::text(format!("msg {i}"))).await.unwrap();
+    }
+    for i in 0..10 {
+        let got = within("pipelined echo", ws.next()).await.expect("open");
+        assert_eq!(got.unwrap(), Message::text(format!("msg {i}")));
+    }
+}

@@ -113,6 +113,20 @@ impl Pki {
 }
 
 impl Cert {
+    /// A TLS server config for this certificate offering `alpn` (in
+    /// preference order).
+    pub fn acceptor(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![self.der()], self.key_der())
+            .expect("server certificate");
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+    }
+
     /// The certificate (DER).
     pub fn der(&self) -> CertificateDer<'static> {
         self.der.clone()

@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{
     Request as WsRequest, Response as WsResponse,
 };
 
-use crate::support::{Backend, Pki};
+use crate::support::{echo_websocket, Backend, Pki};
 
 /// A WebSocket backend that reports each handshake's headers and picks
 /// the `chat` subprotocol.
@@ -47,15 +47,7 @@ pub async fn tls_websocket_backend(
     pki: &Pki,
 ) -> (Backend, mpsc::UnboundedReceiver<Option<Vec<u8>>>) {
     let cert = pki.leaf(&["api.test"]);
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der()], cert.key_der())
-        .expect("server certificate");
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let acceptor = cert.acceptor(&[b"h2", b"http/1.1"]);
     let (alpn_tx, alpn) = mpsc::unbounded_channel();
     let backend = Backend::raw("tls-ws", move |stream| {
         let (acceptor, alpn_tx) = (acceptor.clone(), alpn_tx.clone());
@@ -64,14 +56,7 @@ pub async fn tls_websocket_backend(
                 return;
             };
             let _ = alpn_tx.send(tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec));
-            let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
-                return;
-            };
-            while let Some(Ok(msg)) = ws.next().await {
-                if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
-                    return;
-                }
-            }
+            echo_websocket(tls).await;
         }
     })
     .await;

@@ -1,7 +1,6 @@
 //! The HTTP/2 client side: connections that wait for the proxy's SETTINGS,
 //! extended CONNECT requests, and WebSockets over the tunnels they open.
 
-use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, Method, Request, StatusCode};
 use hyper::client::conn::http2::SendRequest;
 use hyper::ext::Protocol;
@@ -10,7 +9,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::support::{empty, within, Proxy, TestBody};
@@ -104,28 +102,4 @@ pub async fn open(tx: &mut Sender, req: Request<TestBody>) -> (HeaderMap, Socket
         .expect("an upgraded stream");
     let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
     (headers, socket)
-}
-
-/// Text and binary messages go out and come back unchanged.
-pub async fn assert_echoes(ws: &mut Socket) {
-    ws.send(Message::text("hello mango")).await.unwrap();
-    let got = within("text echo", ws.next()).await.expect("open").unwrap();
-    assert_eq!(got, Message::text("hello mango"));
-    let bin: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    ws.send(Message::binary(bin.clone())).await.unwrap();
-    let got = within("binary echo", ws.next())
-        .await
-        .expect("open")
-        .unwrap();
-    assert_eq!(got, Message::binary(bin));
-    for i in 0..10 {
-        ws.send(Message::text(format!("msg {i}"))).await.unwrap();
-    }
-    for i in 0..10 {
-        let got = within("pipelined echo", ws.next())
-            .await
-            .expect("open")
-            .unwrap();
-        assert_eq!(got, Message::text(format!("msg {i}")));
-    }
 }
