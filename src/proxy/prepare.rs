@@ -81,17 +81,17 @@ pub fn prepare<'r>(
             .headers
             .insert(header::TE, HeaderValue::from_static("trailers"));
     }
-    let path_and_query = rewrite(&mut parts, policy, ctx.prefix_len)?;
-    let picked = ctx
-        .rule
-        .backends
-        .pick(&PickContext {
-            client: ctx.client,
-            headers: &parts.headers,
-            query: path_and_query.as_ref().and_then(|pq| pq.query()),
-            now: ctx.started,
-        })
-        .map_err(ProxyError::from)?;
+    let (path_and_query, picked) = match rewrite_and_pick(&mut parts, ctx) {
+        Ok(chosen) => chosen,
+        Err(err) => {
+            // Answered unsent: a gRPC call's body is read to its end, so
+            // h2 does not count its late DATA against the client.
+            if ctx.grpc {
+                super::grpc::linger(body);
+            }
+            return Err(err);
+        }
+    };
     match &policy.host_rewrite {
         Some(HostRewrite::Hostname(name)) => {
             parts.headers.insert(header::HOST, name.clone());
@@ -114,6 +114,22 @@ pub fn prepare<'r>(
         picked,
     };
     Ok((prepared, client_upgrade))
+}
+
+/// The rewrites (see [`rewrite`]), then the first pick, which sees the
+/// rewritten headers and query.
+fn rewrite_and_pick<'r>(
+    parts: &mut Parts,
+    ctx: &'r RequestCtx,
+) -> Result<(Option<PathAndQuery>, Picked<'r>), ProxyError> {
+    let path_and_query = rewrite(parts, &ctx.rule.policy, ctx.prefix_len)?;
+    let picked = ctx.rule.backends.pick(&PickContext {
+        client: ctx.client,
+        headers: &parts.headers,
+        query: path_and_query.as_ref().and_then(|pq| pq.query()),
+        now: ctx.started,
+    })?;
+    Ok((path_and_query, picked))
 }
 
 /// Path and query rewrites (returning the new path-and-query; untouched

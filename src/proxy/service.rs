@@ -35,7 +35,7 @@ use super::retry;
 use super::tls::TlsConn;
 use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::retry::is_idempotent;
-use crate::table::{Backends, SharedTable};
+use crate::table::SharedTable;
 use crate::upstream::Upstreams;
 
 /// State shared by every connection of one proxy.
@@ -177,13 +177,6 @@ fn gate(
     let declared = admit(&ctx, req).map_err(|err| on_route(err.into()))?;
     if let Some(answer) = answer(&ctx, req) {
         return Err(on_route(answer));
-    }
-    // A rule with no endpoint at all fails its pick in prepare, which
-    // consumes the request; a gRPC call is answered here instead, so its
-    // body can still be read to its end (`grpc::linger`).
-    if let (true, Backends::Unavailable { reason }) = (grpc, &ctx.rule.backends) {
-        let none = ProxyError::NoEndpoint(reason.clone());
-        return Err(on_route(none.into()));
     }
     Ok((ctx, declared))
 }
