@@ -117,10 +117,12 @@ struct Tried {
     now: Instant,
 }
 
-type Elapsed = tokio::time::error::Elapsed;
+/// The wait for a response head ran out of time.
+#[derive(Debug)]
+struct TimedOut;
 
 /// What waiting for a try's response head gives.
-type TryResult = Result<Result<Response<ResponseBody>, SendError>, Elapsed>;
+type TryResult = Result<Result<Response<ResponseBody>, SendError>, TimedOut>;
 
 mod outcome;
 
@@ -417,28 +419,32 @@ fn next_target<'r>(rule: &'r Rule, cx: &PickContext<'_>, tried: &[&Target]) -> O
 
 /// Waits for the response head. The timeout starts once the request body
 /// has been sent whole, so a slow upload is not mistaken for a slow backend;
-/// the `total` deadline, when set, bounds the whole wait.
+/// the `total` deadline, when set, bounds the whole wait. One timer, reset
+/// when the body is sent, and `response` pinned once where it is: no
+/// nested timeouts, each holding (and moving) a copy of the future.
 async fn await_response<F: std::future::Future>(
     response: F,
-    body_sent: Option<oneshot::Receiver<()>>,
+    mut body_sent: Option<oneshot::Receiver<()>>,
     timeout: std::time::Duration,
     total: Option<Instant>,
-) -> Result<F::Output, Elapsed> {
-    let head = async move {
-        let Some(body_sent) = body_sent else {
-            return tokio::time::timeout(timeout, response).await;
-        };
-        tokio::pin!(response);
-        tokio::select! {
-            out = &mut response => Ok(out),
-            _ = body_sent => tokio::time::timeout(timeout, response).await,
-        }
+) -> Result<F::Output, TimedOut> {
+    let head_due = |now: Instant| total.map_or(now + timeout, |at| at.min(now + timeout));
+    let (due, mut armed) = match (&body_sent, total) {
+        (None, _) => (head_due(Instant::now()), true),
+        (Some(_), Some(at)) => (at, true),
+        (Some(_), None) => (Instant::now(), false),
     };
-    match total {
-        None => head.await,
-        Some(at) => match tokio::time::timeout_at(at, head).await {
-            Ok(result) => result,
-            Err(elapsed) => Err(elapsed),
-        },
+    let mut response = std::pin::pin!(response);
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(due));
+    loop {
+        tokio::select! {
+            out = response.as_mut() => return Ok(out),
+            () = timer.as_mut(), if armed => return Err(TimedOut),
+            _ = async { body_sent.as_mut().expect("guarded").await }, if body_sent.is_some() => {
+                body_sent = None;
+                timer.as_mut().reset(head_due(Instant::now()));
+                armed = true;
+            }
+        }
     }
 }

@@ -150,15 +150,24 @@ async fn proxy(
             return Err(answered);
         }
     };
-    let forwarded = async {
-        let host = ctx.host.take();
-        let ctx = &ctx;
-        let (request, client_upgrade) = prepare(conn, ctx, host, req)?;
-        let sent = retry::send(conn, ctx, request, declared).await?;
-        respond(conn, ctx, sent, client_upgrade).map_err(Answer::from)
-    };
-    let result = forwarded.await;
+    let host = ctx.host.take();
+    let result = forward(conn, &ctx, host, req, declared).await;
     result.map_err(|answer| Answered::on(&ctx.rule.route, answer))
+}
+
+/// The phases that forward: prepare, send (with retries) and respond.
+/// (An `async fn` awaited in place, not an `async` block held in a local
+/// first: that would store the large future twice in `proxy`'s own.)
+async fn forward(
+    conn: &Arc<Connection>,
+    ctx: &RequestCtx,
+    host: Option<HeaderValue>,
+    req: Request<Incoming>,
+    declared: Option<u64>,
+) -> Result<Response<ProxyBody>, Answer> {
+    let (request, client_upgrade) = prepare(conn, ctx, host, req)?;
+    let sent = retry::send(conn, ctx, request, declared).await?;
+    respond(conn, ctx, sent, client_upgrade).map_err(Answer::from)
 }
 
 /// The phases that may answer before anything is sent: route, the HTTPS

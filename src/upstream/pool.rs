@@ -162,18 +162,21 @@ impl EndpointPool {
         if let Some(tx) = self.h1.pop(up.idle_timeout) {
             return Ok(Conn::H1 { tx, pooled: true });
         }
+        // Dialling (TCP, TLS, an HTTP/2 handshake) is boxed: it is rare,
+        // and inline it would make every request's future kilobytes larger
+        // (and every move of it a large copy).
         if !h2 {
-            return match self.dial(up, upgrade, timeout).await? {
+            return match Box::pin(self.dial(up, upgrade, timeout)).await? {
                 Dialed::H1(tx) => Ok(Conn::H1 { tx, pooled: false }),
                 Dialed::H2(conn) => Ok(Conn::H2(self.h2.add(conn))),
             };
         }
-        let dialled = self.h2.lease_or_dial(async {
+        let dialled = Box::pin(self.h2.lease_or_dial(async {
             Ok(match self.dial(up, false, timeout).await? {
                 Dialed::H2(conn) => Ok(conn),
                 Dialed::H1(tx) => Err(tx),
             })
-        });
+        }));
         match dialled.await? {
             Gated::Stream(stream) => Ok(Conn::H2(stream)),
             Gated::Other(tx) => Ok(Conn::H1 { tx, pooled: false }),
