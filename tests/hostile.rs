@@ -200,6 +200,61 @@ async fn a_slowloris_trickling_its_head_is_cut_off_at_the_header_timeout() {
     still_serves(&proxy).await;
 }
 
+/// hyper's header-read timer covers every head of a kept-alive
+/// connection, not only the first (which the accept loop's own deadline
+/// also covers): the idle timeout (75 s) would otherwise be the only
+/// bound on a second head trickled forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_trickling_its_second_head_on_a_kept_alive_connection_is_cut_off() {
+    let (_backend, seen, proxy) = recording_proxy_serving(ServeOptions {
+        client_header_timeout: Duration::from_millis(300),
+        ..ServeOptions::default()
+    })
+    .await;
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut read, mut write) = tcp.into_split();
+    write
+        .write_all(b"GET /a/first HTTP/1.1\r\nHost: www.rec.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    within("the first answer", async {
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(b"\r\n\r\nok") {
+            let n = read.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "closed before the first answer: {:?}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert_eq!(*seen.lock().unwrap(), ["/a/first"]);
+    let trickle = async move {
+        let head = b"GET /a/second HTTP/1.1\r\nHost: www.rec.test\r\nX-Slow: ";
+        let mut pace = tokio::time::interval(Duration::from_millis(20));
+        let mut next: &[u8] = head;
+        while write.write_all(next).await.is_ok() {
+            pace.tick().await;
+            next = b"s";
+        }
+    };
+    let closed = async move {
+        let mut byte = [0u8; 1];
+        while read.read(&mut byte).await.unwrap_or(0) > 0 {}
+    };
+    within("the second head's slowloris to be cut off", async {
+        tokio::select! {
+            _ = trickle => {},
+            () = closed => {},
+        }
+    })
+    .await;
+    still_serves(&proxy).await;
+}
+
 // === oversized request parts ===
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
