@@ -145,35 +145,63 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// names. With `keep_upgrade`, `Connection: upgrade` and `Upgrade` survive so
 /// a protocol switch reaches the other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // One pass over the names, no hashing: most messages carry none of
+    // them, or only `Connection`.
+    let found = hop_by_hop_present(headers);
+    if found == 0 {
+        return;
+    }
     // `Connection: upgrade` names the Upgrade header itself; keep its value.
-    let upgrade = if keep_upgrade {
+    let upgrade = if keep_upgrade && found & UPGRADE_BIT != 0 {
         headers.get(header::UPGRADE).cloned()
     } else {
         None
     };
-    // Names listed in Connection are rare; collect them only when present.
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in &listed {
-        headers.remove(name);
+    if found & 1 != 0 {
+        // Names listed in Connection are rare; collect them only when present.
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in &listed {
+            headers.remove(name);
+        }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if found & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
     match upgrade {
         Some(protocol) => {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(header::UPGRADE, protocol);
         }
-        None => {
+        None if found & UPGRADE_BIT != 0 => {
             headers.remove(header::UPGRADE);
         }
+        None => {}
     }
+}
+
+/// The bit of `Upgrade` in [`hop_by_hop_present`]'s answer (bit `i` is
+/// `HOP_BY_HOP[i]`; `Connection` is bit 0).
+const UPGRADE_BIT: u16 = 1 << HOP_BY_HOP.len();
+
+/// Which hop-by-hop headers `headers` has, as bits.
+fn hop_by_hop_present(headers: &HeaderMap) -> u16 {
+    let mut found = 0;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            found |= 1 << i;
+        } else if name == header::UPGRADE {
+            found |= UPGRADE_BIT;
+        }
+    }
+    found
 }
 
 /// The hop this proxy adds to a request on its way to a backend.
