@@ -157,7 +157,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     } else {
         None
     };
-    if found & 1 != 0 {
+    if found & CONNECTION_BIT != 0 {
         // Names listed in Connection are rare; collect them only when present.
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -187,8 +187,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// The bit of `Upgrade` in [`hop_by_hop_present`]'s answer (bit `i` is
-/// `HOP_BY_HOP[i]`; `Connection` is bit 0).
+/// The bit of `Connection` in [`hop_by_hop_present`]'s answer (bit `i`
+/// is `HOP_BY_HOP[i]`, and `Connection` is its first).
+const CONNECTION_BIT: u16 = 1;
+/// The bit of `Upgrade` there, past those of `HOP_BY_HOP`.
 const UPGRADE_BIT: u16 = 1 << HOP_BY_HOP.len();
 
 /// Which hop-by-hop headers `headers` has, as bits.

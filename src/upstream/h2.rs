@@ -250,7 +250,11 @@ impl Future for Driver {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        this.state.driver.register(cx.waker());
+        // The waker serves one wake-up, at the first response
+        // (`Stream::answered`): registered until then, not on every poll.
+        if !this.state.answered.load(Ordering::Acquire) {
+            this.state.driver.register(cx.waker());
+        }
         let polled = Pin::new(&mut this.conn).poll(cx);
         let max = this.conn.current_max_send_streams();
         this.state.max.store(max, Ordering::Release);
