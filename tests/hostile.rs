@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use support::*;
 use switchyard::proxy::ServeOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 /// The paths a backend was asked for, in order.
@@ -174,29 +175,8 @@ async fn a_slowloris_trickling_its_head_is_cut_off_at_the_header_timeout() {
     })
     .await;
     let tcp = TcpStream::connect(proxy.addr).await.unwrap();
-    let (mut read, mut write) = tcp.into_split();
-    let trickle = async move {
-        // One byte of an endless header every 20 ms: each well within the
-        // timeout, the head never complete. Ends when a write fails.
-        let head = b"GET /a HTTP/1.1\r\nHost: x.test\r\nX-Slow: ";
-        let mut pace = tokio::time::interval(Duration::from_millis(20));
-        let mut next: &[u8] = head;
-        while write.write_all(next).await.is_ok() {
-            pace.tick().await;
-            next = b"s";
-        }
-    };
-    let closed = async move {
-        let mut byte = [0u8; 1];
-        while read.read(&mut byte).await.unwrap_or(0) > 0 {}
-    };
-    within("the slowloris to be cut off", async {
-        tokio::select! {
-            _ = trickle => {},
-            () = closed => {},
-        }
-    })
-    .await;
+    let (read, write) = tcp.into_split();
+    trickle_until_cut(read, write, b"GET /a HTTP/1.1\r\nHost: x.test\r\nX-Slow: ").await;
     still_serves(&proxy).await;
 }
 
@@ -232,10 +212,19 @@ async fn a_slowloris_trickling_its_second_head_on_a_kept_alive_connection_is_cut
     })
     .await;
     assert_eq!(*seen.lock().unwrap(), ["/a/first"]);
+    let head = b"GET /a/second HTTP/1.1\r\nHost: www.rec.test\r\nX-Slow: ";
+    trickle_until_cut(read, write, head).await;
+    still_serves(&proxy).await;
+}
+
+/// Sends `head`, then one byte of an endless header every 20 ms (each
+/// well within the header timeout, the head never complete), until the
+/// proxy closes the connection (a read ends or a write fails), which must
+/// happen within the harness deadline.
+async fn trickle_until_cut(mut read: OwnedReadHalf, mut write: OwnedWriteHalf, head: &[u8]) {
     let trickle = async move {
-        let head = b"GET /a/second HTTP/1.1\r\nHost: www.rec.test\r\nX-Slow: ";
         let mut pace = tokio::time::interval(Duration::from_millis(20));
-        let mut next: &[u8] = head;
+        let mut next = head;
         while write.write_all(next).await.is_ok() {
             pace.tick().await;
             next = b"s";
@@ -245,14 +234,13 @@ async fn a_slowloris_trickling_its_second_head_on_a_kept_alive_connection_is_cut
         let mut byte = [0u8; 1];
         while read.read(&mut byte).await.unwrap_or(0) > 0 {}
     };
-    within("the second head's slowloris to be cut off", async {
+    within("the slowloris to be cut off", async {
         tokio::select! {
-            _ = trickle => {},
+            () = trickle => {},
             () = closed => {},
         }
     })
     .await;
-    still_serves(&proxy).await;
 }
 
 // === oversized request parts ===

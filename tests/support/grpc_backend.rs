@@ -57,15 +57,7 @@ impl GrpcBackend {
 
     /// A gRPC server over TLS presenting `cert`, ALPN `h2`.
     pub async fn tls(name: &str, cert: &Cert) -> GrpcBackend {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der()], cert.key_der())
-            .expect("backend certificate");
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        GrpcBackend::start(name, Some(TlsAcceptor::from(Arc::new(config)))).await
+        GrpcBackend::start(name, Some(cert.acceptor(&[b"h2"]))).await
     }
 
     async fn start(name: &str, tls: Option<TlsAcceptor>) -> GrpcBackend {

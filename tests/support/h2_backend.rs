@@ -16,7 +16,6 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-use tokio_rustls::TlsAcceptor;
 
 use super::*;
 
@@ -66,7 +65,7 @@ impl H2Backend {
         let acceptor = options
             .tls
             .as_ref()
-            .map(|(cert, alpn)| acceptor(cert, alpn));
+            .map(|(cert, alpn)| cert.acceptor(&alpn.iter().map(Vec::as_slice).collect::<Vec<_>>()));
         let (name_owned, counts_conn) = (Arc::<str>::from(name), counts.clone());
         let backend = Backend::raw_on(listener, name, move |tcp: TcpStream| {
             let (name, counts, options) =
@@ -102,19 +101,6 @@ impl H2Backend {
     pub fn max_per_connection(&self) -> usize {
         self.counts.max_per_connection.load(Ordering::SeqCst)
     }
-}
-
-fn acceptor(cert: &Cert, alpn: &[Vec<u8>]) -> TlsAcceptor {
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.der()], cert.key_der())
-    .expect("server certificate");
-    config.alpn_protocols = alpn.to_vec();
-    TlsAcceptor::from(Arc::new(config))
 }
 
 /// Serves one connection: HTTP/2 only when `h2`, else HTTP/1.1 only.
