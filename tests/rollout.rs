@@ -31,8 +31,10 @@ const MIN_PER_STEP: usize = 50;
 /// How long an old backend must see no new request to count as drained.
 const QUIET: Duration = Duration::from_millis(250);
 
-/// `LOOPS` client loops sending GETs through the proxy at `addr` on one
-/// pooled keep-alive client, each recording every outcome.
+/// `LOOPS` client loops sending GETs through the proxy at `addr`, each on
+/// a keep-alive connection of its own (a new one after an error), each
+/// recording every outcome. One connection per loop, with no client pool
+/// in between: a request that hangs can only be the proxy's doing.
 struct Load {
     stop: Arc<AtomicBool>,
     done: Arc<AtomicUsize>,
@@ -43,30 +45,27 @@ impl Load {
     fn start(addr: SocketAddr) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicUsize::new(0));
-        let client = http1_client();
         let started = Instant::now();
         let loops = (0..LOOPS)
             .map(|_| {
-                let (stop, done, client) = (stop.clone(), done.clone(), client.clone());
+                let (stop, done) = (stop.clone(), done.clone());
                 tokio::spawn(async move {
                     let mut seen = Vec::new();
+                    let mut conn: Option<H1Conn> = None;
                     while !stop.load(Ordering::SeqCst)
                         && seen.len() < MAX_PER_LOOP
                         && started.elapsed() < MAX_LOAD
                     {
-                        let req = http::Request::get(format!("http://{addr}/"))
-                            .header(http::header::HOST, HOST)
-                            .body(empty())
-                            .unwrap();
-                        let outcome =
-                            match tokio::time::timeout(DEADLINE, client.request(req)).await {
-                                Ok(Ok(resp)) => {
-                                    let reply = Reply::collect(resp).await;
-                                    reply.status.as_str().to_owned()
-                                }
-                                Ok(Err(e)) => format!("client error: {e:?}"),
-                                Err(_) => "client timeout".to_owned(),
-                            };
+                        let at = started.elapsed();
+                        let outcome = match tokio::time::timeout(DEADLINE, get(addr, &mut conn)).await
+                        {
+                            Ok(outcome) => outcome,
+                            Err(_) => {
+                                eprintln!("a request sent {at:?} into the load got no answer within {DEADLINE:?}");
+                                conn = None;
+                                "client timeout".to_owned()
+                            }
+                        };
                         seen.push(outcome);
                         done.fetch_add(1, Ordering::SeqCst);
                     }
@@ -97,6 +96,34 @@ impl Load {
             }
         }
         counts
+    }
+}
+
+/// One GET on `conn` (connected first when there is none or it closed):
+/// the response status, or what went wrong. A failed connection is
+/// dropped, so the next request gets a new one.
+async fn get(addr: SocketAddr, conn: &mut Option<H1Conn>) -> String {
+    if !conn.as_ref().is_some_and(H1Conn::is_open) {
+        let connected = match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => H1Conn::handshake(stream).await,
+            Err(e) => return format!("connect error: {e}"),
+        };
+        match connected {
+            Ok(c) => *conn = Some(c),
+            Err(e) => return format!("handshake error: {e:?}"),
+        }
+    }
+    let c = conn.as_mut().expect("connected above");
+    let req = http::Request::get("/")
+        .header(http::header::HOST, HOST)
+        .body(empty())
+        .unwrap();
+    match c.send_unbounded(req).await {
+        Ok(resp) => Reply::collect(resp).await.status.as_str().to_owned(),
+        Err(e) => {
+            *conn = None;
+            format!("client error: {e:?}")
+        }
     }
 }
 
