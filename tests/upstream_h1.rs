@@ -97,10 +97,10 @@ async fn head_and_no_content_answers_give_their_connection_back() {
 
 /// Answers each connection's first request with keep-alive, then closes
 /// the connection: the proxy's pooled connection is dead when it is next
-/// used. Counts the bodies it received.
-async fn answers_once_then_closes(bodies: Arc<AtomicUsize>) -> Backend {
+/// used. Counts the bodies it received, and the connections it closed.
+async fn answers_once_then_closes(bodies: Arc<AtomicUsize>, closed: Arc<AtomicUsize>) -> Backend {
     Backend::raw("closer", move |mut tcp| {
-        let bodies = bodies.clone();
+        let (bodies, closed) = (bodies.clone(), closed.clone());
         async move {
             let mut head = Vec::new();
             let mut byte = [0u8; 1];
@@ -122,6 +122,7 @@ async fn answers_once_then_closes(bodies: Arc<AtomicUsize>) -> Backend {
             let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
             let _ = tcp.write_all(reply).await;
             let _ = tcp.shutdown().await;
+            closed.fetch_add(1, Ordering::SeqCst);
         }
     })
     .await
@@ -129,12 +130,18 @@ async fn answers_once_then_closes(bodies: Arc<AtomicUsize>) -> Backend {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_after_the_backend_closed_the_pooled_connection_is_sent_once_on_a_new_one() {
-    let bodies = Arc::new(AtomicUsize::new(0));
-    let backend = answers_once_then_closes(bodies.clone()).await;
+    let (bodies, closed) = (Arc::default(), Arc::new(AtomicUsize::new(0)));
+    let backend = answers_once_then_closes(Arc::clone(&bodies), closed.clone()).await;
     // No retries: a POST is never retried; it is sent again only because
     // the closed connection never took it.
     let proxy = Proxy::start(&mango(&backend)).await;
     for i in 1..=5 {
+        // Sent once the backend has closed the connection of the last one
+        // (its FIN sent), not while it might still be closing it.
+        wait_until("the backend to close", DEADLINE, || async {
+            closed.load(Ordering::SeqCst) == i - 1
+        })
+        .await;
         let req = request(&proxy, Method::POST, "www.mango.com", "/")
             .body(full("payload"))
             .unwrap();
