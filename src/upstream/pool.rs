@@ -11,7 +11,7 @@ use tracing::warn;
 
 use super::body::RequestBody;
 use super::connect::{connect, Io, TlsTo};
-use super::h1::{self, H1Conn};
+use super::h1::{self, Sender};
 use super::h2::{self, Gated, H2Conn, Stream};
 use super::response::{Lease, ResponseBody};
 use super::tls::TlsClient;
@@ -47,14 +47,14 @@ pub struct EndpointPool {
 /// A connection to send one request on.
 enum Conn {
     /// HTTP/1.1; `pooled` when it was idle (and may have closed since).
-    H1 { conn: H1Conn, pooled: bool },
+    H1 { tx: Sender, pooled: bool },
     /// A stream of an HTTP/2 connection.
     H2(Stream),
 }
 
 /// A new connection.
 enum Dialed {
-    H1(H1Conn),
+    H1(Sender),
     H2(Arc<H2Conn>),
 }
 
@@ -159,37 +159,27 @@ impl EndpointPool {
                 return Ok(Conn::H2(stream));
             }
         }
-        // An upgrade gets a connection of its own (spawned: the upgraded
-        // stream outlives the exchange), never an idle one.
-        if !upgrade {
-            if let Some(conn) = self.h1.pop(up.idle_timeout) {
-                return Ok(Conn::H1 { conn, pooled: true });
-            }
+        if let Some(tx) = self.h1.pop(up.idle_timeout) {
+            return Ok(Conn::H1 { tx, pooled: true });
         }
         // Dialling (TCP, TLS, an HTTP/2 handshake) is boxed: it is rare,
         // and inline it would make every request's future kilobytes larger
         // (and every move of it a large copy).
         if !h2 {
             return match Box::pin(self.dial(up, upgrade, timeout)).await? {
-                Dialed::H1(conn) => Ok(Conn::H1 {
-                    conn,
-                    pooled: false,
-                }),
+                Dialed::H1(tx) => Ok(Conn::H1 { tx, pooled: false }),
                 Dialed::H2(conn) => Ok(Conn::H2(self.h2.add(conn))),
             };
         }
         let dialled = Box::pin(self.h2.lease_or_dial(async {
             Ok(match self.dial(up, false, timeout).await? {
                 Dialed::H2(conn) => Ok(conn),
-                Dialed::H1(conn) => Err(conn),
+                Dialed::H1(tx) => Err(tx),
             })
         }));
         match dialled.await? {
             Gated::Stream(stream) => Ok(Conn::H2(stream)),
-            Gated::Other(conn) => Ok(Conn::H1 {
-                conn,
-                pooled: false,
-            }),
+            Gated::Other(tx) => Ok(Conn::H1 { tx, pooled: false }),
         }
     }
 
@@ -276,7 +266,34 @@ impl EndpointPool {
         max_idle: usize,
     ) -> Sent {
         match conn {
-            Conn::H1 { conn, pooled } => self.send_h1(conn, pooled, req, max_idle).await,
+            Conn::H1 { mut tx, pooled } => {
+                if pooled {
+                    // Its connection task may not have taken up the next
+                    // request yet; a closed one fails here.
+                    if let Err(error) = tx.ready().await {
+                        return Sent::Returned(req, error);
+                    }
+                }
+                self.http1_form(&mut req);
+                let sent = tx.try_send_request(req).await;
+                match sent {
+                    Ok(response) => {
+                        let lease = if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                            Lease::None
+                        } else {
+                            Lease::H1(tx, self.clone(), max_idle)
+                        };
+                        Sent::Response(response.map(|body| ResponseBody::new(body, lease)))
+                    }
+                    Err(mut err) => match err.take_message() {
+                        Some(back) => Sent::Returned(back, err.into_error()),
+                        None => Sent::Failed(SendError::Sent {
+                            error: err.into_error(),
+                            unprocessed: false,
+                        }),
+                    },
+                }
+            }
             Conn::H2(stream) => {
                 self.http2_form(&mut req);
                 let sent = stream.sender().try_send_request(req).await;
@@ -285,46 +302,9 @@ impl EndpointPool {
         }
     }
 
-    /// Sends `req` on an HTTP/1.1 connection, driving it from this task;
-    /// an upgrade's connection is spawned with upgrades first.
-    async fn send_h1(
-        self: &Arc<Self>,
-        mut conn: H1Conn,
-        pooled: bool,
-        mut req: Request<RequestBody>,
-        max_idle: usize,
-    ) -> Sent {
-        if pooled {
-            // Its last exchange may still be settling; a closed one fails
-            // here.
-            if let Err(error) = conn.ready().await {
-                return Sent::Returned(req, error);
-            }
-        }
-        self.http1_form(&mut req);
-        if req.headers().contains_key(header::UPGRADE) {
-            let mut tx = conn.spawn_with_upgrades();
-            return match tx.try_send_request(req).await {
-                Ok(response) => Sent::Response(response.map(|b| ResponseBody::new(b, Lease::None))),
-                Err(err) => h1_failed(err),
-            };
-        }
-        match conn.send(req).await {
-            Ok(response) => {
-                let lease = Lease::H1 {
-                    conn,
-                    pool: self.clone(),
-                    max: max_idle,
-                };
-                Sent::Response(response.map(|body| ResponseBody::new(body, lease)))
-            }
-            Err(err) => h1_failed(err),
-        }
-    }
-
     /// Gives an HTTP/1.1 connection whose exchange ended back for reuse.
-    pub(super) fn check_in(&self, conn: H1Conn, max: usize) {
-        self.h1.push(conn, max);
+    pub(super) fn check_in(&self, tx: Sender, max: usize) {
+        self.h1.push(tx, max);
     }
 
     /// HTTP/1.1 on the wire: the target as given (origin form), `Host`
@@ -364,18 +344,6 @@ impl EndpointPool {
         if let Ok(uri) = Uri::from_parts(parts) {
             *req.uri_mut() = uri;
         }
-    }
-}
-
-/// An HTTP/1.1 send that gave no response: the request back (the
-/// connection closed before taking it), or a failure after it was taken.
-fn h1_failed(mut err: hyper::client::conn::TrySendError<Request<RequestBody>>) -> Sent {
-    match err.take_message() {
-        Some(back) => Sent::Returned(back, err.into_error()),
-        None => Sent::Failed(SendError::Sent {
-            error: err.into_error(),
-            unprocessed: false,
-        }),
     }
 }
 

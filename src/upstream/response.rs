@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use super::h1::H1Conn;
+use super::h1::Sender;
 use super::h2::Stream;
 use super::pool::EndpointPool;
 
@@ -19,14 +19,9 @@ use super::pool::EndpointPool;
 pub(super) enum Lease {
     /// Nothing to give back (an upgraded or condemned connection).
     None,
-    /// An HTTP/1.1 connection, driven by the body while it streams and
-    /// reusable once it has been read whole (kept idle while its pool has
-    /// fewer than `max`).
-    H1 {
-        conn: H1Conn,
-        pool: Arc<EndpointPool>,
-        max: usize,
-    },
+    /// An HTTP/1.1 connection, reusable once the body has been read whole
+    /// (kept idle while its pool has fewer than the count).
+    H1(Sender, Arc<EndpointPool>, usize),
     /// One stream of a shared HTTP/2 connection.
     H2 {
         /// Held for its drop, which frees the slot.
@@ -42,7 +37,6 @@ pub struct ResponseBody {
     inner: Incoming,
     lease: Lease,
     ended: bool,
-    condemned: bool,
 }
 
 impl ResponseBody {
@@ -51,22 +45,19 @@ impl ResponseBody {
             inner,
             lease,
             ended: false,
-            condemned: false,
         }
     }
 
     /// The connection carries nothing more: it is closed once this body
-    /// ends or is dropped, never reused (a response the proxy cannot
-    /// trust). It still feeds the body until then.
+    /// is dropped, never reused (a response the proxy cannot trust).
     pub fn condemn(&mut self) {
-        self.condemned = true;
+        self.lease = Lease::None;
     }
 
     /// Gives the connection back, if the exchange ended cleanly.
     fn release(&mut self) {
-        let lease = std::mem::replace(&mut self.lease, Lease::None);
-        if let (Lease::H1 { conn, pool, max }, false) = (lease, self.condemned) {
-            pool.check_in(conn, max);
+        if let Lease::H1(tx, pool, max) = std::mem::replace(&mut self.lease, Lease::None) {
+            pool.check_in(tx, max);
         }
     }
 }
@@ -80,14 +71,7 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let mut polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if polled.is_pending() {
-            // The body is fed by its connection, which this task drives.
-            if let Lease::H1 { conn, .. } = &mut this.lease {
-                conn.drive(cx);
-                polled = Pin::new(&mut this.inner).poll_frame(cx);
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => {
                 this.ended = true;
