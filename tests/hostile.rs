@@ -191,30 +191,72 @@ async fn a_slowloris_trickling_its_second_head_on_a_kept_alive_connection_is_cut
         ..ServeOptions::default()
     })
     .await;
-    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
-    let (mut read, mut write) = tcp.into_split();
-    write
-        .write_all(b"GET /a/first HTTP/1.1\r\nHost: www.rec.test\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    within("the first answer", async {
-        let mut buf = [0u8; 1024];
-        while !answer.ends_with(b"\r\n\r\nok") {
-            let n = read.read(&mut buf).await.unwrap();
-            assert!(
-                n > 0,
-                "closed before the first answer: {:?}",
-                String::from_utf8_lossy(&answer)
-            );
-            answer.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await;
+    let (read, write) = kept_alive(&proxy, Duration::ZERO).await;
     assert_eq!(*seen.lock().unwrap(), ["/a/first"]);
     let head = b"GET /a/second HTTP/1.1\r\nHost: www.rec.test\r\nX-Slow: ";
     trickle_until_cut(read, write, head).await;
     still_serves(&proxy).await;
+}
+
+/// hyper's header deadline is looked at only when the connection is
+/// polled; a client that sends part of its next head and then nothing
+/// (no byte to wake the connection) is still cut at the header timeout,
+/// not left to the idle timeout (75 s): the connection's quiet timer polls
+/// it several times per header timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_head_left_unfinished_on_a_kept_alive_connection_is_cut_at_the_header_timeout() {
+    let (_backend, seen, proxy) = recording_proxy_serving(ServeOptions {
+        client_header_timeout: Duration::from_millis(300),
+        ..ServeOptions::default()
+    })
+    .await;
+    // Busy past the first header timeout from accept (a deadline of its
+    // own that would wake the connection too), so that only the quiet
+    // timer's ticks can.
+    let (mut read, mut write) = kept_alive(&proxy, Duration::from_millis(400)).await;
+    write
+        .write_all(b"GET /a/second HTTP/1.1\r\nHost: www.rec.test\r\n")
+        .await
+        .unwrap();
+    within("the unfinished head to be cut off", async {
+        let mut byte = [0u8; 1];
+        while read.read(&mut byte).await.unwrap_or(0) > 0 {}
+    })
+    .await;
+    assert!(seen.lock().unwrap().iter().all(|path| path == "/a/first"));
+    still_serves(&proxy).await;
+}
+
+/// A kept-alive connection that has had requests for `/a/first`
+/// answered, one after another, for at least `busy_for` since it was
+/// opened (at least one).
+async fn kept_alive(proxy: &Proxy, busy_for: Duration) -> (OwnedReadHalf, OwnedWriteHalf) {
+    let opened = tokio::time::Instant::now();
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut read, mut write) = tcp.into_split();
+    loop {
+        write
+            .write_all(b"GET /a/first HTTP/1.1\r\nHost: www.rec.test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        within("an answer", async {
+            let mut buf = [0u8; 1024];
+            while !answer.ends_with(b"\r\n\r\nok") {
+                let n = read.read(&mut buf).await.unwrap();
+                assert!(
+                    n > 0,
+                    "closed before the answer: {:?}",
+                    String::from_utf8_lossy(&answer)
+                );
+                answer.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        if opened.elapsed() >= busy_for {
+            return (read, write);
+        }
+    }
 }
 
 /// Sends `head`, then one byte of an endless header every 20 ms (each

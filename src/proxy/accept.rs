@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use super::coarse_timer::TICK_DIVISOR;
 use super::per_ip::{IpSlot, PerIp};
 use super::server::ServeOptions;
 use super::service::{handle, Connection, Shared};
@@ -203,7 +204,12 @@ impl Accept {
         // The header timeout runs from accept, the TLS handshake included.
         let header_timeout =
             (admitted.at + self.header_timeout).saturating_duration_since(Instant::now());
-        let quiet = idle_deadline(conn.clone(), header_timeout, self.idle_timeout);
+        let quiet = idle_deadline(
+            conn.clone(),
+            header_timeout,
+            self.header_timeout,
+            self.idle_timeout,
+        );
         let service = service_fn(move |req| handle(conn.clone(), req));
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -256,19 +262,36 @@ enum Quiet {
 }
 
 /// Resolves when the connection has gone quiet: no request within
-/// `header_timeout` of accept, or, once it has had one, none during an
-/// `idle` interval (so idle for between one and two of them).
+/// `header_timeout` of accept (`left` of it remains now), or, once it has
+/// had one, none for `idle`. Until then it wakes the connection's task
+/// every [`TICK_DIVISOR`]th of the header timeout, so that hyper looks at
+/// its header-read deadline (a [`super::coarse_timer::CoarseTimer`], which
+/// wakes no one) and cuts a head that is too slow.
 /// Requests only set a flag ([`Connection::requested`]); this task reads
 /// and clears it, so a request costs no timer.
-async fn idle_deadline(conn: Arc<Connection>, header_timeout: Duration, idle: Duration) -> Quiet {
-    tokio::time::sleep(header_timeout).await;
+async fn idle_deadline(
+    conn: Arc<Connection>,
+    left: Duration,
+    header_timeout: Duration,
+    idle: Duration,
+) -> Quiet {
+    tokio::time::sleep(left).await;
     if !conn.requested.swap(false, Ordering::Relaxed) {
         return Quiet::NeverAsked;
     }
+    let tick = (header_timeout / TICK_DIVISOR)
+        .min(idle)
+        .max(Duration::from_millis(1));
+    let mut quiet = Duration::ZERO;
     loop {
-        tokio::time::sleep(idle).await;
-        if !conn.requested.swap(false, Ordering::Relaxed) {
-            return Quiet::Idle;
+        tokio::time::sleep(tick).await;
+        if conn.requested.swap(false, Ordering::Relaxed) {
+            quiet = Duration::ZERO;
+        } else {
+            quiet += tick;
+            if quiet >= idle {
+                return Quiet::Idle;
+            }
         }
     }
 }

@@ -18,6 +18,7 @@
 mod accept;
 mod answer;
 mod body;
+mod coarse_timer;
 mod ctx;
 mod error;
 mod forward;

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::accept::{Accept, Signals};
+use super::coarse_timer::CoarseTimer;
 use super::service::Shared;
 use crate::policy::client::TrustedProxies;
 use crate::table::SharedTable;
@@ -209,9 +210,11 @@ fn connection_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // The read buffer bounds a head still being parsed (431 past it); a
     // body streams through it in reads of at most this size.
+    // The header-read timeout's timer registers nothing per request; the
+    // connection's quiet timer polls it (see `coarse_timer`).
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(CoarseTimer)
         .max_buf_size(head_limit)
         .header_read_timeout(options.client_header_timeout);
     // HTTP/2 pings find dead peers, whose connections would otherwise hold a
