@@ -134,7 +134,7 @@ fn rewrite_and_pick<'r>(
 
 /// Path and query rewrites (returning the new path-and-query; untouched
 /// when the rule has none) and request header changes.
-fn rewrite(
+pub fn rewrite(
     parts: &mut Parts,
     policy: &RulePolicy,
     prefix_len: usize,

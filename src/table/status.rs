@@ -50,6 +50,11 @@ pub struct RouteStatus {
     /// served); with `InvalidBackendTLS` or `InvalidCACertificateRef` that
     /// backend gets no traffic (`ResolvedRefs` says so too).
     pub backend_tls: Option<ConditionState>,
+    /// The `RulesReachable` condition: whether every rule can be chosen
+    /// by some request. `False`/`RuleShadowed` names each rule an earlier
+    /// match (of this route or another) takes every request of; the route
+    /// is still served.
+    pub reachable: ConditionState,
 }
 
 /// One condition's state, before it becomes an [`api::Condition`](Condition).
@@ -96,6 +101,11 @@ pub enum ConditionReason {
     NoReadyEndpoints,
     /// `NoBackends`: a rule has no backends by design.
     NoBackends,
+    /// `RulesReachable`: every rule can be chosen by some request.
+    RulesReachable,
+    /// `RuleShadowed`: a rule can never be chosen: an earlier match takes
+    /// every request it matches.
+    RuleShadowed,
     /// `CertificateReady`: the route's certificate is served.
     CertificateReady,
     /// `SecretNotFound`: the route's Secret does not exist (or is not of
@@ -135,8 +145,13 @@ impl RouteStatus {
         self.reason == Reason::Accepted
     }
 
+    /// `namespace/name`.
+    pub fn resource(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
     /// The status conditions the controller writes, in this order:
-    /// `Accepted`, `ResolvedRefs`, `Ready`, `TLSReady` for a route with
+    /// `Accepted`, `ResolvedRefs`, `Ready`, `RulesReachable`, `TLSReady` for a route with
     /// `spec.tls`, and `BackendTLSVerified` for a route with an HTTPS
     /// backend.
     ///
@@ -159,6 +174,7 @@ impl RouteStatus {
             ("Accepted", Some(&accepted)),
             ("ResolvedRefs", Some(&self.resolved_refs)),
             ("Ready", Some(&self.ready)),
+            ("RulesReachable", Some(&self.reachable)),
             ("TLSReady", self.tls.as_ref()),
             ("BackendTLSVerified", self.backend_tls.as_ref()),
         ]
@@ -266,6 +282,8 @@ impl ConditionReason {
             ConditionReason::Ready => "Ready",
             ConditionReason::NoReadyEndpoints => "NoReadyEndpoints",
             ConditionReason::NoBackends => "NoBackends",
+            ConditionReason::RulesReachable => "RulesReachable",
+            ConditionReason::RuleShadowed => "RuleShadowed",
             ConditionReason::CertificateReady => "CertificateReady",
             ConditionReason::SecretNotFound => "SecretNotFound",
             ConditionReason::InvalidCertificate => "InvalidCertificate",
