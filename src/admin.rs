@@ -189,7 +189,11 @@ fn explain(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
     let table = state.table.load();
     let explanation = explain::explain(&table, &request, tokio::time::Instant::now());
     if query.split('&').any(|p| p == "format=text") {
-        return owned(StatusCode::OK, explain::render::text(&explanation), "text/plain");
+        return owned(
+            StatusCode::OK,
+            explain::render::text(&explanation),
+            "text/plain",
+        );
     }
     match serde_json::to_string_pretty(&explanation) {
         Ok(json) => owned(StatusCode::OK, json + "\n", "application/json"),

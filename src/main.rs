@@ -406,7 +406,11 @@ fn explain(cmd: ExplainCmd) -> ExitCode {
 }
 
 /// `explain --routes`: the files compiled as `check` compiles them.
-fn explain_files(routes: &std::path::Path, args: &ExplainArgs, json: bool) -> anyhow::Result<String> {
+fn explain_files(
+    routes: &std::path::Path,
+    args: &ExplainArgs,
+    json: bool,
+) -> anyhow::Result<String> {
     let request = ExplainRequest::new(args)?;
     let (_, compiled) = switchyard::publish::compile_files(routes)
         .with_context(|| format!("cannot read {}", routes.display()))?;
@@ -421,7 +425,9 @@ fn explain_files(routes: &std::path::Path, args: &ExplainArgs, json: bool) -> an
 }
 
 /// Runs `main` on a small runtime and returns its value.
-fn block_on_value<T>(main: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+fn block_on_value<T>(
+    main: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?

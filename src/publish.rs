@@ -356,7 +356,10 @@ fn check_warnings(compiled: &Compiled) -> Vec<String> {
         .filter(|s| s.accepted() && !s.reachable.status)
         .map(|s| {
             let message = &s.reachable.message;
-            format!("{}: LoadBalancerRoute {}/{}: {message}", s.origin, s.namespace, s.name)
+            format!(
+                "{}: LoadBalancerRoute {}/{}: {message}",
+                s.origin, s.namespace, s.name
+            )
         })
         .collect()
 }

@@ -90,7 +90,13 @@ fn explain_from_files_names_the_winner_and_each_verdict() {
 
     let canary = explain_json(
         &path,
-        &["http://www.mango.com/api/x", "-H", "x-canary: 1", "-X", "POST"],
+        &[
+            "http://www.mango.com/api/x",
+            "-H",
+            "x-canary: 1",
+            "-X",
+            "POST",
+        ],
     );
     assert_eq!(canary["winner"], 0);
     assert_eq!(canary["request"]["method"], "POST");
@@ -127,7 +133,10 @@ fn explain_refuses_what_is_not_a_request() {
     for (args, says) in [
         (vec!["www.mango.com/x"], "is not an http:// or https:// URL"),
         (vec!["http://a/", "-H", "no-colon"], "is not a header"),
-        (vec!["http://a/", "--client", "nope"], "is not an IP address"),
+        (
+            vec!["http://a/", "--client", "nope"],
+            "is not an IP address",
+        ),
     ] {
         let mut all = vec!["explain", "--routes", path];
         all.extend(args);
@@ -167,8 +176,11 @@ async fn the_live_table_explains_what_the_proxy_does() {
     assert_eq!(e["backends"]["endpoints"][0]["state"], "ready");
 
     // The proxy sends that request where explain said.
-    let mut req = http::Request::get(proxy.url("/api/x")).body(empty()).unwrap();
-    req.headers_mut().insert("host", "www.mango.com".parse().unwrap());
+    let mut req = http::Request::get(proxy.url("/api/x"))
+        .body(empty())
+        .unwrap();
+    req.headers_mut()
+        .insert("host", "www.mango.com".parse().unwrap());
     req.headers_mut().insert("x-canary", "1".parse().unwrap());
     let sent = proxy.send(req).await;
     assert_eq!(sent.headers["x-backend"], "canary");
@@ -186,7 +198,8 @@ async fn the_live_table_explains_what_the_proxy_does() {
     .unwrap();
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
     assert!(
-        run.stdout.contains("winner: #1 shop/mango spec.rules[1].matches[0]"),
+        run.stdout
+            .contains("winner: #1 shop/mango spec.rules[1].matches[0]"),
         "{}",
         run.stdout
     );

@@ -44,13 +44,22 @@ struct RouteSpec {
 }
 
 fn match_spec() -> impl Strategy<Value = MatchSpec> {
-    (0..PATHS.len(), proptest::option::of(0..2usize), proptest::option::of(0..2u8))
-        .prop_map(|(path, method, header)| MatchSpec { path, method, header })
+    (
+        0..PATHS.len(),
+        proptest::option::of(0..2usize),
+        proptest::option::of(0..2u8),
+    )
+        .prop_map(|(path, method, header)| MatchSpec {
+            path,
+            method,
+            header,
+        })
 }
 
 fn route_spec() -> impl Strategy<Value = RouteSpec> {
     let rules = proptest::collection::vec(proptest::collection::vec(match_spec(), 1..3), 1..4);
-    (proptest::option::of(0..HOSTS.len()), rules).prop_map(|(host, rules)| RouteSpec { host, rules })
+    (proptest::option::of(0..HOSTS.len()), rules)
+        .prop_map(|(host, rules)| RouteSpec { host, rules })
 }
 
 fn yaml(routes: &[RouteSpec]) -> String {
@@ -76,7 +85,10 @@ fn yaml(routes: &[RouteSpec]) -> String {
                     out += &format!("      headers: [{{name: x-k, value: \"{v}\"}}]\n");
                 }
             }
-            out += &format!("    backends: [{{address: \"127.0.0.1:{}\"}}]\n", 1000 + i * 10 + r);
+            out += &format!(
+                "    backends: [{{address: \"127.0.0.1:{}\"}}]\n",
+                1000 + i * 10 + r
+            );
         }
         out += "---\n";
     }
@@ -90,7 +102,11 @@ fn table(routes: &[RouteSpec]) -> RouteTable {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn explain_names_the_rule_the_lookup_routes_to(

@@ -43,7 +43,9 @@ pub enum InputError {
     #[error("the proxy refuses this host: {0}")]
     Host(String),
     /// The query string lacks `url`.
-    #[error("missing url= (try /explain?url=http://host/path&method=GET&header=name:value&client=IP)")]
+    #[error(
+        "missing url= (try /explain?url=http://host/path&method=GET&header=name:value&client=IP)"
+    )]
     MissingUrl,
 }
 
@@ -113,9 +115,11 @@ impl ExplainRequest {
         // authority as `Host` unless a `Host` header is given.
         let mut req = Request::new(());
         *req.method_mut() = method;
-        *req.uri_mut() = uri.path_and_query().map_or(Ok(Uri::from_static("/")), |pq| {
-            Uri::try_from(pq.as_str()).map_err(|_| bad_url())
-        })?;
+        *req.uri_mut() = uri
+            .path_and_query()
+            .map_or(Ok(Uri::from_static("/")), |pq| {
+                Uri::try_from(pq.as_str()).map_err(|_| bad_url())
+            })?;
         for header in &args.headers {
             let (name, value) = parse_header(header)?;
             req.headers_mut().append(name, value);
@@ -218,7 +222,9 @@ fn decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(byte)) => {
                 out.push(byte);
@@ -263,11 +269,19 @@ mod tests {
             headers: vec![header.into()],
             ..ExplainArgs::default()
         };
-        let req = ExplainRequest::new(&args("http://WWW.Mango.com:8080/x?q=1", "x_real: 1")).unwrap();
+        let req =
+            ExplainRequest::new(&args("http://WWW.Mango.com:8080/x?q=1", "x_real: 1")).unwrap();
         assert_eq!(req.host().as_deref(), Some("WWW.Mango.com:8080"));
         assert_eq!((req.path(), req.query()), ("/x", Some("q=1")));
-        assert!(!req.headers().contains_key("x_real"), "underscored headers are dropped");
-        assert_eq!(req.headers()["host"], "WWW.Mango.com:8080", "as curl sends it");
+        assert!(
+            !req.headers().contains_key("x_real"),
+            "underscored headers are dropped"
+        );
+        assert_eq!(
+            req.headers()["host"],
+            "WWW.Mango.com:8080",
+            "as curl sends it"
+        );
         assert!(matches!(
             ExplainRequest::new(&args("mango.com/x", "a: b")),
             Err(InputError::Url(_))

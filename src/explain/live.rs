@@ -30,11 +30,11 @@ pub enum LiveError {
 /// The explanation of `args` by the proxy whose admin listener is at
 /// `admin` (`host:port`): JSON when `json`, else text.
 pub async fn fetch(admin: &str, args: &ExplainArgs, json: bool) -> Result<String, LiveError> {
-    let stream = (TcpStream::connect(admin).await)
-        .map_err(|e| LiveError::Connect(admin.to_owned(), e))?;
+    let stream =
+        (TcpStream::connect(admin).await).map_err(|e| LiveError::Connect(admin.to_owned(), e))?;
     let http = |e| LiveError::Http(admin.to_owned(), e);
-    let (mut sender, connection) = (hyper::client::conn::http1::handshake(TokioIo::new(stream)).await)
-        .map_err(http)?;
+    let (mut sender, connection) =
+        (hyper::client::conn::http1::handshake(TokioIo::new(stream)).await).map_err(http)?;
     tokio::spawn(connection);
     let format = if json { "json" } else { "text" };
     let request = Request::get(format!("/explain?{}&format={format}", args.to_query()))
@@ -43,7 +43,12 @@ pub async fn fetch(admin: &str, args: &ExplainArgs, json: bool) -> Result<String
         .map_err(|e| LiveError::Request(admin.to_owned(), e))?;
     let response = sender.send_request(request).await.map_err(http)?;
     let status = response.status();
-    let body = response.into_body().collect().await.map_err(http)?.to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(http)?
+        .to_bytes();
     let body = String::from_utf8_lossy(&body).into_owned();
     if status.is_success() {
         Ok(body)

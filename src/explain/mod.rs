@@ -22,8 +22,7 @@ use tokio::time::Instant;
 pub use input::{ExplainRequest, InputError};
 use policies::{backends, policies};
 pub use policies::{
-    BackendsView, EndpointView, FirewallView, PolicyView, RateLimitView, RedirectView,
-    UpstreamView,
+    BackendsView, EndpointView, FirewallView, PolicyView, RateLimitView, RedirectView, UpstreamView,
 };
 
 use crate::table::{HostView, Reason, RouteTable};
@@ -183,15 +182,20 @@ pub fn explain(table: &RouteTable, req: &ExplainRequest, now: Instant) -> Explan
         backends: None,
         outcome: Outcome::NoRoute,
     };
+    // Refused whether or not the path as sent selects a rule: some
+    // reading of it may select one.
+    let refused = table
+        .lookup_unambiguous(host.as_deref(), req.method(), req.path(), req.headers())
+        .is_err();
+    if refused {
+        explanation.outcome = Outcome::AmbiguousPath;
+    }
     let (Some(view), Some(index)) = (view, winner) else {
         return explanation;
     };
     let Some(candidate) = view.candidates().nth(index) else {
         return explanation;
     };
-    let refused = table
-        .lookup_unambiguous(host.as_deref(), req.method(), req.path(), req.headers())
-        .is_err();
     let prefix_len = candidate.matcher.prefix_len().unwrap_or(0);
     let spec = table
         .routes()

@@ -123,7 +123,9 @@ pub(super) fn policies(
         max_body_size: policy.max_body_size,
         ..PolicyView::default()
     };
-    if let (Some(limit), Some(spec)) = (&policy.rate_limit, spec.and_then(|s| s.rate_limit.as_ref())) {
+    if let (Some(limit), Some(spec)) =
+        (&policy.rate_limit, spec.and_then(|s| s.rate_limit.as_ref()))
+    {
         view.rate_limit = Some(RateLimitView {
             requests_per_second: spec.requests_per_second,
             burst: spec.burst.unwrap_or(spec.requests_per_second),
@@ -152,11 +154,19 @@ fn outcome(view: &PolicyView, rule: &Rule, req: &ExplainRequest) -> Outcome {
         Outcome::HttpsRedirect
     } else if view.firewall.as_ref().is_some_and(|f| !f.allowed) {
         Outcome::Forbidden
-    } else if view.max_body_size.is_some_and(|max| declared.is_some_and(|len| len > max)) {
+    } else if view
+        .max_body_size
+        .is_some_and(|max| declared.is_some_and(|len| len > max))
+    {
         Outcome::BodyTooLarge
     } else if view.redirect.is_some() {
         Outcome::Redirect
-    } else if !rule.backends.targets().iter().any(|t| t.weight > 0 && t.state.is_healthy()) {
+    } else if !rule
+        .backends
+        .targets()
+        .iter()
+        .any(|t| t.weight > 0 && t.state.is_healthy())
+    {
         Outcome::Unavailable
     } else {
         Outcome::Forward
@@ -171,12 +181,21 @@ fn https_redirect(rule: &Rule, req: &ExplainRequest, host: Option<&str>) -> Opti
     let https = rule.https.as_ref()?;
     let mut buf = [0u8; 253];
     let host = crate::matching::request_host(host?, &mut buf)?;
-    let target = req.parts().uri.path_and_query().map_or("/".to_owned(), |pq| pq.to_string());
+    let target = req
+        .parts()
+        .uri
+        .path_and_query()
+        .map_or("/".to_owned(), |pq| pq.to_string());
     https.redirect(host, &target).map(|l| text(&l))
 }
 
 /// The request as the prepare phase builds it, by its own functions.
-fn upstream(rule: &Rule, req: &ExplainRequest, host: Option<String>, prefix_len: usize) -> UpstreamView {
+fn upstream(
+    rule: &Rule,
+    req: &ExplainRequest,
+    host: Option<String>,
+    prefix_len: usize,
+) -> UpstreamView {
     let policy = &rule.policy;
     let mut parts = req.parts();
     strip_hop_by_hop(&mut parts.headers, false);

@@ -9,7 +9,11 @@ use super::{CandidateView, Explanation};
 pub fn text(e: &Explanation) -> String {
     let mut out = String::new();
     let r = &e.request;
-    let query = r.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default();
+    let query = r
+        .query
+        .as_deref()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
     let host = r.host.as_deref().unwrap_or("(no host)");
     let _ = writeln!(
         out,
@@ -25,21 +29,35 @@ pub fn text(e: &Explanation) -> String {
         }
     }
     if !e.candidates.is_empty() {
-        let _ = writeln!(out, "candidates, in precedence order (the first match wins):");
+        let _ = writeln!(
+            out,
+            "candidates, in precedence order (the first match wins):"
+        );
     }
     for (i, c) in e.candidates.iter().enumerate() {
         candidate(&mut out, i, c, e.winner == Some(i));
     }
     match e.winner.and_then(|w| e.candidates.get(w)) {
         Some(w) => {
-            let _ = writeln!(out, "winner: #{} {} {}", e.winner.unwrap_or(0), w.route, w.field);
+            let _ = writeln!(
+                out,
+                "winner: #{} {} {}",
+                e.winner.unwrap_or(0),
+                w.route,
+                w.field
+            );
         }
         None => {
             let _ = writeln!(out, "winner: none");
         }
     }
     for c in &e.conflicts {
-        let _ = writeln!(out, "conflict: {} is not served: {}", c.route, c.problems.join("; "));
+        let _ = writeln!(
+            out,
+            "conflict: {} is not served: {}",
+            c.route,
+            c.problems.join("; ")
+        );
     }
     if let Some(p) = &e.policies {
         policies(&mut out, p);
@@ -58,7 +76,11 @@ fn candidate(out: &mut String, i: usize, c: &CandidateView, winner: bool) {
         c.methods.join(",")
     };
     let mark = if winner { "  <= winner" } else { "" };
-    let _ = writeln!(out, "  #{i} {} {}: {}, {methods}{mark}", c.route, c.field, c.path);
+    let _ = writeln!(
+        out,
+        "  #{i} {} {}: {}, {methods}{mark}",
+        c.route, c.field, c.path
+    );
     let yes = |b: bool| if b { "yes" } else { "no" };
     let v = &c.verdicts;
     let mut line = format!(
@@ -73,7 +95,10 @@ fn candidate(out: &mut String, i: usize, c: &CandidateView, winner: bool) {
     }
     let _ = writeln!(out, "{line}");
     if let Some(by) = c.shadowed_by {
-        let _ = writeln!(out, "      never chosen: #{by} takes every request it matches");
+        let _ = writeln!(
+            out,
+            "      never chosen: #{by} takes every request it matches"
+        );
     }
     if !c.shadows.is_empty() {
         let list: Vec<String> = c.shadows.iter().map(|s| format!("#{s}")).collect();
@@ -122,8 +147,10 @@ fn backends(out: &mut String, b: &BackendsView) {
         let _ = writeln!(out, "backends: none ({reason})");
         return;
     }
-    let algorithm = (b.load_balancing.as_ref())
-        .map_or_else(|| "RoundRobin".to_owned(), |lb| format!("{:?}", lb.algorithm));
+    let algorithm = (b.load_balancing.as_ref()).map_or_else(
+        || "RoundRobin".to_owned(),
+        |lb| format!("{:?}", lb.algorithm),
+    );
     let _ = writeln!(out, "backends ({algorithm}; described, no pick made):");
     for e in &b.endpoints {
         let _ = writeln!(

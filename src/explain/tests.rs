@@ -60,7 +60,6 @@ fn explained(table: &RouteTable, method: &str, url: &str, headers: &[&str]) -> E
     explain(table, &req, Instant::now())
 }
 
-
 #[test]
 fn candidates_come_in_precedence_order_with_each_verdict() {
     let table = table();
@@ -92,14 +91,24 @@ fn candidates_come_in_precedence_order_with_each_verdict() {
     assert_eq!(e.conflicts.len(), 1, "other/copy claims Exact /old");
     assert_eq!(e.conflicts[0].route, "other/copy");
 
-    let with = explained(&table, "GET", "http://www.mango.com/api/x", &["x-canary: 1"]);
+    let with = explained(
+        &table,
+        "GET",
+        "http://www.mango.com/api/x",
+        &["x-canary: 1"],
+    );
     assert_eq!(with.winner, Some(1));
 }
 
 #[test]
 fn policies_are_judged_and_the_upstream_request_built_by_the_proxy_code() {
     let table = table();
-    let e = explained(&table, "GET", "http://WWW.mango.com/api/users?q=1", &["x-debug: 1"]);
+    let e = explained(
+        &table,
+        "GET",
+        "http://WWW.mango.com/api/users?q=1",
+        &["x-debug: 1"],
+    );
     let p = e.policies.as_ref().unwrap();
     assert!(p.firewall.as_ref().unwrap().allowed);
     let limit = p.rate_limit.as_ref().unwrap();
@@ -121,7 +130,10 @@ fn policies_are_judged_and_the_upstream_request_built_by_the_proxy_code() {
         .collect();
     assert_eq!(
         states,
-        [("127.0.0.1:9001", 3, "ready"), ("127.0.0.1:9003", 0, "no-traffic")]
+        [
+            ("127.0.0.1:9001", 3, "ready"),
+            ("127.0.0.1:9003", 0, "no-traffic")
+        ]
     );
 
     let denied = explained(&table, "GET", "http://www.mango.com/api/admin", &[]);
@@ -130,7 +142,10 @@ fn policies_are_judged_and_the_upstream_request_built_by_the_proxy_code() {
     assert_eq!(moved.outcome, Outcome::Redirect);
     let redirect = moved.policies.unwrap().redirect.unwrap();
     assert_eq!(redirect.status, 301);
-    assert_eq!(redirect.location.as_deref(), Some("http://new.mango.com/old"));
+    assert_eq!(
+        redirect.location.as_deref(),
+        Some("http://new.mango.com/old")
+    );
 }
 
 #[test]
@@ -139,11 +154,18 @@ fn explaining_spends_no_rate_limit_token() {
     for _ in 0..5 {
         explained(&table, "GET", "http://www.mango.com/api/x", &[]);
     }
-    let rule = table.find(Some("www.mango.com"), &Method::GET, "/api/x", &HeaderMap::new());
+    let rule = table.find(
+        Some("www.mango.com"),
+        &Method::GET,
+        "/api/x",
+        &HeaderMap::new(),
+    );
     let limit = rule.unwrap().policy.rate_limit.as_ref().unwrap();
     let client = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
     assert!(
-        limit.check(client, &HeaderMap::new(), Instant::now()).is_ok(),
+        limit
+            .check(client, &HeaderMap::new(), Instant::now())
+            .is_ok(),
         "burst 1: the first real request still passes"
     );
 }
@@ -152,10 +174,17 @@ fn explaining_spends_no_rate_limit_token() {
 fn unknown_hosts_and_ambiguous_paths_say_what_the_proxy_answers() {
     let table = table();
     let e = explained(&table, "GET", "http://nowhere.test/", &[]);
-    assert_eq!((e.host, e.winner, e.outcome), (None, None, Outcome::NoRoute));
-    let e = explained(&table, "GET", "http://www.mango.com/static/..%2fapi/admin", &[]);
+    assert_eq!(
+        (e.host, e.winner, e.outcome),
+        (None, None, Outcome::NoRoute)
+    );
+    let e = explained(
+        &table,
+        "GET",
+        "http://www.mango.com/static/..%2fapi/admin",
+        &[],
+    );
     assert_eq!(e.outcome, Outcome::AmbiguousPath);
     let text = render::text(&e);
     assert!(text.contains("outcome: 400"), "{text}");
 }
-

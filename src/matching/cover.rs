@@ -18,7 +18,8 @@ impl RequestMatch {
     /// Whether every request `other` selects, `self` selects too.
     pub fn covers(&self, other: &RequestMatch) -> bool {
         let methods = self.methods.is_empty()
-            || (!other.methods.is_empty() && other.methods.iter().all(|m| self.methods.contains(m)));
+            || (!other.methods.is_empty()
+                && other.methods.iter().all(|m| self.methods.contains(m)));
         methods
             && self.path.covers(&other.path)
             && (self.headers.iter()).all(|h| other.headers.iter().any(|o| h.same_condition(o)))
@@ -148,7 +149,10 @@ mod tests {
         assert!(any.covers(&get) && any.covers(&canary));
         assert!(get_post.covers(&get) && !get.covers(&get_post));
         assert!(!get.covers(&any), "a method condition leaves other methods");
-        assert!(!canary.covers(&any), "a header condition leaves other requests");
+        assert!(
+            !canary.covers(&any),
+            "a header condition leaves other requests"
+        );
         assert!(!canary.covers(&m(&[], vec![header("2")])));
         assert!(canary.covers(&m(&[Method::GET], vec![header("1")])));
     }

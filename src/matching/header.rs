@@ -74,7 +74,12 @@ impl std::fmt::Display for HeaderMatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.value {
             HeaderValueMatcher::Exact(v) => {
-                write!(f, "{}: {}", self.name, String::from_utf8_lossy(v.as_bytes()))
+                write!(
+                    f,
+                    "{}: {}",
+                    self.name,
+                    String::from_utf8_lossy(v.as_bytes())
+                )
             }
             HeaderValueMatcher::Regex(re) => {
                 write!(f, "{} ~ {}", self.name, super::cover::source(re))

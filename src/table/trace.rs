@@ -12,7 +12,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{HostRules, Rule, RouteTable};
+use super::{HostRules, RouteTable, Rule};
 use crate::diagnostic::FieldPath;
 use crate::matching::RequestMatch;
 

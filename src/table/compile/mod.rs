@@ -101,6 +101,10 @@ struct CompiledMatch {
     rule_index: usize,
 }
 
+/// A host's match being assembled: its precedence, conditions, rule and
+/// where it is written.
+type HostEntry = (Rank, RequestMatch, Arc<Rule>, MatchOrigin);
+
 /// The table being assembled, route by route (oldest first).
 #[derive(Default)]
 struct Assembly {
@@ -109,7 +113,7 @@ struct Assembly {
     limiters: LimiterStates,
     probes: HashMap<(Arc<str>, ActiveCheck), Probe>,
     claims: Claims,
-    buckets: HashMap<HostKey, Vec<(Rank, RequestMatch, Arc<Rule>, MatchOrigin)>>,
+    buckets: HashMap<HostKey, Vec<HostEntry>>,
     statuses: Vec<RouteStatus>,
     records: Vec<RouteRecord>,
 }

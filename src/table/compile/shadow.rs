@@ -27,19 +27,27 @@ pub(super) fn unreachable_rules(table: &RouteTable) -> Unreachable {
     for view in table.host_views() {
         for candidate in view.candidates() {
             let origin = candidate.origin;
-            *matches.entry((origin.route.clone(), origin.rule)).or_default() += 1;
+            *matches
+                .entry((origin.route.clone(), origin.rule))
+                .or_default() += 1;
         }
     }
     let mut shadowed = Unreachable::new();
     for s in table.shadowed() {
-        (shadowed.entry((s.match_.route.clone(), s.match_.rule)).or_default()).push(s);
+        (shadowed
+            .entry((s.match_.route.clone(), s.match_.rule))
+            .or_default())
+        .push(s);
     }
     shadowed.retain(|key, list| matches.get(key) == Some(&list.len()));
     shadowed
 }
 
 /// Sets `RulesReachable` to `False` on the routes with unreachable rules.
-pub(super) fn mark<'s>(unreachable: &Unreachable, statuses: impl Iterator<Item = &'s mut RouteStatus>) {
+pub(super) fn mark<'s>(
+    unreachable: &Unreachable,
+    statuses: impl Iterator<Item = &'s mut RouteStatus>,
+) {
     for status in statuses {
         let resource = format!("{}/{}", status.namespace, status.name);
         let rules: Vec<String> = (unreachable.iter())

@@ -31,7 +31,11 @@ fn a_rule_behind_a_broader_one_of_the_same_route_is_unreachable() {
          taken first by shop/mango spec.rules[0].matches[0])"
     );
     let kinds: Vec<_> = conditions(&compiled.statuses[0]);
-    assert!(kinds.contains(&("RulesReachable".into(), "False".into(), "RuleShadowed".into())));
+    assert!(kinds.contains(&(
+        "RulesReachable".into(),
+        "False".into(),
+        "RuleShadowed".into()
+    )));
 }
 
 #[test]
@@ -39,15 +43,22 @@ fn a_rule_shadowed_by_an_older_route_is_marked_on_its_own_route() {
     let older = route("a", "all", 1)
         .hosts(&["www.mango.com"])
         .rule(vec![prefix("/api")], 1);
-    let younger = route("b", "get", 2)
-        .hosts(&["www.mango.com"])
-        .rule(vec![path(PathMatchType::RegularExpression, "/api/v[0-9]+")], 2);
+    let younger = route("b", "get", 2).hosts(&["www.mango.com"]).rule(
+        vec![path(PathMatchType::RegularExpression, "/api/v[0-9]+")],
+        2,
+    );
     let compiled = compile(&snapshot(vec![older, younger]), &RouteTable::default(), 0);
     assert!(reachable(&compiled, "all").0);
     let (status, _, message) = reachable(&compiled, "get");
-    assert!(!status && message.contains("taken first by a/all"), "{message}");
+    assert!(
+        !status && message.contains("taken first by a/all"),
+        "{message}"
+    );
     let record = (compiled.table.routes().iter()).find(|r| r.status.name == "get");
-    assert!(!record.unwrap().status.reachable.status, "/routes shows it too");
+    assert!(
+        !record.unwrap().status.reachable.status,
+        "/routes shows it too"
+    );
 }
 
 #[test]
@@ -86,7 +97,9 @@ fn a_rule_reachable_on_one_host_or_by_one_match_is_reachable() {
 #[test]
 fn routes_not_served_mirror_their_accepted_reason() {
     let compiled = compile(
-        &snapshot(vec![route("a", "bad", 1).hosts(&["a.com"]).rule(vec![prefix("nope")], 1)]),
+        &snapshot(vec![route("a", "bad", 1)
+            .hosts(&["a.com"])
+            .rule(vec![prefix("nope")], 1)]),
         &RouteTable::default(),
         0,
     );
