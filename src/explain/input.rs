@@ -9,6 +9,7 @@ use http::{HeaderName, HeaderValue, Method, Request, Uri};
 
 use super::RequestView;
 use crate::api::values::parse_method;
+use crate::policy::headers::percent_encode;
 use crate::proxy::preview::{drop_underscored, request_host};
 
 /// The request to explain, as written.
@@ -67,7 +68,7 @@ impl ExplainArgs {
         pairs.extend(self.headers.iter().map(|h| ("header", h.as_str())));
         pairs.extend(self.client.as_deref().map(|c| ("client", c)));
         let encoded: Vec<String> = (pairs.iter())
-            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
             .collect();
         encoded.join("&")
     }
@@ -201,19 +202,6 @@ fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), InputError> {
     let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad())?;
     let value = HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
     Ok((name, value))
-}
-
-/// Percent-encodes everything but unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// Percent-decodes (and `+` as a space); a stray `%` stays as it is.

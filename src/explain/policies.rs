@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::{ExplainRequest, Outcome};
 use crate::api;
 use crate::policy::rewrite::HostRewrite;
-use crate::proxy::preview::{rewrite, set_forwarded, strip_hop_by_hop, Hop};
+use crate::proxy::preview::{rewrite, set_forwarded, set_host, strip_hop_by_hop, Hop};
 use crate::table::{Backends, Rule};
 
 /// The policies of the winning rule.
@@ -204,17 +204,7 @@ fn upstream(
         Err(_) => "(refused: the rewritten path is not valid, 400)".to_owned(),
     };
     let host = host.and_then(|h| HeaderValue::from_str(&h).ok());
-    match &policy.host_rewrite {
-        Some(HostRewrite::Hostname(name)) => {
-            parts.headers.insert(header::HOST, name.clone());
-        }
-        Some(HostRewrite::BackendAddress) => {}
-        None => {
-            if let Some(host) = &host {
-                parts.headers.insert(header::HOST, host.clone());
-            }
-        }
-    }
+    set_host(&mut parts.headers, policy, host.as_ref());
     let client = HeaderValue::from_str(&req.client().to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("127.0.0.1"));
     let hop = Hop {

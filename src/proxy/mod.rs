@@ -38,6 +38,6 @@ pub mod preview {
     pub use super::forward::{
         drop_underscored, request_host, set_forwarded, strip_hop_by_hop, Hop,
     };
-    pub use super::prepare::rewrite;
+    pub use super::prepare::{rewrite, set_host};
 }
 pub use server::{serve, ServeOptions, Sockets};
