@@ -206,3 +206,34 @@ async fn the_live_table_explains_what_the_proxy_does() {
     assert_eq!(canary.requests(), 1, "explaining sent nothing");
     assert_eq!(stable.requests(), 0, "explaining sent nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_a_route_with_a_shadowed_rule_says_so_in_its_status() {
+    use support::cluster::{has_condition, Cluster, Controller};
+    use support::kube_api::{route as route_obj, service};
+    let cluster = Cluster::start("shadowed").await;
+    cluster
+        .apply(service(cluster.ns(), "mango", &[("http", 80, 8080)]))
+        .await;
+    let _controller = Controller::start(&cluster, "a", |_| {}).await;
+    let backend = serde_json::json!([{"service": "mango", "port": 80}]);
+    let spec = serde_json::json!({
+        "hosts": ["www.mango.com"],
+        "rules": [
+            {"matches": [{"path": {"type": "Prefix", "value": "/"}}], "backends": backend},
+            {"matches": [{"path": {"type": "RegularExpression", "value": "/api/.*"}}], "backends": backend},
+        ],
+    });
+    cluster.apply(route_obj(cluster.ns(), "mango", spec)).await;
+    let status = cluster
+        .wait_condition("mango", "RulesReachable", "False", "RuleShadowed")
+        .await;
+    assert!(
+        has_condition(&status, "Accepted", "True", "Accepted"),
+        "still served: {status}"
+    );
+    assert!(
+        status.to_string().contains("spec.rules[1]"),
+        "names the rule: {status}"
+    );
+}

@@ -37,19 +37,16 @@ pub struct RequestMatch {
 impl RequestMatch {
     /// Whether a request satisfies every condition: the method, the path,
     /// then the headers (the predicates `explain` reports one by one).
-    #[inline]
     pub fn matches(&self, method: &Method, path: &str, headers: &HeaderMap) -> bool {
         self.method_matches(method) && self.path.matches(path) && self.headers_match(headers)
     }
 
     /// Whether the method condition holds (none: every method).
-    #[inline]
     pub fn method_matches(&self, method: &Method) -> bool {
         self.methods.is_empty() || self.methods.contains(method)
     }
 
     /// Whether every header condition holds.
-    #[inline]
     pub fn headers_match(&self, headers: &HeaderMap) -> bool {
         self.headers.iter().all(|h| h.matches(headers))
     }

@@ -151,18 +151,19 @@ impl RouteStatus {
     }
 
     /// The status conditions the controller writes, in this order:
-    /// `Accepted`, `ResolvedRefs`, `Ready`, `RulesReachable`, `TLSReady` for a route with
-    /// `spec.tls`, and `BackendTLSVerified` for a route with an HTTPS
-    /// backend.
+    /// `Accepted`, `ResolvedRefs`, `Ready`, `RulesReachable`, `TLSReady`
+    /// for a route with `spec.tls`, and `BackendTLSVerified` for a route
+    /// with an HTTPS backend.
     ///
     /// `Accepted` is `True`/`Accepted`, or `False` with `Invalid` (the
     /// message lists every `field: problem`) or `Conflicted` (it names the
     /// older route). `ResolvedRefs` is `True`/`ResolvedRefs`, or `False` with
     /// `BackendNotFound`, `InvalidBackend`, `UnsupportedProtocol`,
     /// `InvalidBackendTLS` or `InvalidCACertificateRef`. `Ready` is `True`/`Ready`, or
-    /// `False` with `NoReadyEndpoints` or `NoBackends`. When the route is not
-    /// accepted, `ResolvedRefs` and `Ready` are `False` with `Accepted`'s
-    /// reason.
+    /// `False` with `NoReadyEndpoints` or `NoBackends`. `RulesReachable` is
+    /// `True`/`RulesReachable`, or `False`/`RuleShadowed` (a warning: the
+    /// route is served). When the route is not accepted, `ResolvedRefs`,
+    /// `Ready` and `RulesReachable` are `False` with `Accepted`'s reason.
     pub fn conditions(&self) -> Vec<Condition> {
         let accepted = match self.reason {
             Reason::Accepted => {
