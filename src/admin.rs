@@ -1,4 +1,4 @@
-//! The admin listener: `/healthz`, `/readyz` and `/routes`.
+//! The admin listener: `/healthz`, `/readyz`, `/routes` and `/explain`.
 //!
 //! Owns: the operator's view of a running process, including the `/routes`
 //! view types ([`RouteSummary`], [`EndpointSummary`]) built from what the
@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, info};
 
 use crate::api::LoadBalancerRouteSpec;
+use crate::explain::{self, input::ExplainArgs, ExplainRequest};
 use crate::table::{RouteStatus, RouteTable, SharedTable};
 
 /// What the admin endpoints read.
@@ -168,8 +169,43 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
                 ),
             }
         }
-        _ => text(StatusCode::NOT_FOUND, "try /healthz, /readyz or /routes\n"),
+        "/explain" => explain(state, req.uri().query().unwrap_or("")),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "try /healthz, /readyz, /routes or /explain\n",
+        ),
     }
+}
+
+/// `/explain?url=…&method=…&header=name:value&client=IP&format=text|json`:
+/// which rule of the served table the request would take, and why
+/// (nothing stateful is run).
+fn explain(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
+    let request = ExplainArgs::from_query(query).and_then(|args| ExplainRequest::new(&args));
+    let request = match request {
+        Ok(request) => request,
+        Err(err) => return owned(StatusCode::BAD_REQUEST, format!("{err}\n"), "text/plain"),
+    };
+    let table = state.table.load();
+    let explanation = explain::explain(&table, &request, tokio::time::Instant::now());
+    if query.split('&').any(|p| p == "format=text") {
+        return owned(
+            StatusCode::OK,
+            explain::render::text(&explanation),
+            "text/plain",
+        );
+    }
+    match serde_json::to_string_pretty(&explanation) {
+        Ok(json) => owned(StatusCode::OK, json + "\n", "application/json"),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "could not render\n"),
+    }
+}
+
+fn owned(status: StatusCode, body: String, content_type: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    (response.headers_mut()).insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

@@ -26,7 +26,10 @@
 //! - [`table`]: compile, conflicts, conditions, the route table; no
 //!   sockets or clocks.
 //! - [`proxy`]: serving, the request phases, forwarding; no locks or
-//!   parsing per request. [`admin`]: `/healthz`, `/readyz`, `/routes`.
+//!   parsing per request.
+//! - [`explain`]: which rule a request would take and why, from the
+//!   proxy's own lookup and policy code; nothing stateful is executed.
+//! - [`admin`]: `/healthz`, `/readyz`, `/routes`, `/explain`.
 //! - [`publish`]: the one compile-and-publish loop, and `switchyard check`.
 //! - [`listeners`]: the proxy and admin listeners and the health
 //!   supervisor every mode runs, over what the publisher publishes.
@@ -39,6 +42,7 @@ pub mod balance;
 pub mod controller;
 pub mod demo;
 pub mod diagnostic;
+pub mod explain;
 pub mod health;
 pub mod listeners;
 pub mod matching;

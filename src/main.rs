@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use switchyard::api::values::parse_cidr;
 use switchyard::api::values::{parse_duration, parse_quantity};
 use switchyard::controller;
+use switchyard::explain::{self, input::ExplainArgs, ExplainRequest};
 use switchyard::listeners::Listeners;
 use switchyard::policy::client::TrustedProxies;
 use switchyard::proxy::ServeOptions;
@@ -168,6 +169,11 @@ enum Command {
         /// A YAML file or a directory of them.
         path: PathBuf,
     },
+    /// Explain which rule a request would take, and why: the candidates in
+    /// precedence order with each predicate's verdict, the winner, what it
+    /// shadows, conflicts, the policies that would apply and the backends.
+    /// Nothing is sent and nothing stateful runs.
+    Explain(ExplainCmd),
     /// Print the LoadBalancerRoute CustomResourceDefinition (what crds/
     /// holds): `switchyard crd | kubectl apply -f -`.
     Crd,
@@ -211,6 +217,34 @@ enum Command {
     },
 }
 
+/// `switchyard explain` flags.
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("table").required(true).args(["routes", "live"]))]
+struct ExplainCmd {
+    /// The request's URL: http://host[:port]/path?query (or https://).
+    url: String,
+    /// Explain against these route files (a file or a directory),
+    /// compiled as `check` compiles them.
+    #[arg(long)]
+    routes: Option<PathBuf>,
+    /// Explain against the table a running proxy serves, through its
+    /// admin listener (host:port).
+    #[arg(long)]
+    live: Option<String>,
+    /// The method.
+    #[arg(short = 'X', long, default_value = "GET")]
+    method: String,
+    /// A request header, `name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    headers: Vec<String>,
+    /// The client address firewalls and rate limits judge.
+    #[arg(long)]
+    client: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -220,6 +254,7 @@ fn main() -> ExitCode {
         .init();
     match Cli::parse().command {
         Command::Check { path } => check(&path),
+        Command::Explain(cmd) => explain(cmd),
         Command::Crd => match switchyard::api::crd_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");
@@ -318,11 +353,18 @@ async fn run_controller(options: controller::Options, addrs: Addrs) -> anyhow::R
 
 fn check(path: &std::path::Path) -> ExitCode {
     match switchyard::publish::check(path) {
-        Ok(problems) if problems.is_empty() => {
+        Ok(checked) if checked.problems.is_empty() => {
+            for warning in &checked.warnings {
+                eprintln!("warning: {warning}");
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }
-        Ok(problems) => {
+        Ok(checked) => {
+            for warning in &checked.warnings {
+                eprintln!("warning: {warning}");
+            }
+            let problems = checked.problems;
             for problem in &problems {
                 eprintln!("{problem}");
             }
@@ -334,6 +376,62 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn explain(cmd: ExplainCmd) -> ExitCode {
+    let args = ExplainArgs {
+        url: cmd.url,
+        method: Some(cmd.method),
+        headers: cmd.headers,
+        client: cmd.client,
+    };
+    let output = match (&cmd.live, &cmd.routes) {
+        (Some(admin), _) => {
+            let admin = admin.clone();
+            block_on_value(async move { Ok(explain::live::fetch(&admin, &args, cmd.json).await?) })
+        }
+        (None, Some(routes)) => explain_files(routes, &args, cmd.json),
+        (None, None) => Err(anyhow::anyhow!("give --routes PATH or --live ADMIN_ADDR")),
+    };
+    match output {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("switchyard: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `explain --routes`: the files compiled as `check` compiles them.
+fn explain_files(
+    routes: &std::path::Path,
+    args: &ExplainArgs,
+    json: bool,
+) -> anyhow::Result<String> {
+    let request = ExplainRequest::new(args)?;
+    let (_, compiled) = switchyard::publish::compile_files(routes)
+        .with_context(|| format!("cannot read {}", routes.display()))?;
+    // Offline no endpoint is ejected; the clock only has to be read.
+    let now = tokio::time::Instant::now();
+    let explanation = explain::explain(&compiled.table, &request, now);
+    if json {
+        Ok(serde_json::to_string_pretty(&explanation)? + "\n")
+    } else {
+        Ok(explain::render::text(&explanation))
+    }
+}
+
+/// Runs `main` on a small runtime and returns its value.
+fn block_on_value<T>(
+    main: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(main)
 }
 
 async fn run(options: Options, demo: bool, addrs: Addrs) -> anyhow::Result<()> {

@@ -321,11 +321,47 @@ fn unix_now() -> i64 {
 /// Checks route files as `switchyard check` does: the file source's
 /// documents, compiled once against an empty table, and every problem the
 /// publisher would see (each naming its file, resource and field). Empty
-/// means valid; nothing is published.
-pub fn check(path: &Path) -> std::io::Result<Vec<Diagnostic>> {
+/// means valid; nothing is published. Warnings (rules no request can
+/// reach) do not make the files invalid.
+pub fn check(path: &Path) -> std::io::Result<Checked> {
+    let (update, compiled) = compile_files(path)?;
+    Ok(Checked {
+        problems: problems(&update, &compiled),
+        warnings: check_warnings(&compiled),
+    })
+}
+
+/// What [`check`] found.
+#[derive(Debug)]
+pub struct Checked {
+    /// Every problem; the files are valid when it is empty.
+    pub problems: Vec<Diagnostic>,
+    /// What is served but likely not meant: rules that never match.
+    pub warnings: Vec<String>,
+}
+
+/// The route files at `path` read and compiled as `switchyard run` would
+/// (without a TLS listener): what `check` and `explain --routes` read.
+pub fn compile_files(path: &Path) -> std::io::Result<(SourceUpdate, Compiled)> {
     let update = file::update(&file::read(path)?, &TlsSettings::default());
     let compiled = compile(&update.snapshot, &RouteTable::default(), unix_now());
-    Ok(problems(&update, &compiled))
+    Ok((update, compiled))
+}
+
+/// What `switchyard check` warns of without failing: the rules of served
+/// routes that no request can reach (each route's `RulesReachable`
+/// condition), one line per route.
+fn check_warnings(compiled: &Compiled) -> Vec<String> {
+    (compiled.statuses.iter())
+        .filter(|s| s.accepted() && !s.reachable.status)
+        .map(|s| {
+            let message = &s.reachable.message;
+            format!(
+                "{}: LoadBalancerRoute {}/{}: {message}",
+                s.origin, s.namespace, s.name
+            )
+        })
+        .collect()
 }
 
 /// What each compiled route's status should say, with the generation it

@@ -11,10 +11,13 @@ pub struct LoadBalancerRouteStatus {
     /// The `metadata.generation` these conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Accepted`, `ResolvedRefs` and `Ready`; `TLSReady` for a route with
-    /// `tls`; `BackendTLSVerified` for a route with an HTTPS backend (`False`
-    /// with `InsecureSkipVerify` is a warning: the route is still served).
-    /// Each has a reason and a message a person can act on.
+    /// `Accepted`, `ResolvedRefs`, `Ready` and `RulesReachable` (`False`
+    /// with `RuleShadowed` names rules no request can reach: an earlier
+    /// match takes every request they match; the route is still served);
+    /// `TLSReady` for a route with `tls`; `BackendTLSVerified` for a route
+    /// with an HTTPS backend (`False` with `InsecureSkipVerify` is a
+    /// warning: the route is still served). Each has a reason and a message
+    /// a person can act on.
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// Ready endpoints across the route's rules.
@@ -26,8 +29,8 @@ pub struct LoadBalancerRouteStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// `Accepted`, `ResolvedRefs`, `Ready`, `TLSReady` or
-    /// `BackendTLSVerified`.
+    /// `Accepted`, `ResolvedRefs`, `Ready`, `RulesReachable`, `TLSReady`
+    /// or `BackendTLSVerified`.
     #[serde(rename = "type")]
     pub kind: String,
     /// `True`, `False` or `Unknown`.

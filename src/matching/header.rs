@@ -53,6 +53,39 @@ impl HeaderMatcher {
                 HeaderValueMatcher::Regex(re) => v.to_str().is_ok_and(|v| re.is_match(v)),
             })
     }
+
+    /// Whether `other` is the same condition (same name, same value or
+    /// pattern): a request satisfying one satisfies the other.
+    pub fn same_condition(&self, other: &HeaderMatcher) -> bool {
+        self.name == other.name
+            && match (&self.value, &other.value) {
+                (HeaderValueMatcher::Exact(a), HeaderValueMatcher::Exact(b)) => a == b,
+                (HeaderValueMatcher::Regex(a), HeaderValueMatcher::Regex(b)) => {
+                    a.as_str() == b.as_str()
+                }
+                _ => false,
+            }
+    }
+}
+
+/// `name: value` for an exact condition, `name ~ pattern` for a regular
+/// expression (as written, without the anchors compile adds).
+impl std::fmt::Display for HeaderMatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.value {
+            HeaderValueMatcher::Exact(v) => {
+                write!(
+                    f,
+                    "{}: {}",
+                    self.name,
+                    String::from_utf8_lossy(v.as_bytes())
+                )
+            }
+            HeaderValueMatcher::Regex(re) => {
+                write!(f, "{} ~ {}", self.name, super::cover::source(re))
+            }
+        }
+    }
 }
 
 impl TryFrom<&HeaderMatch> for HeaderMatcher {

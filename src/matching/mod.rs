@@ -8,6 +8,7 @@
 //! is a leaf). Matching a request reads the compiled form and allocates
 //! nothing (hosts are lowercased into a stack buffer).
 
+mod cover;
 pub mod header;
 pub mod host;
 pub mod path;
@@ -34,11 +35,20 @@ pub struct RequestMatch {
 }
 
 impl RequestMatch {
-    /// Whether a request satisfies every condition.
+    /// Whether a request satisfies every condition: the method, the path,
+    /// then the headers (the predicates `explain` reports one by one).
     pub fn matches(&self, method: &Method, path: &str, headers: &HeaderMap) -> bool {
-        (self.methods.is_empty() || self.methods.contains(method))
-            && self.path.matches(path)
-            && self.headers.iter().all(|h| h.matches(headers))
+        self.method_matches(method) && self.path.matches(path) && self.headers_match(headers)
+    }
+
+    /// Whether the method condition holds (none: every method).
+    pub fn method_matches(&self, method: &Method) -> bool {
+        self.methods.is_empty() || self.methods.contains(method)
+    }
+
+    /// Whether every header condition holds.
+    pub fn headers_match(&self, headers: &HeaderMap) -> bool {
+        self.headers.iter().all(|h| h.matches(headers))
     }
 
     /// With a `Prefix` path condition, the length of the prefix a matching

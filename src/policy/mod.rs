@@ -131,6 +131,25 @@ impl RateLimit {
     }
 }
 
+impl RateLimit {
+    /// The bucket [`check`](Self::check) would count a request from
+    /// `client` with `headers` in, for `switchyard explain` (nothing is
+    /// counted): `client 10.0.0.1`, `header x-api-key: k1`, or `the whole
+    /// rule`.
+    pub fn key_text(&self, client: IpAddr, headers: &HeaderMap) -> String {
+        match &self.key {
+            RateKey::ClientIp => format!("client {client}"),
+            RateKey::Route => "the whole rule".to_owned(),
+            RateKey::Header(name) => {
+                let values: Vec<String> = (headers.get_all(name).iter())
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .collect();
+                format!("header {name}: {}", values.join(", "))
+            }
+        }
+    }
+}
+
 /// Hashes every value of one header, in order, without copying them.
 struct HeaderKey<'a>(&'a HeaderMap, &'a HeaderName);
 

@@ -32,4 +32,13 @@ mod service;
 mod tls;
 
 pub use error::{ProxyError, Side};
+
+/// The request changes of the route and prepare phases, for `switchyard
+/// explain` to show the request a backend would get without sending it.
+pub mod preview {
+    pub use super::forward::{
+        drop_underscored, request_host, set_forwarded, strip_hop_by_hop, Hop,
+    };
+    pub use super::prepare::{rewrite, set_host};
+}
 pub use server::{serve, ServeOptions, Sockets};

@@ -16,7 +16,7 @@
 use bytes::Bytes;
 use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{header, HeaderValue, Request, Version};
+use http::{header, HeaderMap, HeaderValue, Request, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
@@ -92,18 +92,7 @@ pub fn prepare<'r>(
             return Err(err);
         }
     };
-    match &policy.host_rewrite {
-        Some(HostRewrite::Hostname(name)) => {
-            parts.headers.insert(header::HOST, name.clone());
-        }
-        // Set per try: each may go to another endpoint.
-        Some(HostRewrite::BackendAddress) => {}
-        None => {
-            if let Some(host) = &host {
-                parts.headers.insert(header::HOST, host.clone());
-            }
-        }
-    }
+    set_host(&mut parts.headers, policy, host.as_ref());
     // X-Forwarded-Host: the host the client asked for, before any rewrite.
     set_forwarded(&mut parts.headers, conn.hop(ctx.client), host);
     parts.version = Version::HTTP_11;
@@ -114,6 +103,23 @@ pub fn prepare<'r>(
         picked,
     };
     Ok((prepared, client_upgrade))
+}
+
+/// Sets `Host`: the rule's fixed hostname, else the client's host; with
+/// `BackendAddress` nothing yet (set per try: each may go to another
+/// endpoint).
+pub fn set_host(headers: &mut HeaderMap, policy: &RulePolicy, host: Option<&HeaderValue>) {
+    match &policy.host_rewrite {
+        Some(HostRewrite::Hostname(name)) => {
+            headers.insert(header::HOST, name.clone());
+        }
+        Some(HostRewrite::BackendAddress) => {}
+        None => {
+            if let Some(host) = host {
+                headers.insert(header::HOST, host.clone());
+            }
+        }
+    }
 }
 
 /// The rewrites (see [`rewrite`]), then the first pick, which sees the
@@ -134,7 +140,7 @@ fn rewrite_and_pick<'r>(
 
 /// Path and query rewrites (returning the new path-and-query; untouched
 /// when the rule has none) and request header changes.
-fn rewrite(
+pub fn rewrite(
     parts: &mut Parts,
     policy: &RulePolicy,
     prefix_len: usize,

@@ -11,6 +11,7 @@ mod https;
 mod pick;
 mod resolve;
 mod status;
+mod trace;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use compile::{compile, Compiled};
 pub use https::{RouteHttps, TlsTable};
 pub use pick::{Balancing, GroupSpec, PickContext, Picked};
 pub use status::{ConditionReason, ConditionState, Reason, RouteStatus};
+pub use trace::{Candidate, ChosenHost, HostView, MatchOrigin, Shadowed};
 
 use crate::api::LoadBalancerRouteSpec;
 use crate::balance::EndpointState;
@@ -74,6 +76,9 @@ pub struct RouteTable {
 #[derive(Debug, Default)]
 struct HostRules {
     entries: Vec<(RequestMatch, Arc<Rule>)>,
+    /// Where each entry is written, in the same order (for `explain`;
+    /// the request path never reads it).
+    origins: Box<[MatchOrigin]>,
     /// Every entry matches any path starting with `/` (`Prefix /`): the
     /// path never chooses among them. Found once, at compile.
     path_blind: bool,
@@ -81,12 +86,15 @@ struct HostRules {
 
 impl HostRules {
     /// The rules of one host, `entries` best precedence first.
-    fn new(entries: Vec<(RequestMatch, Arc<Rule>)>) -> Self {
+    fn new(entries: Vec<(RequestMatch, Arc<Rule>, MatchOrigin)>) -> Self {
         let path_blind = entries
             .iter()
-            .all(|(m, _)| matches!(&m.path, PathMatcher::Prefix(p) if p.is_empty()));
+            .all(|(m, ..)| matches!(&m.path, PathMatcher::Prefix(p) if p.is_empty()));
+        let (entries, origins): (Vec<_>, Vec<_>) =
+            entries.into_iter().map(|(m, r, o)| ((m, r), o)).unzip();
         HostRules {
             entries,
+            origins: origins.into(),
             path_blind,
         }
     }
@@ -327,21 +335,27 @@ impl RouteTable {
     /// The rules of the most specific host a request's host names: exact,
     /// then the longest wildcard suffix, then routes without hosts.
     fn rules_for(&self, host: Option<&str>) -> Option<&HostRules> {
+        self.chosen_host(host).map(|(_, rules)| rules)
+    }
+
+    /// Like `rules_for`, also naming the host entry that chose them.
+    fn chosen_host(&self, host: Option<&str>) -> Option<(ChosenHost<'_>, &HostRules)> {
         let mut buf = [0u8; 253];
         let host = host.and_then(|h| request_host(h, &mut buf));
         host.and_then(|h| self.host_rules(h))
-            .or(self.any_host.as_ref())
+            .or(self.any_host.as_ref().map(|rules| (ChosenHost::Any, rules)))
     }
 
-    fn host_rules(&self, host: &str) -> Option<&HostRules> {
-        if let Some(rules) = self.exact.get(host) {
-            return Some(rules);
+    fn host_rules(&self, host: &str) -> Option<(ChosenHost<'_>, &HostRules)> {
+        if let Some((key, rules)) = self.exact.get_key_value(host) {
+            return Some((ChosenHost::Exact(key), rules));
         }
         // Longest suffix first: "a.b.mango.com" tries ".b.mango.com", then
         // ".mango.com", then ".com".
         host.match_indices('.')
             .filter(|(i, _)| *i > 0)
-            .find_map(|(i, _)| self.wildcard.get(&host[i..]))
+            .find_map(|(i, _)| self.wildcard.get_key_value(&host[i..]))
+            .map(|(suffix, rules)| (ChosenHost::Wildcard(suffix), rules))
     }
 
     /// The active health checks of the served rules, one per endpoint and

@@ -50,6 +50,11 @@ pub struct RouteStatus {
     /// served); with `InvalidBackendTLS` or `InvalidCACertificateRef` that
     /// backend gets no traffic (`ResolvedRefs` says so too).
     pub backend_tls: Option<ConditionState>,
+    /// The `RulesReachable` condition: whether every rule can be chosen
+    /// by some request. `False`/`RuleShadowed` names each rule an earlier
+    /// match (of this route or another) takes every request of; the route
+    /// is still served.
+    pub reachable: ConditionState,
 }
 
 /// One condition's state, before it becomes an [`api::Condition`](Condition).
@@ -96,6 +101,11 @@ pub enum ConditionReason {
     NoReadyEndpoints,
     /// `NoBackends`: a rule has no backends by design.
     NoBackends,
+    /// `RulesReachable`: every rule can be chosen by some request.
+    RulesReachable,
+    /// `RuleShadowed`: a rule can never be chosen: an earlier match takes
+    /// every request it matches.
+    RuleShadowed,
     /// `CertificateReady`: the route's certificate is served.
     CertificateReady,
     /// `SecretNotFound`: the route's Secret does not exist (or is not of
@@ -135,19 +145,25 @@ impl RouteStatus {
         self.reason == Reason::Accepted
     }
 
+    /// `namespace/name`.
+    pub fn resource(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
     /// The status conditions the controller writes, in this order:
-    /// `Accepted`, `ResolvedRefs`, `Ready`, `TLSReady` for a route with
-    /// `spec.tls`, and `BackendTLSVerified` for a route with an HTTPS
-    /// backend.
+    /// `Accepted`, `ResolvedRefs`, `Ready`, `RulesReachable`, `TLSReady`
+    /// for a route with `spec.tls`, and `BackendTLSVerified` for a route
+    /// with an HTTPS backend.
     ///
     /// `Accepted` is `True`/`Accepted`, or `False` with `Invalid` (the
     /// message lists every `field: problem`) or `Conflicted` (it names the
     /// older route). `ResolvedRefs` is `True`/`ResolvedRefs`, or `False` with
     /// `BackendNotFound`, `InvalidBackend`, `UnsupportedProtocol`,
     /// `InvalidBackendTLS` or `InvalidCACertificateRef`. `Ready` is `True`/`Ready`, or
-    /// `False` with `NoReadyEndpoints` or `NoBackends`. When the route is not
-    /// accepted, `ResolvedRefs` and `Ready` are `False` with `Accepted`'s
-    /// reason.
+    /// `False` with `NoReadyEndpoints` or `NoBackends`. `RulesReachable` is
+    /// `True`/`RulesReachable`, or `False`/`RuleShadowed` (a warning: the
+    /// route is served). When the route is not accepted, `ResolvedRefs`,
+    /// `Ready` and `RulesReachable` are `False` with `Accepted`'s reason.
     pub fn conditions(&self) -> Vec<Condition> {
         let accepted = match self.reason {
             Reason::Accepted => {
@@ -159,6 +175,7 @@ impl RouteStatus {
             ("Accepted", Some(&accepted)),
             ("ResolvedRefs", Some(&self.resolved_refs)),
             ("Ready", Some(&self.ready)),
+            ("RulesReachable", Some(&self.reachable)),
             ("TLSReady", self.tls.as_ref()),
             ("BackendTLSVerified", self.backend_tls.as_ref()),
         ]
@@ -266,6 +283,8 @@ impl ConditionReason {
             ConditionReason::Ready => "Ready",
             ConditionReason::NoReadyEndpoints => "NoReadyEndpoints",
             ConditionReason::NoBackends => "NoBackends",
+            ConditionReason::RulesReachable => "RulesReachable",
+            ConditionReason::RuleShadowed => "RuleShadowed",
             ConditionReason::CertificateReady => "CertificateReady",
             ConditionReason::SecretNotFound => "SecretNotFound",
             ConditionReason::InvalidCertificate => "InvalidCertificate",

@@ -15,6 +15,7 @@ mod conditions;
 mod conflict;
 mod matches;
 mod routes;
+mod shadow;
 mod tls;
 mod transport;
 
@@ -23,7 +24,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::https::{hsts_value, RouteHttps, TlsTable};
-use super::{ConditionState, HostRules, Probe, Reason, RouteRecord, RouteStatus, RouteTable, Rule};
+use super::{
+    ConditionState, HostRules, MatchOrigin, Probe, Reason, RouteRecord, RouteStatus, RouteTable,
+    Rule,
+};
 use crate::api;
 use crate::balance::EndpointState;
 use crate::diagnostic::{CompileError, FieldPath, Invalid};
@@ -93,7 +97,13 @@ struct CompiledMatch {
     rank: Rank,
     matcher: RequestMatch,
     rule: Arc<Rule>,
+    /// The rule's index in `spec.rules`.
+    rule_index: usize,
 }
+
+/// A host's match being assembled: its precedence, conditions, rule and
+/// where it is written.
+type HostEntry = (Rank, RequestMatch, Arc<Rule>, MatchOrigin);
 
 /// The table being assembled, route by route (oldest first).
 #[derive(Default)]
@@ -103,7 +113,7 @@ struct Assembly {
     limiters: LimiterStates,
     probes: HashMap<(Arc<str>, ActiveCheck), Probe>,
     claims: Claims,
-    buckets: HashMap<HostKey, Vec<(Rank, RequestMatch, Arc<Rule>)>>,
+    buckets: HashMap<HostKey, Vec<HostEntry>>,
     statuses: Vec<RouteStatus>,
     records: Vec<RouteRecord>,
 }
@@ -240,6 +250,11 @@ impl Assembly {
             ready_endpoints,
             tls,
             backend_tls,
+            // Rules shadowed by others are marked once the table is whole.
+            reachable: match reason {
+                Reason::Accepted => shadow::all_reachable(),
+                reason => ConditionState::not_accepted(reason),
+            },
         };
         self.records.push(RouteRecord {
             status: status.clone(),
@@ -253,7 +268,12 @@ impl Assembly {
     fn serve(&mut self, resource: &Arc<str>, compiled: CompiledRoute) {
         for m in compiled.matches {
             self.claims.claim(m.host.clone(), m.key, resource.clone());
-            (self.buckets.entry(m.host).or_default()).push((m.rank, m.matcher, m.rule));
+            let origin = MatchOrigin {
+                route: resource.clone(),
+                rule: m.rule_index,
+                field: m.field,
+            };
+            (self.buckets.entry(m.host).or_default()).push((m.rank, m.matcher, m.rule, origin));
         }
         for (addr, state) in compiled.endpoints {
             self.endpoints.entry(addr).or_insert(state);
@@ -286,7 +306,7 @@ impl Assembly {
         };
         for (host, mut entries) in self.buckets {
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            let rules = HostRules::new(entries.into_iter().map(|(_, m, r)| (m, r)).collect());
+            let rules = HostRules::new(entries.into_iter().map(|(_, m, r, o)| (m, r, o)).collect());
             match host {
                 HostKey::Exact(h) => {
                     table.exact.insert(h, rules);
@@ -297,9 +317,13 @@ impl Assembly {
                 HostKey::Any => table.any_host = Some(rules),
             }
         }
+        let mut statuses = self.statuses;
+        let unreachable = shadow::unreachable_rules(&table);
+        shadow::mark(&unreachable, statuses.iter_mut());
+        shadow::mark(&unreachable, table.routes.iter_mut().map(|r| &mut r.status));
         Compiled {
             table,
-            statuses: self.statuses,
+            statuses,
             listener_problems,
         }
     }

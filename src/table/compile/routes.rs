@@ -115,6 +115,7 @@ pub(super) fn compile_route<'p>(
                     .rank(input.route.age, input.resource, m.rule, m.index),
                 matcher: m.matcher.clone(),
                 rule: parts.rules[m.rule].clone(),
+                rule_index: m.rule,
             });
         }
     }

@@ -49,6 +49,7 @@ fn conditions_for_accepted_invalid_and_conflicted_routes() {
                 ("Accepted", "True", "Accepted"),
                 ("ResolvedRefs", "True", "ResolvedRefs"),
                 ("Ready", "True", "Ready"),
+                ("RulesReachable", "True", "RulesReachable"),
             ],
         ),
         (
@@ -57,6 +58,7 @@ fn conditions_for_accepted_invalid_and_conflicted_routes() {
                 ("Accepted", "True", "Accepted"),
                 ("ResolvedRefs", "True", "ResolvedRefs"),
                 ("Ready", "False", "NoBackends"),
+                ("RulesReachable", "True", "RulesReachable"),
             ],
         ),
         (
@@ -65,6 +67,7 @@ fn conditions_for_accepted_invalid_and_conflicted_routes() {
                 ("Accepted", "False", "Invalid"),
                 ("ResolvedRefs", "False", "Invalid"),
                 ("Ready", "False", "Invalid"),
+                ("RulesReachable", "False", "Invalid"),
             ],
         ),
         (
@@ -73,6 +76,7 @@ fn conditions_for_accepted_invalid_and_conflicted_routes() {
                 ("Accepted", "False", "Conflicted"),
                 ("ResolvedRefs", "False", "Conflicted"),
                 ("Ready", "False", "Conflicted"),
+                ("RulesReachable", "False", "Conflicted"),
             ],
         ),
     ];

@@ -28,6 +28,7 @@ mod invalid;
 mod precedence;
 mod references;
 mod services;
+mod shadowing;
 mod tls;
 mod transport;
 
@@ -252,7 +253,7 @@ fn conditions(status: &RouteStatus) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn triples(want: [(&str, &str, &str); 3]) -> Vec<(String, String, String)> {
+fn triples(want: [(&str, &str, &str); 4]) -> Vec<(String, String, String)> {
     want.iter()
         .map(|(k, s, r)| ((*k).to_owned(), (*s).to_owned(), (*r).to_owned()))
         .collect()

@@ -33,6 +33,7 @@ fn service_without_the_port_is_an_invalid_backend() {
                 ("Accepted", "True", "Accepted"),
                 ("ResolvedRefs", "False", "InvalidBackend"),
                 ("Ready", "False", "NoReadyEndpoints"),
+                ("RulesReachable", "True", "RulesReachable"),
             ]),
             "case {case}"
         );
@@ -236,6 +237,7 @@ fn a_rule_with_one_missing_backend_still_serves_from_the_others() {
             ("Accepted", "True", "Accepted"),
             ("ResolvedRefs", "False", "BackendNotFound"),
             ("Ready", "True", "Ready"),
+            ("RulesReachable", "True", "RulesReachable"),
         ])
     );
 }

@@ -88,6 +88,7 @@ fn service_backends_resolve_to_ready_endpoints() {
                     ("Accepted", "True", "Accepted"),
                     ("ResolvedRefs", "True", "ResolvedRefs"),
                     ("Ready", "True", "Ready"),
+                    ("RulesReachable", "True", "RulesReachable"),
                 ]),
                 "case {case}"
             );
@@ -120,6 +121,7 @@ fn route_leaves_unavailable_when_its_service_appears() {
             ("Accepted", "True", "Accepted"),
             ("ResolvedRefs", "False", "BackendNotFound"),
             ("Ready", "False", "NoReadyEndpoints"),
+            ("RulesReachable", "True", "RulesReachable"),
         ])
     );
     assert_eq!(
@@ -159,6 +161,7 @@ fn route_leaves_unavailable_when_its_service_appears() {
             ("Accepted", "True", "Accepted"),
             ("ResolvedRefs", "True", "ResolvedRefs"),
             ("Ready", "True", "Ready"),
+            ("RulesReachable", "True", "RulesReachable"),
         ])
     );
     assert_eq!(status.ready_endpoints, 2);
@@ -198,6 +201,7 @@ fn service_without_ready_endpoints_is_unavailable_and_not_ready() {
             ("Accepted", "True", "Accepted"),
             ("ResolvedRefs", "True", "ResolvedRefs"),
             ("Ready", "False", "NoReadyEndpoints"),
+            ("RulesReachable", "True", "RulesReachable"),
         ])
     );
     assert_eq!(status.ready_endpoints, 0);
