@@ -1,4 +1,4 @@
-//! The admin listener: `/healthz`, `/readyz` and `/routes`.
+//! The admin listener: `/healthz`, `/readyz`, `/routes` and `/metrics`.
 //!
 //! Owns: the operator's view of a running process, including the `/routes`
 //! view types ([`RouteSummary`], [`EndpointSummary`]) built from what the
@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, info};
 
 use crate::api::LoadBalancerRouteSpec;
+use crate::metrics::Metrics;
 use crate::table::{RouteStatus, RouteTable, SharedTable};
 
 /// What the admin endpoints read.
@@ -32,6 +33,8 @@ pub struct AdminState {
     pub table: SharedTable,
     /// Set once the first table is published; `/readyz` answers 503 until then.
     pub ready: Arc<AtomicBool>,
+    /// The process's metrics, for `/metrics` (404 when off).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
@@ -168,7 +171,33 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
                 ),
             }
         }
-        _ => text(StatusCode::NOT_FOUND, "try /healthz, /readyz or /routes\n"),
+        "/metrics" => match &state.metrics {
+            Some(metrics) => scrape(metrics, &state.table),
+            None => text(StatusCode::NOT_FOUND, "metrics are off\n"),
+        },
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "try /healthz, /readyz, /routes or /metrics\n",
+        ),
+    }
+}
+
+/// `/metrics`: the process's metrics and the live table's route series,
+/// as OpenMetrics text.
+fn scrape(metrics: &Metrics, table: &SharedTable) -> Response<Full<Bytes>> {
+    match metrics.encode(table.load_full()) {
+        Ok(body) => {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            );
+            response
+        }
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not render metrics\n",
+        ),
     }
 }
 

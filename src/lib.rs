@@ -15,6 +15,8 @@
 //!   `DesiredStatus`, `Diagnostic`. [`diagnostic`]: typed compile errors
 //!   (field path, reason, stable code) and their accumulator.
 //! - [`matching`]: host, path, header matchers and precedence.
+//!   [`metrics`]: metric handles (resolved at compile), the process-wide
+//!   metrics and the scrape encoding; labels from configuration only.
 //!   [`balance`]: algorithms and `EndpointState`; no HTTP, no clock.
 //!   [`source`]: reading files and watching the API into snapshots, writing
 //!   status; never compiles. [`upstream`]: connections to backends (TCP,
@@ -42,6 +44,7 @@ pub mod diagnostic;
 pub mod health;
 pub mod listeners;
 pub mod matching;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod publish;

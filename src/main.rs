@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,6 +17,7 @@ use switchyard::api::values::parse_cidr;
 use switchyard::api::values::{parse_duration, parse_quantity};
 use switchyard::controller;
 use switchyard::listeners::Listeners;
+use switchyard::metrics::Metrics;
 use switchyard::policy::client::TrustedProxies;
 use switchyard::proxy::ServeOptions;
 use switchyard::source::kube::LeaseOptions;
@@ -87,6 +89,13 @@ struct ServeArgs {
     /// requests in flight finishing first.
     #[arg(long, default_value = "75s", value_parser = parse_positive_duration)]
     idle_timeout: Duration,
+    /// Prometheus metrics on the admin listener's /metrics: on or off.
+    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    metrics: bool,
+    /// Also record a duration histogram per route rule (fifteen series
+    /// per rule; off by default, the per-listener histogram is always on).
+    #[arg(long)]
+    route_histograms: bool,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -106,6 +115,7 @@ impl ServeArgs {
             underscores_in_headers: self.underscores_in_headers,
             max_uri_bytes: self.max_uri_bytes,
             idle_timeout: self.idle_timeout,
+            metrics: (self.metrics).then(|| Arc::new(Metrics::new(self.route_histograms))),
             ..ServeOptions::default()
         }
     }
@@ -129,6 +139,15 @@ fn parse_size_from(text: &str, min: usize, min_text: &str) -> Result<usize, Stri
     match usize::try_from(bytes) {
         Ok(bytes) if bytes >= min => Ok(bytes),
         _ => Err(format!("{text:?} is not a size from {min_text} up")),
+    }
+}
+
+/// `on` or `off`.
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{text:?} is neither on nor off")),
     }
 }
 

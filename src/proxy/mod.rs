@@ -13,7 +13,7 @@
 //! `answer` (proxy-made answers and their log line), `grpc` (gRPC
 //! statuses, trailers-only answers, `grpc-timeout`), `ctx`, `body`,
 //! `forward` (header and URI rules), `connect`, `error`, `per_ip` (the
-//! per-client-IP connection cap).
+//! per-client-IP connection cap), `observe` (the log phase's metrics).
 
 mod accept;
 mod answer;
@@ -22,6 +22,7 @@ mod ctx;
 mod error;
 mod forward;
 mod grpc;
+mod observe;
 mod per_ip;
 mod prepare;
 mod respond;

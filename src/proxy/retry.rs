@@ -52,6 +52,9 @@ pub struct Sent<'r> {
     pub in_flight: InFlight,
     /// When the head arrived.
     pub head_at: Instant,
+    /// The backend that answered (an index into the rule's metric
+    /// backends).
+    pub backend: u16,
 }
 
 /// One try's request: the head without its URI, and its body.
@@ -223,6 +226,7 @@ pub async fn send<'r>(
             set_cookie,
             in_flight,
             head_at: now,
+            backend: target.backend,
         });
     }
 }

@@ -77,6 +77,8 @@ pub struct ServeOptions {
     /// `None` (the default) reads the system's trust store once, at the
     /// first such connect.
     pub upstream_roots: Option<Arc<rustls::RootCertStore>>,
+    /// The process's metrics (`None`: off, nothing recorded).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Default for ServeOptions {
@@ -95,6 +97,7 @@ impl Default for ServeOptions {
             idle_timeout: Duration::from_secs(75),
             upstream_idle_timeout: Duration::from_secs(90),
             upstream_roots: None,
+            metrics: None,
         }
     }
 }
@@ -144,6 +147,7 @@ pub async fn serve(
         client_body_timeout: options.client_body_timeout,
         max_uri_bytes: options.max_uri_bytes,
         underscores_in_headers: options.underscores_in_headers,
+        metrics: options.metrics.clone(),
     });
     let accept = Accept::new(
         shared,

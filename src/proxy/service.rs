@@ -28,11 +28,13 @@ use super::ctx::RequestCtx;
 use super::error::ProxyError;
 use super::forward::{drop_underscored, request_host, websocket_connect, Hop};
 use super::grpc;
+use super::observe::{self, Start};
 use super::per_ip::IpSlot;
 use super::prepare::prepare;
 use super::respond::respond;
 use super::retry;
 use super::tls::TlsConn;
+use crate::metrics::{MethodBucket, Metrics};
 use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::retry::is_idempotent;
 use crate::table::SharedTable;
@@ -59,6 +61,8 @@ pub struct Shared {
     /// Whether request headers with `_` in their names are forwarded
     /// (`--underscores-in-headers`); by default they are dropped.
     pub underscores_in_headers: bool,
+    /// The process's metrics; `None` when they are off.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// State of one client connection, computed once when it is accepted.
@@ -115,15 +119,26 @@ pub async fn handle(
     if !conn.requested.load(Ordering::Relaxed) {
         conn.requested.store(true, Ordering::Relaxed);
     }
+    // One clock reading for the whole request (rate limits, deadlines,
+    // metrics).
+    let start = Start {
+        at: tokio::time::Instant::now(),
+        method: MethodBucket::of(req.method()),
+    };
     // Cheap to keep (standard methods are not allocated); the path is not
     // copied per request just for a log line.
     let method = req.method().clone();
     // Read once, before the request is consumed: the answers the proxy
     // makes for a gRPC call are gRPC statuses.
     let grpc = grpc::is_grpc(req.headers());
-    match proxy(&conn, req, grpc).await {
+    match proxy(&conn, req, grpc, start).await {
         Ok(response) => Ok(response),
-        Err(answered) => Ok(answered.log_and_respond(&method, grpc).map(Either::Right)),
+        Err(answered) => {
+            let rule = answered.rule.clone();
+            let response = answered.log_and_respond(&method, grpc);
+            observe::record(&conn, start, rule.as_deref(), None, response.status());
+            Ok(response.map(Either::Right))
+        }
     }
 }
 
@@ -132,6 +147,7 @@ async fn proxy(
     conn: &Arc<Connection>,
     mut req: Request<Incoming>,
     grpc: bool,
+    start: Start,
 ) -> Result<Response<ProxyBody>, Answered> {
     // Gone before anything reads headers: routing, firewall, rate-limit
     // keys and the backend never see them.
@@ -141,7 +157,7 @@ async fn proxy(
     // An HTTP/2 WebSocket (extended CONNECT) is routed, judged and sent as
     // the GET handshake it becomes.
     websocket_connect(&mut req);
-    let (mut ctx, declared) = match gate(conn, &req, grpc) {
+    let (mut ctx, declared) = match gate(conn, &req, grpc, start) {
         Ok(gated) => gated,
         Err(answered) => {
             if grpc {
@@ -152,7 +168,7 @@ async fn proxy(
     };
     let host = ctx.host.take();
     let result = forward(conn, &ctx, host, req, declared).await;
-    result.map_err(|answer| Answered::on(&ctx.rule.route, answer))
+    result.map_err(|answer| Answered::on(&ctx.rule, answer))
 }
 
 /// The phases that forward: prepare, send (with retries) and respond.
@@ -167,7 +183,20 @@ async fn forward(
 ) -> Result<Response<ProxyBody>, Answer> {
     let (request, client_upgrade) = prepare(conn, ctx, host, req)?;
     let sent = retry::send(conn, ctx, request, declared).await?;
-    respond(conn, ctx, sent, client_upgrade).map_err(Answer::from)
+    let backend = sent.backend;
+    let response = respond(conn, ctx, sent, client_upgrade).map_err(Answer::from)?;
+    let start = Start {
+        at: ctx.started,
+        method: ctx.method,
+    };
+    observe::record(
+        conn,
+        start,
+        Some(&ctx.rule),
+        Some(backend),
+        response.status(),
+    );
+    Ok(response)
 }
 
 /// The phases that may answer before anything is sent: route, the HTTPS
@@ -177,9 +206,10 @@ fn gate(
     conn: &Connection,
     req: &Request<Incoming>,
     grpc: bool,
+    start: Start,
 ) -> Result<(RequestCtx, Option<u64>), Answered> {
-    let ctx = route(conn, req, grpc)?;
-    let on_route = |answer: Answer| Answered::on(&ctx.rule.route, answer);
+    let ctx = route(conn, req, grpc, start)?;
+    let on_route = |answer: Answer| Answered::on(&ctx.rule, answer);
     if let Some(redirect) = https_redirect(conn, &ctx, req) {
         return Err(on_route(redirect));
     }
@@ -190,10 +220,14 @@ fn gate(
     Ok((ctx, declared))
 }
 
-/// The route phase: one table load finds the rule; the client, the host,
-/// the clock and a gRPC call's deadline are read once for every later
-/// phase.
-fn route(conn: &Connection, req: &Request<Incoming>, grpc: bool) -> Result<RequestCtx, ProxyError> {
+/// The route phase: one table load finds the rule; the client, the host
+/// and a gRPC call's deadline are read once for every later phase.
+fn route(
+    conn: &Connection,
+    req: &Request<Incoming>,
+    grpc: bool,
+    start: Start,
+) -> Result<RequestCtx, ProxyError> {
     if req.method() == Method::CONNECT {
         // An extended CONNECT for another protocol than WebSocket names
         // something the proxy does not implement; a plain one asks for a
@@ -242,11 +276,12 @@ fn route(conn: &Connection, req: &Request<Incoming>, grpc: bool) -> Result<Reque
     } else {
         conn.peer
     };
-    let started = tokio::time::Instant::now();
+    let started = start.at;
     Ok(RequestCtx {
         deadline: grpc::deadline(req.headers(), grpc, rule.timeouts.total, started),
         grpc,
         idempotent: is_idempotent(req.method()),
+        method: start.method,
         rule,
         client,
         host,

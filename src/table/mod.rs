@@ -33,6 +33,7 @@ use crate::balance::EndpointState;
 use crate::health::passive::Tracked;
 use crate::health::{Passive, Probe};
 use crate::matching::{request_host, PathMatcher, RequestMatch};
+use crate::metrics::{HasSeries, RouteSeries, RuleMetrics};
 use crate::policy::firewall::readings;
 use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
@@ -68,6 +69,9 @@ pub struct RouteTable {
     routes: Vec<RouteRecord>,
     /// Certificates and the TLS listener's configuration.
     tls: TlsTable,
+    /// The metric handles of the served rules, handed to the next compile
+    /// (and encoded at scrape: a route left out has none).
+    series: RouteSeries,
 }
 
 /// The rules of one host, best precedence first.
@@ -153,6 +157,8 @@ pub struct Rule {
     pub retries: RetryPolicy,
     /// What the route's `spec.tls` asks (redirect, HSTS), if it has one.
     pub https: Option<Arc<RouteHttps>>,
+    /// The rule's metric handles, resolved at compile.
+    pub metrics: RuleMetrics,
 }
 
 /// A rule's time limits, parsed.
@@ -198,6 +204,8 @@ pub struct Target {
     pub pool: Arc<EndpointPool>,
     /// Its backend's weight; 0 never gets traffic.
     pub weight: u32,
+    /// Its backend, as an index into the rule's metric `backends` labels.
+    pub backend: u16,
 }
 
 impl Tracked for Target {
@@ -372,6 +380,11 @@ impl RouteTable {
         &self.tls
     }
 
+    /// The metric handles of the served rules.
+    pub fn series(&self) -> &RouteSeries {
+        &self.series
+    }
+
     /// Whether a request for `host` on a TLS connection whose client asked
     /// for `sni` must go elsewhere (421): the host's certificate, by the
     /// same lookup as a handshake's, is not the SNI name's. Connections
@@ -390,5 +403,11 @@ impl RouteTable {
             (None, None) => false,
             _ => true,
         }
+    }
+}
+
+impl HasSeries for RouteTable {
+    fn series(&self) -> &RouteSeries {
+        &self.series
     }
 }
