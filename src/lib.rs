@@ -15,6 +15,8 @@
 //!   `DesiredStatus`, `Diagnostic`. [`diagnostic`]: typed compile errors
 //!   (field path, reason, stable code) and their accumulator.
 //! - [`matching`]: host, path, header matchers and precedence.
+//!   [`access_log`]: JSON lines through a bounded channel to one writer
+//!   thread; a request never waits.
 //!   [`metrics`]: metric handles (resolved at compile), the process-wide
 //!   metrics and the scrape encoding; labels from configuration only.
 //!   [`balance`]: algorithms and `EndpointState`; no HTTP, no clock.
@@ -35,6 +37,7 @@
 //! - [`standalone`], [`controller`]: each mode's wiring.
 //! - [`demo`]: the built-in demo backends and routes.
 
+pub mod access_log;
 pub mod admin;
 pub mod api;
 pub mod balance;

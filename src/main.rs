@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use ipnet::IpNet;
+use switchyard::access_log::{AccessLog, Destination};
 use switchyard::api::values::parse_cidr;
 use switchyard::api::values::{parse_duration, parse_quantity};
 use switchyard::controller;
@@ -96,14 +97,30 @@ struct ServeArgs {
     /// per rule; off by default, the per-listener histogram is always on).
     #[arg(long)]
     route_histograms: bool,
+    /// One JSON line per request: off, stdout, stderr or a file path.
+    /// Default: stdout for `controller`, off for `run`.
+    #[arg(long)]
+    access_log: Option<Destination>,
+    /// Log query strings as sent (by default they are redacted: queries
+    /// carry tokens).
+    #[arg(long)]
+    access_log_query: bool,
     #[command(flatten)]
     tls: TlsArgs,
 }
 
 impl ServeArgs {
-    /// The proxy's serving options these flags set.
-    fn options(&self) -> ServeOptions {
-        ServeOptions {
+    /// The proxy's serving options these flags set; the access log goes
+    /// to `default_log` unless `--access-log` says otherwise.
+    fn options(&self, default_log: Destination) -> anyhow::Result<ServeOptions> {
+        let metrics = (self.metrics).then(|| Arc::new(Metrics::new(self.route_histograms)));
+        let dropped =
+            (metrics.as_ref()).map_or_else(Default::default, |m| m.access_log_dropped.clone());
+        let destination = self.access_log.clone().unwrap_or(default_log);
+        let access_log = AccessLog::open(&destination, dropped)
+            .with_context(|| format!("cannot open the access log {destination:?}"))?
+            .map(|log| log.log_query(self.access_log_query));
+        Ok(ServeOptions {
             drain_timeout: self.drain_timeout,
             trusted_proxies: TrustedProxies::new(self.trusted_proxies.iter().copied()),
             connect_timeout: self.connect_timeout,
@@ -115,9 +132,10 @@ impl ServeArgs {
             underscores_in_headers: self.underscores_in_headers,
             max_uri_bytes: self.max_uri_bytes,
             idle_timeout: self.idle_timeout,
-            metrics: (self.metrics).then(|| Arc::new(Metrics::new(self.route_histograms))),
+            metrics,
+            access_log,
             ..ServeOptions::default()
-        }
+        })
     }
 }
 
@@ -256,10 +274,15 @@ fn main() -> ExitCode {
             reload_interval,
             serve,
         } => {
+            // Standalone: no access log unless asked for.
+            let serve_options = match serve.options(Destination::Off) {
+                Ok(options) => options,
+                Err(err) => return fail(&err),
+            };
             let options = Options {
                 routes: routes.clone().unwrap_or_default(),
                 reload_interval,
-                serve: serve.options(),
+                serve: serve_options,
                 tls: serve.tls.settings(),
             };
             let addrs = (listen, serve.tls.tls_listen, admin);
@@ -275,6 +298,11 @@ fn main() -> ExitCode {
             identity,
             serve,
         } => {
+            // In a cluster, like ingress-nginx: access log on stdout.
+            let serve_options = match serve.options(Destination::Stdout) {
+                Ok(options) => options,
+                Err(err) => return fail(&err),
+            };
             let identity = identity
                 .or_else(|| std::env::var("HOSTNAME").ok())
                 .unwrap_or_else(|| format!("switchyard-{}", std::process::id()));
@@ -291,7 +319,7 @@ fn main() -> ExitCode {
                     },
                     tls: serve.tls.settings(),
                 },
-                serve: serve.options(),
+                serve: serve_options,
             };
             block_on(run_controller(
                 options,
@@ -306,6 +334,12 @@ fn main() -> ExitCode {
             Ok(())
         }),
     }
+}
+
+/// Reports `err` and fails.
+fn fail(err: &anyhow::Error) -> ExitCode {
+    eprintln!("switchyard: {err:#}");
+    ExitCode::FAILURE
 }
 
 /// Runs `main` on a multi-threaded runtime; errors become exit status 1.

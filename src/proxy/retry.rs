@@ -23,6 +23,7 @@ use tracing::debug;
 
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
+use super::observe::Upstream;
 use super::prepare::Prepared;
 use super::service::Connection;
 use crate::balance::InFlight;
@@ -52,9 +53,9 @@ pub struct Sent<'r> {
     pub in_flight: InFlight,
     /// When the head arrived.
     pub head_at: Instant,
-    /// The backend that answered (an index into the rule's metric
-    /// backends).
-    pub backend: u16,
+    /// The endpoint that answered, the tries sent and the last one's
+    /// time to its head, for the log phase.
+    pub upstream: Upstream<'r>,
 }
 
 /// One try's request: the head without its URI, and its body.
@@ -226,7 +227,11 @@ pub async fn send<'r>(
             set_cookie,
             in_flight,
             head_at: now,
-            backend: target.backend,
+            upstream: Upstream {
+                target,
+                attempts: (tried.len() + resent + 1) as u32,
+                duration: now - started,
+            },
         });
     }
 }

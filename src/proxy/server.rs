@@ -79,6 +79,8 @@ pub struct ServeOptions {
     pub upstream_roots: Option<Arc<rustls::RootCertStore>>,
     /// The process's metrics (`None`: off, nothing recorded).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The access log (`None`: off).
+    pub access_log: Option<crate::access_log::AccessLog>,
 }
 
 impl Default for ServeOptions {
@@ -98,6 +100,7 @@ impl Default for ServeOptions {
             upstream_idle_timeout: Duration::from_secs(90),
             upstream_roots: None,
             metrics: None,
+            access_log: None,
         }
     }
 }
@@ -148,6 +151,8 @@ pub async fn serve(
         max_uri_bytes: options.max_uri_bytes,
         underscores_in_headers: options.underscores_in_headers,
         metrics: options.metrics.clone(),
+        access_log: options.access_log.clone(),
+        request_ids: Default::default(),
     });
     let accept = Accept::new(
         shared,

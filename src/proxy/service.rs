@@ -28,12 +28,14 @@ use super::ctx::RequestCtx;
 use super::error::ProxyError;
 use super::forward::{drop_underscored, request_host, websocket_connect, Hop};
 use super::grpc;
-use super::observe::{self, Start};
+use super::observe::{self, Seen, Start};
 use super::per_ip::IpSlot;
 use super::prepare::prepare;
 use super::respond::respond;
 use super::retry;
 use super::tls::TlsConn;
+use super::trace::{self, RequestIds};
+use crate::access_log::AccessLog;
 use crate::metrics::{MethodBucket, Metrics};
 use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::retry::is_idempotent;
@@ -63,6 +65,10 @@ pub struct Shared {
     pub underscores_in_headers: bool,
     /// The process's metrics; `None` when they are off.
     pub metrics: Option<Arc<Metrics>>,
+    /// The access log; `None` when it is off.
+    pub access_log: Option<AccessLog>,
+    /// Where `x-request-id`s the proxy adds come from.
+    pub request_ids: RequestIds,
 }
 
 /// State of one client connection, computed once when it is accepted.
@@ -114,7 +120,7 @@ impl Connection {
 /// Serves one request; what the proxy answers itself is logged, then sent.
 pub async fn handle(
     conn: Arc<Connection>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     if !conn.requested.load(Ordering::Relaxed) {
         conn.requested.store(true, Ordering::Relaxed);
@@ -131,12 +137,18 @@ pub async fn handle(
     // Read once, before the request is consumed: the answers the proxy
     // makes for a gRPC call are gRPC statuses.
     let grpc = grpc::is_grpc(req.headers());
-    match proxy(&conn, req, grpc, start).await {
+    trace::prepare(req.headers_mut(), &conn.shared.request_ids);
+    let mut seen = (conn.shared.access_log.as_ref()).map(|_| Seen::of(&conn, &req));
+    match proxy(&conn, req, grpc, start, &mut seen).await {
         Ok(response) => Ok(response),
         Err(answered) => {
             let rule = answered.rule.clone();
+            let reason = answered.answer.reason();
             let response = answered.log_and_respond(&method, grpc);
             observe::record(&conn, start, rule.as_deref(), None, response.status());
+            if let Some(seen) = seen {
+                observe::log_answer(&conn, seen, start, rule.as_deref(), reason, &response);
+            }
             Ok(response.map(Either::Right))
         }
     }
@@ -148,6 +160,7 @@ async fn proxy(
     mut req: Request<Incoming>,
     grpc: bool,
     start: Start,
+    seen: &mut Option<Seen>,
 ) -> Result<Response<ProxyBody>, Answered> {
     // Gone before anything reads headers: routing, firewall, rate-limit
     // keys and the backend never see them.
@@ -167,7 +180,7 @@ async fn proxy(
         }
     };
     let host = ctx.host.take();
-    let result = forward(conn, &ctx, host, req, declared).await;
+    let result = forward(conn, &ctx, host, req, declared, seen).await;
     result.map_err(|answer| Answered::on(&ctx.rule, answer))
 }
 
@@ -180,22 +193,21 @@ async fn forward(
     host: Option<HeaderValue>,
     req: Request<Incoming>,
     declared: Option<u64>,
+    seen: &mut Option<Seen>,
 ) -> Result<Response<ProxyBody>, Answer> {
     let (request, client_upgrade) = prepare(conn, ctx, host, req)?;
     let sent = retry::send(conn, ctx, request, declared).await?;
-    let backend = sent.backend;
-    let response = respond(conn, ctx, sent, client_upgrade).map_err(Answer::from)?;
+    let upstream = sent.upstream;
+    let mut response = respond(conn, ctx, sent, client_upgrade).map_err(Answer::from)?;
     let start = Start {
         at: ctx.started,
         method: ctx.method,
     };
-    observe::record(
-        conn,
-        start,
-        Some(&ctx.rule),
-        Some(backend),
-        response.status(),
-    );
+    let backend = Some(upstream.target.backend);
+    observe::record(conn, start, Some(&ctx.rule), backend, response.status());
+    if let Some(seen) = seen.take() {
+        observe::log_forwarded(conn, ctx, seen, &upstream, &mut response);
+    }
     Ok(response)
 }
 
