@@ -180,3 +180,89 @@ async fn a_deleted_routes_series_are_gone_after_the_next_publish() {
     // The kept route's counter went on across the publish.
     assert_eq!(sample(&text, mango_line), Some(1), "{text}");
 }
+
+/// Every sample line of `family` (its name as scraped) with its labels.
+fn samples<'t>(text: &'t str, family: &str) -> Vec<&'t str> {
+    (text.lines())
+        .filter(|l| l.starts_with(family) && l[family.len()..].starts_with(['{', ' ']))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scrape_counts_answers_tries_endpoints_connections_and_publishes() {
+    let backend = Backend::echo("mango").await;
+    let dead = refused_addr().to_string();
+    let proxy = start_with_metrics(&yaml(&[route("mango").host("www.mango.com").rule(
+        Rule::new()
+            .address(&dead, None)
+            .backend(&backend)
+            .algorithm("RoundRobin")
+            .field("passiveHealth", "{consecutiveFailures: 0}")
+            .field(
+                "retries",
+                "{attempts: 1, budget: {percent: 100, minPerSecond: 1000}}",
+            )
+            .field("rateLimit", "{requestsPerSecond: 1, burst: 4}"),
+    )]))
+    .await;
+    let mut conn = H1Conn::connect(proxy.addr).await;
+    let mut limited = 0;
+    for _ in 0..8 {
+        let reply = conn.get("www.mango.com", "/").await;
+        limited += usize::from(reply.status == StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(limited > 0, "the rate limit never answered");
+    let status = proxy.route_status("default", "mango").await;
+    assert_eq!(status["reason"], "Accepted", "{status}");
+    let text = proxy.admin_get("/metrics").await.unwrap().text();
+
+    let answers = samples(&text, "switchyard_route_answers_total");
+    assert!(
+        answers
+            .iter()
+            .any(|l| l.contains("reason=\"rate_limited\"")),
+        "{answers:?}"
+    );
+    let tries = samples(&text, "switchyard_route_try_events_total");
+    assert!(
+        tries
+            .iter()
+            .any(|l| l.contains("event=\"connect_failure\"")),
+        "{text}"
+    );
+    assert!(
+        tries.iter().any(|l| l.contains("event=\"retry\"")),
+        "{tries:?}"
+    );
+    let endpoints = samples(&text, "switchyard_backend_endpoints");
+    assert!(
+        endpoints
+            .iter()
+            .any(|l| l.contains("state=\"ready\"") && l.ends_with(" 2")),
+        "{endpoints:?}"
+    );
+    assert_eq!(
+        sample(&text, "switchyard_route_table_routes{state=\"served\"}"),
+        Some(1)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "switchyard_config_publishes_total{result=\"published\"}"
+        ),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "switchyard_client_connections_open{listener=\"http\"}"
+        ),
+        Some(1),
+        "{text}"
+    );
+    assert!(
+        !samples(&text, "switchyard_config_last_publish_timestamp_seconds").is_empty(),
+        "{text}"
+    );
+}

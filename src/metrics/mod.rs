@@ -11,7 +11,9 @@
 //! lock on the request path.
 
 mod counts;
+mod events;
 mod histogram;
+mod process;
 mod series;
 
 use std::sync::Arc;
@@ -25,7 +27,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 pub use counts::{MethodBucket, RequestCounts};
+pub use events::{Answers, RuleEvents, TryEvent, ANSWER_REASONS};
 pub use histogram::LatencyHistogram;
+pub use process::{OpenConnection, ProcessMetrics, HANDSHAKE_RESULTS};
 pub use series::{RouteSeries, RuleMetrics, NONE};
 
 /// Every metric name starts with this (`switchyard_requests_total`).
@@ -38,6 +42,17 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub trait HasSeries: std::fmt::Debug + Send + Sync + 'static {
     /// Its series.
     fn series(&self) -> &RouteSeries;
+
+    /// Encodes what the table knows at `now` (endpoints by state, its
+    /// size, certificates); nothing by default.
+    fn encode_state(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        now: tokio::time::Instant,
+    ) -> Result<(), std::fmt::Error> {
+        let _ = (encoder, now);
+        Ok(())
+    }
 }
 
 /// The requests of one listener: counts by method and class, and time to
@@ -64,6 +79,7 @@ struct Requests {
     plain: ListenerMetrics,
     tls: ListenerMetrics,
     unmatched: RequestCounts,
+    unmatched_answers: Answers,
 }
 
 /// The process's metrics: created once at start, shared by the proxy (one
@@ -78,6 +94,8 @@ pub struct Metrics {
     pub route_histograms: bool,
     /// Access-log lines dropped because the writer fell behind.
     pub access_log_dropped: Counter,
+    /// Connections, TLS handshakes, publishes.
+    pub process: ProcessMetrics,
 }
 
 impl Metrics {
@@ -93,7 +111,9 @@ impl Metrics {
             "Access-log lines dropped because the writer fell behind",
             access_log_dropped.clone(),
         );
+        let process = ProcessMetrics::register(&mut registry);
         Metrics {
+            process,
             registry,
             requests,
             route_histograms,
@@ -113,6 +133,11 @@ impl Metrics {
     /// Requests that matched no route (`route="-"`).
     pub fn unmatched(&self) -> &RequestCounts {
         &self.requests.unmatched
+    }
+
+    /// Answers to requests that matched no route, by reason.
+    pub fn unmatched_answers(&self) -> &Answers {
+        &self.requests.unmatched_answers
     }
 
     /// The registry, for the process-wide families other modules register
@@ -181,7 +206,9 @@ struct TableSeries<T> {
 
 impl<T: HasSeries> prometheus_client::collector::Collector for TableSeries<T> {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        (self.table.series()).encode(&mut encoder, &self.requests.unmatched, self.histograms)
+        let unmatched = (&self.requests.unmatched, &self.requests.unmatched_answers);
+        (self.table.series()).encode(&mut encoder, unmatched, self.histograms)?;
+        (self.table).encode_state(&mut encoder, tokio::time::Instant::now())
     }
 }
 

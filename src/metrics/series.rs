@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::StatusCode;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
 use super::counts::{MethodBucket, RequestCounts};
+use super::events::{Answers, RuleEvents};
 use super::histogram::LatencyHistogram;
 use super::HistogramMetric;
 
@@ -38,6 +39,8 @@ pub struct RuleMetrics {
     /// The rule's duration histogram (encoded only with
     /// `--route-histograms`, recorded only then).
     duration: Arc<LatencyHistogram>,
+    /// Answers by reason, try events.
+    events: Arc<RuleEvents>,
 }
 
 impl RuleMetrics {
@@ -55,6 +58,11 @@ impl RuleMetrics {
         &self.duration
     }
 
+    /// The rule's answers by reason and try events.
+    pub fn events(&self) -> &RuleEvents {
+        &self.events
+    }
+
     /// The `backend` label of `backend`, `-` for none.
     pub fn backend_label(&self, backend: Option<u16>) -> &str {
         backend
@@ -70,7 +78,14 @@ type Key = (Arc<str>, u32, Arc<str>);
 #[derive(Debug, Default)]
 pub struct RouteSeries {
     counts: BTreeMap<Key, Arc<RequestCounts>>,
-    durations: BTreeMap<(Arc<str>, u32), Arc<LatencyHistogram>>,
+    rules: BTreeMap<(Arc<str>, u32), PerRule>,
+}
+
+/// The handles a rule has once, whatever its backends.
+#[derive(Debug, Default, Clone)]
+struct PerRule {
+    duration: Arc<LatencyHistogram>,
+    events: Arc<RuleEvents>,
 }
 
 impl RouteSeries {
@@ -92,8 +107,8 @@ impl RouteSeries {
         let answered = counts(&Arc::from(NONE));
         let by_backend = backends.iter().map(&mut counts).collect();
         let key = (route.clone(), rule);
-        let duration = (previous.durations.get(&key).cloned()).unwrap_or_default();
-        let duration = self.durations.entry(key).or_insert(duration).clone();
+        let per_rule = (previous.rules.get(&key).cloned()).unwrap_or_default();
+        let PerRule { duration, events } = self.rules.entry(key).or_insert(per_rule).clone();
         RuleMetrics {
             route: route.clone(),
             rule,
@@ -101,13 +116,14 @@ impl RouteSeries {
             by_backend,
             answered,
             duration,
+            events,
         }
     }
 
     /// Takes in the series of another store (a served route's).
     pub fn extend(&mut self, other: RouteSeries) {
         self.counts.extend(other.counts);
-        self.durations.extend(other.durations);
+        self.rules.extend(other.rules);
     }
 
     /// How many (route, rule, backend) series exist.
@@ -120,15 +136,17 @@ impl RouteSeries {
         self.counts.is_empty()
     }
 
-    /// Encodes `route_requests` (and, when `histograms`,
-    /// `route_request_duration_seconds`); `unmatched` counts under
-    /// `route="-"`.
+    /// Encodes `route_requests`, `route_answers`, `route_try_events`
+    /// (and, when `histograms`, `route_request_duration_seconds`);
+    /// `unmatched` and `unmatched_answers` count under `route="-"`.
     pub fn encode(
         &self,
         encoder: &mut DescriptorEncoder<'_>,
-        unmatched: &RequestCounts,
+        (unmatched, unmatched_answers): (&RequestCounts, &Answers),
         histograms: bool,
     ) -> Result<(), std::fmt::Error> {
+        self.encode_answers(encoder, unmatched_answers)?;
+        self.encode_tries(encoder)?;
         let mut family = encoder.encode_descriptor(
             "route_requests",
             "Requests by route, rule, backend, method and status class",
@@ -157,11 +175,8 @@ impl RouteSeries {
                     ("code", code),
                 ];
                 if result.is_ok() {
-                    result = family.encode_family(&labels).and_then(|mut e| {
-                        e.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
-                            &n, None,
-                        )
-                    });
+                    result = (family.encode_family(&labels))
+                        .and_then(|mut e| e.encode_counter::<NoLabelSet, _, u64>(&n, None));
                 }
             });
         }
@@ -175,14 +190,65 @@ impl RouteSeries {
             None,
             MetricType::Histogram,
         )?;
-        for ((route, rule), histogram) in &self.durations {
-            if histogram.count() == 0 {
+        for ((route, rule), per_rule) in &self.rules {
+            if per_rule.duration.count() == 0 {
                 continue;
             }
             let rule = rule.to_string();
             let labels = [("route", &**route), ("rule", &*rule)];
-            HistogramMetric(histogram).encode(family.encode_family(&labels)?)?;
+            HistogramMetric(&per_rule.duration).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+
+    /// `route_answers{route, rule, reason}`: answers the proxy made.
+    fn encode_answers(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        unmatched: &Answers,
+    ) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "route_answers",
+            "Requests the proxy answered itself, by route, rule and reason",
+            None,
+            MetricType::Counter,
+        )?;
+        let rules = (self.rules.iter())
+            .map(|((route, rule), r)| ((route.clone(), rule.to_string()), &r.events.answers));
+        let none = ((Arc::from(NONE), NONE.to_owned()), unmatched);
+        let mut result = Ok(());
+        for ((route, rule), answers) in rules.chain(std::iter::once(none)) {
+            answers.each(|reason, n| {
+                let labels = [("route", &*route), ("rule", &*rule), ("reason", reason)];
+                if result.is_ok() {
+                    result = (family.encode_family(&labels))
+                        .and_then(|mut e| e.encode_counter::<NoLabelSet, _, u64>(&n, None));
+                }
+            });
+        }
+        result
+    }
+
+    /// `route_try_events{route, rule, event}`: connect failures, timeouts,
+    /// retries and retry-budget exhaustion.
+    fn encode_tries(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "route_try_events",
+            "Tries to backends that failed to connect or timed out, retries, and retries the budget refused",
+            None,
+            MetricType::Counter,
+        )?;
+        let mut result = Ok(());
+        for ((route, rule), per_rule) in &self.rules {
+            let rule = rule.to_string();
+            per_rule.events.each_try(|event, n| {
+                let labels = [("route", &**route), ("rule", &*rule), ("event", event)];
+                if result.is_ok() {
+                    result = (family.encode_family(&labels))
+                        .and_then(|mut e| e.encode_counter::<NoLabelSet, _, u64>(&n, None));
+                }
+            });
+        }
+        result
     }
 }

@@ -20,12 +20,14 @@ use tokio::time::Instant;
 
 use super::body::ProxyBody;
 use super::ctx::RequestCtx;
-use super::service::Connection;
+use super::service::{Connection, Shared};
+use super::tls::Refused;
 use super::trace::{TRACEPARENT, X_REQUEST_ID};
 use crate::access_log::{AccessLog, Entry};
 use crate::metrics::MethodBucket;
 use crate::policy::client::client_ip;
 use crate::table::{Rule, Target};
+use tokio::time::error::Elapsed;
 
 /// What the log phase knows of a request from its start.
 #[derive(Debug, Clone, Copy)]
@@ -37,18 +39,25 @@ pub struct Start {
 }
 
 /// Counts a request answered with `status`: on its listener, and on the
-/// matched `rule` (by `backend`, or `backend="-"` when the proxy answered)
-/// or under `route="-"` when none matched.
+/// matched `rule` (by `backend`, or `backend="-"` when the proxy answered
+/// for `reason`) or under `route="-"` when none matched.
 pub fn record(
     conn: &Connection,
     start: Start,
     rule: Option<&Rule>,
     backend: Option<u16>,
     status: StatusCode,
+    reason: Option<&'static str>,
 ) {
     let Some(metrics) = &conn.shared.metrics else {
         return;
     };
+    if let Some(reason) = reason {
+        match rule {
+            Some(rule) => rule.metrics.events().answers.record(reason),
+            None => metrics.unmatched_answers().record(reason),
+        }
+    }
     let elapsed = Instant::now().saturating_duration_since(start.at);
     (metrics.listener(conn.tls.is_some())).record(start.method, status, elapsed);
     match rule {
@@ -60,6 +69,22 @@ pub fn record(
         }
         None => metrics.unmatched().record(start.method, status),
     }
+}
+
+/// Counts a TLS handshake by how it ended (`Err`: it timed out).
+pub fn handshake<T>(shared: &Shared, outcome: &Result<Result<T, Refused>, Elapsed>) {
+    let Some(metrics) = &shared.metrics else {
+        return;
+    };
+    let result = match outcome {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(Refused::PlainHttp)) => "plain_http",
+        Ok(Err(Refused::UnknownName(_))) => "unknown_name",
+        Ok(Err(Refused::NotConfigured)) => "not_configured",
+        Ok(Err(Refused::Io(_) | Refused::Tls(_))) => "failed",
+        Err(_) => "timeout",
+    };
+    metrics.process.tls_handshake(result);
 }
 
 /// What the access log needs of a request's head, read before the request

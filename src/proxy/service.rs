@@ -36,7 +36,7 @@ use super::retry;
 use super::tls::TlsConn;
 use super::trace::{self, RequestIds};
 use crate::access_log::AccessLog;
-use crate::metrics::{MethodBucket, Metrics};
+use crate::metrics::{MethodBucket, Metrics, OpenConnection};
 use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::retry::is_idempotent;
 use crate::table::SharedTable;
@@ -95,6 +95,8 @@ pub struct Connection {
     /// What the TLS handshake settled, for a connection that came in over
     /// TLS.
     pub tls: Option<TlsConn>,
+    /// Counts the connection as open in the metrics while it lives.
+    pub _open: Option<OpenConnection>,
 }
 
 impl Connection {
@@ -145,7 +147,8 @@ pub async fn handle(
             let rule = answered.rule.clone();
             let reason = answered.answer.reason();
             let response = answered.log_and_respond(&method, grpc);
-            observe::record(&conn, start, rule.as_deref(), None, response.status());
+            let status = response.status();
+            observe::record(&conn, start, rule.as_deref(), None, status, Some(reason));
             if let Some(seen) = seen {
                 observe::log_answer(&conn, seen, start, rule.as_deref(), reason, &response);
             }
@@ -204,7 +207,14 @@ async fn forward(
         method: ctx.method,
     };
     let backend = Some(upstream.target.backend);
-    observe::record(conn, start, Some(&ctx.rule), backend, response.status());
+    observe::record(
+        conn,
+        start,
+        Some(&ctx.rule),
+        backend,
+        response.status(),
+        None,
+    );
     if let Some(seen) = seen.take() {
         observe::log_forwarded(conn, ctx, seen, &upstream, &mut response);
     }

@@ -10,6 +10,7 @@ mod compile;
 mod https;
 mod pick;
 mod resolve;
+mod scrape;
 mod status;
 
 use std::collections::HashMap;
@@ -33,7 +34,7 @@ use crate::balance::EndpointState;
 use crate::health::passive::Tracked;
 use crate::health::{Passive, Probe};
 use crate::matching::{request_host, PathMatcher, RequestMatch};
-use crate::metrics::{HasSeries, RouteSeries, RuleMetrics};
+use crate::metrics::{RouteSeries, RuleMetrics};
 use crate::policy::firewall::readings;
 use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
@@ -403,11 +404,5 @@ impl RouteTable {
             (None, None) => false,
             _ => true,
         }
-    }
-}
-
-impl HasSeries for RouteTable {
-    fn series(&self) -> &RouteSeries {
-        &self.series
     }
 }
