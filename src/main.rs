@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,12 +12,12 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use ipnet::IpNet;
-use switchyard::access_log::{AccessLog, Destination};
+use observe_args::ObserveArgs;
+use switchyard::access_log::Destination;
 use switchyard::api::values::parse_cidr;
 use switchyard::api::values::{parse_duration, parse_quantity};
 use switchyard::controller;
 use switchyard::listeners::Listeners;
-use switchyard::metrics::Metrics;
 use switchyard::policy::client::TrustedProxies;
 use switchyard::proxy::ServeOptions;
 use switchyard::source::kube::LeaseOptions;
@@ -27,6 +26,9 @@ use tls_args::TlsArgs;
 
 #[path = "main/tls_args.rs"]
 mod tls_args;
+
+#[path = "main/observe_args.rs"]
+mod observe_args;
 
 /// A Kubernetes ingress controller and HTTP load balancer.
 #[derive(Parser)]
@@ -90,21 +92,8 @@ struct ServeArgs {
     /// requests in flight finishing first.
     #[arg(long, default_value = "75s", value_parser = parse_positive_duration)]
     idle_timeout: Duration,
-    /// Prometheus metrics on the admin listener's /metrics: on or off.
-    #[arg(long, default_value = "on", value_parser = parse_on_off)]
-    metrics: bool,
-    /// Also record a duration histogram per route rule (fifteen series
-    /// per rule; off by default, the per-listener histogram is always on).
-    #[arg(long)]
-    route_histograms: bool,
-    /// One JSON line per request: off, stdout, stderr or a file path.
-    /// Default: stdout for `controller`, off for `run`.
-    #[arg(long)]
-    access_log: Option<Destination>,
-    /// Log query strings as sent (by default they are redacted: queries
-    /// carry tokens).
-    #[arg(long)]
-    access_log_query: bool,
+    #[command(flatten)]
+    observe: ObserveArgs,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -113,13 +102,7 @@ impl ServeArgs {
     /// The proxy's serving options these flags set; the access log goes
     /// to `default_log` unless `--access-log` says otherwise.
     fn options(&self, default_log: Destination) -> anyhow::Result<ServeOptions> {
-        let metrics = (self.metrics).then(|| Arc::new(Metrics::new(self.route_histograms)));
-        let dropped =
-            (metrics.as_ref()).map_or_else(Default::default, |m| m.access_log_dropped.clone());
-        let destination = self.access_log.clone().unwrap_or(default_log);
-        let access_log = AccessLog::open(&destination, dropped)
-            .with_context(|| format!("cannot open the access log {destination:?}"))?
-            .map(|log| log.log_query(self.access_log_query));
+        let (metrics, access_log) = self.observe.open(default_log)?;
         Ok(ServeOptions {
             drain_timeout: self.drain_timeout,
             trusted_proxies: TrustedProxies::new(self.trusted_proxies.iter().copied()),
@@ -157,15 +140,6 @@ fn parse_size_from(text: &str, min: usize, min_text: &str) -> Result<usize, Stri
     match usize::try_from(bytes) {
         Ok(bytes) if bytes >= min => Ok(bytes),
         _ => Err(format!("{text:?} is not a size from {min_text} up")),
-    }
-}
-
-/// `on` or `off`.
-fn parse_on_off(text: &str) -> Result<bool, String> {
-    match text {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        _ => Err(format!("{text:?} is neither on nor off")),
     }
 }
 
