@@ -30,7 +30,8 @@
 //! - [`table`]: compile, conflicts, conditions, the route table; no
 //!   sockets or clocks.
 //! - [`proxy`]: serving, the request phases, forwarding; no locks or
-//!   parsing per request. [`admin`]: `/healthz`, `/readyz`, `/routes`.
+//!   parsing per request. [`admin`]: `/healthz`, `/readyz`, `/routes`,
+//!   `/metrics`.
 //! - [`publish`]: the one compile-and-publish loop, and `switchyard check`.
 //! - [`listeners`]: the proxy and admin listeners and the health
 //!   supervisor every mode runs, over what the publisher publishes.
