@@ -1,5 +1,6 @@
 //! One access-log line: the [`Entry`] a request hands over (cheap clones
-//! only) and its JSON form, made on the writer thread.
+//! only) and its JSON form, written on the writer thread by hand (a fixed
+//! shape: no serializer, a date formatted once a second).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::uri::Authority;
 use http::{HeaderValue, Method, Uri, Version};
-use serde::Serialize;
+use std::io::Write as _;
 
 /// What is logged of one request.
 #[derive(Debug, Clone)]
@@ -62,75 +63,139 @@ pub struct Entry {
     pub sni: Option<Box<str>>,
 }
 
-/// The line as serialized.
-#[derive(Serialize)]
-struct Line<'a> {
-    time: String,
-    client: String,
-    method: &'a str,
-    scheme: &'static str,
-    authority: Option<&'a str>,
-    path: String,
-    protocol: &'static str,
-    status: u16,
-    bytes_in: Option<u64>,
-    bytes_out: u64,
-    duration_ms: f64,
-    upstream_ms: Option<f64>,
-    route: Option<&'a str>,
-    rule: Option<u32>,
-    backend: Option<&'a str>,
-    endpoint: Option<&'a str>,
-    attempts: u32,
-    reason: Option<&'static str>,
-    request_id: Option<&'a str>,
-    trace_id: Option<&'a str>,
-    tls_version: Option<&'static str>,
-    sni: Option<&'a str>,
+impl Entry {
+    /// Appends the JSON line (and its newline) to `out`; `clock` keeps
+    /// the last second's text, so most lines format no date.
+    pub fn write_json(&self, out: &mut Vec<u8>, clock: &mut Clock) {
+        out.extend_from_slice(b"{\"time\":\"");
+        clock.write(self.time, out);
+        out.extend_from_slice(b"\",\"client\":\"");
+        let _ = write!(out, "{}\"", self.client);
+        field_str(out, "method", Some(self.method.as_str()));
+        field_str(out, "scheme", Some(if self.tls { "https" } else { "http" }));
+        field_str(
+            out,
+            "authority",
+            self.authority.as_ref().and_then(|h| h.to_str().ok()),
+        );
+        out.extend_from_slice(b",\"path\":\"");
+        escape(out, self.uri.path());
+        match self.uri.query() {
+            Some(query) if self.log_query => {
+                out.push(b'?');
+                escape(out, query);
+            }
+            Some(_) => out.extend_from_slice(b"?<redacted>"),
+            None => {}
+        }
+        out.push(b'"');
+        field_str(out, "protocol", Some(protocol(self.version)));
+        field_num(out, "status", Some(u64::from(self.status)));
+        field_num(out, "bytes_in", self.bytes_in);
+        field_num(out, "bytes_out", Some(self.bytes_out));
+        field_ms(out, "duration_ms", Some(self.duration));
+        field_ms(out, "upstream_ms", self.upstream_duration);
+        field_str(out, "route", self.route.as_deref());
+        field_num(out, "rule", self.rule.map(u64::from));
+        field_str(out, "backend", self.backend.as_deref());
+        field_str(
+            out,
+            "endpoint",
+            self.endpoint.as_ref().map(Authority::as_str),
+        );
+        field_num(out, "attempts", Some(u64::from(self.attempts)));
+        field_str(out, "reason", self.reason);
+        let request_id = self.request_id.as_ref().and_then(|h| h.to_str().ok());
+        field_str(out, "request_id", request_id);
+        let trace_id = (self.traceparent.as_ref())
+            .and_then(|h| h.to_str().ok())
+            .and_then(|t| t.get(3..35));
+        field_str(out, "trace_id", trace_id);
+        field_str(out, "tls_version", self.tls_version);
+        field_str(out, "sni", self.sni.as_deref());
+        out.extend_from_slice(b"}\n");
+    }
 }
 
-impl Entry {
-    /// Appends the JSON line (and its newline) to `out`.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        let line = Line {
-            time: rfc3339(self.time),
-            client: self.client.to_string(),
-            method: self.method.as_str(),
-            scheme: if self.tls { "https" } else { "http" },
-            authority: self.authority.as_ref().and_then(|h| h.to_str().ok()),
-            path: self.path(),
-            protocol: protocol(self.version),
-            status: self.status,
-            bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
-            duration_ms: millis(self.duration),
-            upstream_ms: self.upstream_duration.map(millis),
-            route: self.route.as_deref(),
-            rule: self.rule,
-            backend: self.backend.as_deref(),
-            endpoint: self.endpoint.as_ref().map(Authority::as_str),
-            attempts: self.attempts,
-            reason: self.reason,
-            request_id: self.request_id.as_ref().and_then(|h| h.to_str().ok()),
-            trace_id: (self.traceparent.as_ref())
-                .and_then(|h| h.to_str().ok())
-                .and_then(|t| t.get(3..35)),
-            tls_version: self.tls_version,
-            sni: self.sni.as_deref(),
-        };
-        if serde_json::to_writer(&mut *out, &line).is_ok() {
-            out.push(b'\n');
+/// `,"name":"value"` (escaped), or `,"name":null`.
+fn field_str(out: &mut Vec<u8>, name: &str, value: Option<&str>) {
+    key(out, name);
+    match value {
+        Some(value) => {
+            out.push(b'"');
+            escape(out, value);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `,"name":n`, or `,"name":null`.
+fn field_num(out: &mut Vec<u8>, name: &str, value: Option<u64>) {
+    key(out, name);
+    match value {
+        Some(n) => {
+            let _ = write!(out, "{n}");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `,"name":1.234` (milliseconds, microsecond precision), or null.
+fn field_ms(out: &mut Vec<u8>, name: &str, value: Option<Duration>) {
+    key(out, name);
+    match value {
+        Some(d) => {
+            let micros = d.as_micros();
+            let _ = write!(out, "{}.{:03}", micros / 1000, micros % 1000);
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// `text` as the inside of a JSON string: quotes, backslashes and
+/// control characters escaped, the rest copied as is.
+fn escape(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            out.extend_from_slice(&bytes[from..i]);
+            let _ = match b {
+                b'"' => out.write_all(b"\\\""),
+                b'\\' => out.write_all(b"\\\\"),
+                _ => write!(out, "\\u{b:04x}"),
+            };
+            from = i + 1;
         }
     }
+    out.extend_from_slice(&bytes[from..]);
+}
 
-    /// The path, and the query as sent or redacted.
-    fn path(&self) -> String {
-        let path = self.uri.path();
-        match self.uri.query() {
-            Some(query) if self.log_query => format!("{path}?{query}"),
-            Some(_) => format!("{path}?<redacted>"),
-            None => path.to_owned(),
+/// The writer's clock: the text of the last second written, so a line
+/// formats a date only when the second changes.
+#[derive(Debug, Default)]
+pub struct Clock {
+    second: u64,
+    text: String,
+}
+
+impl Clock {
+    /// Writes `time` as RFC 3339 UTC with milliseconds.
+    fn write(&mut self, time: SystemTime, out: &mut Vec<u8>) {
+        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if self.text.is_empty() || since.as_secs() != self.second {
+            self.second = since.as_secs();
+            self.text = rfc3339_seconds(self.second);
         }
+        out.extend_from_slice(self.text.as_bytes());
+        let _ = write!(out, ".{:03}Z", since.subsec_millis());
     }
 }
 
@@ -145,22 +210,23 @@ fn protocol(version: Version) -> &'static str {
     }
 }
 
-fn millis(duration: Duration) -> f64 {
-    (duration.as_micros() as f64) / 1000.0
+/// `time` as RFC 3339 UTC with milliseconds (`2026-12-03T16:00:21.123Z`).
+#[cfg(test)]
+pub(super) fn rfc3339(time: SystemTime) -> String {
+    let mut out = Vec::new();
+    Clock::default().write(time, &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
-/// `time` as RFC 3339 UTC with milliseconds (`2026-12-03T16:00:21.123Z`).
-pub(super) fn rfc3339(time: SystemTime) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
+/// `secs` since the epoch as `2026-12-03T16:00:21` (UTC).
+fn rfc3339_seconds(secs: u64) -> String {
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil(days as i64);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rest / 3600,
         rest % 3600 / 60,
         rest % 60,
-        since.subsec_millis()
     )
 }
 

@@ -18,7 +18,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 
 use prometheus_client::metrics::counter::Counter;
 
-pub use line::Entry;
+pub use line::{Clock, Entry};
 
 /// Lines that may wait for the writer before new ones are dropped.
 pub const DEFAULT_CAPACITY: usize = 8192;
@@ -126,12 +126,13 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// handle is gone. A failing output loses those lines (logged once).
 fn write_lines(rx: &Receiver<Entry>, mut out: Box<dyn Write + Send>) {
     let mut buf = Vec::with_capacity(BATCH_BYTES);
+    let mut clock = Clock::default();
     let mut failed = false;
     while let Ok(entry) = rx.recv() {
-        entry.write_json(&mut buf);
+        entry.write_json(&mut buf, &mut clock);
         while buf.len() < BATCH_BYTES {
             match rx.try_recv() {
-                Ok(entry) => entry.write_json(&mut buf),
+                Ok(entry) => entry.write_json(&mut buf, &mut clock),
                 Err(_) => break,
             }
         }

@@ -38,7 +38,7 @@ fn entry() -> Entry {
 #[test]
 fn a_line_is_json_with_the_query_redacted() {
     let mut out = Vec::new();
-    entry().write_json(&mut out);
+    entry().write_json(&mut out, &mut Clock::default());
     assert_eq!(out.last(), Some(&b'\n'));
     let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(line["time"], "2026-12-03T16:00:21.123Z");
@@ -48,6 +48,22 @@ fn a_line_is_json_with_the_query_redacted() {
     assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(line["duration_ms"], 1.5);
     assert_eq!(line["route"], serde_json::Value::Null);
+    assert_eq!(line["bytes_in"], serde_json::Value::Null);
+    assert_eq!(line["client"], "192.0.2.7");
+}
+
+#[test]
+fn strings_are_escaped() {
+    let mut e = entry();
+    e.log_query = true;
+    e.uri = "/a%22b?q=\"x\""
+        .parse()
+        .unwrap_or_else(|_| "/a".parse().unwrap());
+    e.authority = Some(http::HeaderValue::from_static("we\"ird\\host"));
+    let mut out = Vec::new();
+    e.write_json(&mut out, &mut Clock::default());
+    let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(line["authority"], "we\"ird\\host");
 }
 
 #[test]
