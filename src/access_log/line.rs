@@ -70,7 +70,21 @@ impl Entry {
         out.extend_from_slice(b"{\"time\":\"");
         clock.write(self.time, out);
         out.extend_from_slice(b"\",\"client\":\"");
-        let _ = write!(out, "{}\"", self.client);
+        match self.client {
+            IpAddr::V4(v4) => {
+                let [a, b, c, d] = v4.octets();
+                for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    push_u64(out, u64::from(octet));
+                }
+            }
+            IpAddr::V6(v6) => {
+                let _ = write!(out, "{v6}");
+            }
+        }
+        out.push(b'"');
         field_str(out, "method", Some(self.method.as_str()));
         field_str(out, "scheme", Some(if self.tls { "https" } else { "http" }));
         field_str(
@@ -134,9 +148,7 @@ fn field_str(out: &mut Vec<u8>, name: &str, value: Option<&str>) {
 fn field_num(out: &mut Vec<u8>, name: &str, value: Option<u64>) {
     key(out, name);
     match value {
-        Some(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Some(n) => push_u64(out, n),
         None => out.extend_from_slice(b"null"),
     }
 }
@@ -146,11 +158,38 @@ fn field_ms(out: &mut Vec<u8>, name: &str, value: Option<Duration>) {
     key(out, name);
     match value {
         Some(d) => {
-            let micros = d.as_micros();
-            let _ = write!(out, "{}.{:03}", micros / 1000, micros % 1000);
+            let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            push_u64(out, micros / 1000);
+            out.push(b'.');
+            push_3(out, micros % 1000);
         }
         None => out.extend_from_slice(b"null"),
     }
+}
+
+/// `n` in decimal (no formatter: this runs for every number of every
+/// line).
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// `n` (below 1000) as three digits.
+fn push_3(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(&[
+        b'0' + (n / 100 % 10) as u8,
+        b'0' + (n / 10 % 10) as u8,
+        b'0' + (n % 10) as u8,
+    ]);
 }
 
 fn key(out: &mut Vec<u8>, name: &str) {
@@ -195,7 +234,9 @@ impl Clock {
             self.text = rfc3339_seconds(self.second);
         }
         out.extend_from_slice(self.text.as_bytes());
-        let _ = write!(out, ".{:03}Z", since.subsec_millis());
+        out.push(b'.');
+        push_3(out, u64::from(since.subsec_millis()));
+        out.push(b'Z');
     }
 }
 

@@ -50,6 +50,8 @@ fn a_line_is_json_with_the_query_redacted() {
     assert_eq!(line["route"], serde_json::Value::Null);
     assert_eq!(line["bytes_in"], serde_json::Value::Null);
     assert_eq!(line["client"], "192.0.2.7");
+    assert_eq!(line["bytes_out"], 31);
+    assert_eq!(line["status"], 404);
 }
 
 #[test]
