@@ -121,6 +121,11 @@ impl AccessLog {
 /// Most bytes formatted before a write: a burst is written in a few
 /// calls, not one per line.
 const BATCH_BYTES: usize = 64 * 1024;
+/// How long the writer lets lines gather after a write: while it sleeps
+/// (rather than waits on the channel) a request's send wakes no thread,
+/// and a busy proxy's lines go out in one write per pause. At most this
+/// late, a line is written.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The writer thread: formats what arrives, in batches, until every
 /// handle is gone. A failing output loses those lines (logged once).
@@ -143,6 +148,7 @@ fn write_lines(rx: &Receiver<Entry>, mut out: Box<dyn Write + Send>) {
             }
         }
         buf.clear();
+        std::thread::sleep(GATHER);
     }
 }
 
