@@ -1,4 +1,5 @@
-//! The admin listener: `/healthz`, `/readyz`, `/routes` and `/explain`.
+//! The admin listener: `/healthz`, `/readyz`, `/routes`, `/explain` and
+//! `/metrics`.
 //!
 //! Owns: the operator's view of a running process, including the `/routes`
 //! view types ([`RouteSummary`], [`EndpointSummary`]) built from what the
@@ -24,6 +25,7 @@ use tracing::{debug, info};
 
 use crate::api::LoadBalancerRouteSpec;
 use crate::explain::{self, input::ExplainArgs, ExplainRequest};
+use crate::metrics::Metrics;
 use crate::table::{RouteStatus, RouteTable, SharedTable};
 
 /// What the admin endpoints read.
@@ -33,6 +35,8 @@ pub struct AdminState {
     pub table: SharedTable,
     /// Set once the first table is published; `/readyz` answers 503 until then.
     pub ready: Arc<AtomicBool>,
+    /// The process's metrics, for `/metrics` (404 when off).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
@@ -170,9 +174,32 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
             }
         }
         "/explain" => explain(state, req.uri().query().unwrap_or("")),
+        "/metrics" => match &state.metrics {
+            Some(metrics) => scrape(metrics, &state.table),
+            None => text(StatusCode::NOT_FOUND, "metrics are off\n"),
+        },
         _ => text(
             StatusCode::NOT_FOUND,
-            "try /healthz, /readyz, /routes or /explain\n",
+            "try /healthz, /readyz, /routes, /explain or /metrics\n",
+        ),
+    }
+}
+
+/// `/metrics`: the process's metrics and the live table's route series,
+/// as OpenMetrics text.
+fn scrape(metrics: &Metrics, table: &SharedTable) -> Response<Full<Bytes>> {
+    match metrics.encode(table.load_full()) {
+        Ok(body) => {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            );
+            response
+        }
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not render metrics\n",
         ),
     }
 }

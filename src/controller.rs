@@ -51,7 +51,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let shutdown = Shutdown::new(shutdown);
     let (updates_tx, updates) = watch::channel(None);
-    let publisher = Publisher::empty(Gate::Always);
+    let publisher = Publisher::empty(Gate::Always).with_metrics(options.serve.metrics.clone());
     let served = publisher.served();
     let source_task = tokio::spawn(source::run(
         client,

@@ -15,6 +15,10 @@
 //!   `DesiredStatus`, `Diagnostic`. [`diagnostic`]: typed compile errors
 //!   (field path, reason, stable code) and their accumulator.
 //! - [`matching`]: host, path, header matchers and precedence.
+//!   [`access_log`]: JSON lines through a bounded channel to one writer
+//!   thread; a request never waits.
+//!   [`metrics`]: metric handles (resolved at compile), the process-wide
+//!   metrics and the scrape encoding; labels from configuration only.
 //!   [`balance`]: algorithms and `EndpointState`; no HTTP, no clock.
 //!   [`source`]: reading files and watching the API into snapshots, writing
 //!   status; never compiles. [`upstream`]: connections to backends (TCP,
@@ -29,13 +33,14 @@
 //!   parsing per request.
 //! - [`explain`]: which rule a request would take and why, from the
 //!   proxy's own lookup and policy code; nothing stateful is executed.
-//! - [`admin`]: `/healthz`, `/readyz`, `/routes`, `/explain`.
+//! - [`admin`]: `/healthz`, `/readyz`, `/routes`, `/explain`, `/metrics`.
 //! - [`publish`]: the one compile-and-publish loop, and `switchyard check`.
 //! - [`listeners`]: the proxy and admin listeners and the health
 //!   supervisor every mode runs, over what the publisher publishes.
 //! - [`standalone`], [`controller`]: each mode's wiring.
 //! - [`demo`]: the built-in demo backends and routes.
 
+pub mod access_log;
 pub mod admin;
 pub mod api;
 pub mod balance;
@@ -46,6 +51,7 @@ pub mod explain;
 pub mod health;
 pub mod listeners;
 pub mod matching;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod publish;

@@ -55,6 +55,7 @@ pub async fn serve(
         AdminState {
             table: table.clone(),
             ready: ready.clone(),
+            metrics: options.metrics.clone(),
         },
         shutdown.stopped(),
     ));

@@ -12,6 +12,8 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use ipnet::IpNet;
+use observe_args::ObserveArgs;
+use switchyard::access_log::Destination;
 use switchyard::api::values::parse_cidr;
 use switchyard::api::values::{parse_duration, parse_quantity};
 use switchyard::controller;
@@ -25,6 +27,9 @@ use tls_args::TlsArgs;
 
 #[path = "main/tls_args.rs"]
 mod tls_args;
+
+#[path = "main/observe_args.rs"]
+mod observe_args;
 
 /// A Kubernetes ingress controller and HTTP load balancer.
 #[derive(Parser)]
@@ -89,13 +94,17 @@ struct ServeArgs {
     #[arg(long, default_value = "75s", value_parser = parse_positive_duration)]
     idle_timeout: Duration,
     #[command(flatten)]
+    observe: ObserveArgs,
+    #[command(flatten)]
     tls: TlsArgs,
 }
 
 impl ServeArgs {
-    /// The proxy's serving options these flags set.
-    fn options(&self) -> ServeOptions {
-        ServeOptions {
+    /// The proxy's serving options these flags set; the access log goes
+    /// to `default_log` unless `--access-log` says otherwise.
+    fn options(&self, default_log: Destination) -> anyhow::Result<ServeOptions> {
+        let (metrics, access_log) = self.observe.open(default_log)?;
+        Ok(ServeOptions {
             drain_timeout: self.drain_timeout,
             trusted_proxies: TrustedProxies::new(self.trusted_proxies.iter().copied()),
             connect_timeout: self.connect_timeout,
@@ -107,8 +116,10 @@ impl ServeArgs {
             underscores_in_headers: self.underscores_in_headers,
             max_uri_bytes: self.max_uri_bytes,
             idle_timeout: self.idle_timeout,
+            metrics,
+            access_log,
             ..ServeOptions::default()
-        }
+        })
     }
 }
 
@@ -272,10 +283,15 @@ fn main() -> ExitCode {
             reload_interval,
             serve,
         } => {
+            // Standalone: no access log unless asked for.
+            let serve_options = match serve.options(Destination::Off) {
+                Ok(options) => options,
+                Err(err) => return fail(&err),
+            };
             let options = Options {
                 routes: routes.clone().unwrap_or_default(),
                 reload_interval,
-                serve: serve.options(),
+                serve: serve_options,
                 tls: serve.tls.settings(),
             };
             let addrs = (listen, serve.tls.tls_listen, admin);
@@ -291,6 +307,11 @@ fn main() -> ExitCode {
             identity,
             serve,
         } => {
+            // In a cluster, like ingress-nginx: access log on stdout.
+            let serve_options = match serve.options(Destination::Stdout) {
+                Ok(options) => options,
+                Err(err) => return fail(&err),
+            };
             let identity = identity
                 .or_else(|| std::env::var("HOSTNAME").ok())
                 .unwrap_or_else(|| format!("switchyard-{}", std::process::id()));
@@ -307,7 +328,7 @@ fn main() -> ExitCode {
                     },
                     tls: serve.tls.settings(),
                 },
-                serve: serve.options(),
+                serve: serve_options,
             };
             block_on(run_controller(
                 options,
@@ -322,6 +343,12 @@ fn main() -> ExitCode {
             Ok(())
         }),
     }
+}
+
+/// Reports `err` and fails.
+fn fail(err: &anyhow::Error) -> ExitCode {
+    eprintln!("switchyard: {err:#}");
+    ExitCode::FAILURE
 }
 
 /// Runs `main` on a multi-threaded runtime; errors become exit status 1.

@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::api::LoadBalancerRouteStatus;
 use crate::health::Probe;
+use crate::metrics::Metrics;
 use crate::snapshot::{
     DesiredStatus, Diagnostic, DiagnosticKey, ObjectKey, SourceUpdate, TlsSettings,
 };
@@ -107,6 +108,8 @@ pub struct Publisher {
     /// Keys of the problems the last compile found, all logged by then:
     /// a problem is logged once when it appears, not at every compile.
     reported: HashSet<DiagnosticKey>,
+    /// Counts publishes and refused edits, when metrics are on.
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The last compiled input and what came of it.
@@ -135,7 +138,14 @@ impl Publisher {
             last: None,
             published_problems: None,
             reported: HashSet::new(),
+            metrics: None,
         }
+    }
+
+    /// Counts publishes and refused edits in `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// A publisher over a new, empty table that is not ready yet.
@@ -265,6 +275,9 @@ impl Publisher {
                 problems: problems.len(),
             }
         };
+        if let Some(metrics) = &self.metrics {
+            metrics.process.publish(publish, unix_now() as f64);
+        }
         self.last = Some(Last {
             input: update,
             statuses: compiled.statuses,

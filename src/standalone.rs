@@ -88,7 +88,8 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let (updates_tx, mut updates) = watch::channel(Some(Arc::new(first)));
-    let mut publisher = Publisher::empty(Gate::KeepLastGood);
+    let mut publisher =
+        Publisher::empty(Gate::KeepLastGood).with_metrics(options.serve.metrics.clone());
     let served = publisher.served();
     // The first table is served before anything is accepted.
     publisher.publish_current(&mut updates).await?;

@@ -14,7 +14,14 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["api", "shutdown"],
     &["snapshot", "diagnostic"],
-    &["matching", "balance", "source", "upstream"],
+    &[
+        "matching",
+        "balance",
+        "source",
+        "upstream",
+        "metrics",
+        "access_log",
+    ],
     &["health", "policy", "tls"],
     &["table"],
     &["proxy"],

@@ -48,6 +48,10 @@ pub struct EndpointState {
     /// ejection, as a last resort (see [`EndpointState::begin_trial`]), so
     /// a success now proves it answers again.
     trial: AtomicBool,
+    /// Ejections ever, for the metrics (never reset).
+    ejections_total: AtomicU64,
+    /// Active health verdict changes ever, for the metrics.
+    health_flips: AtomicU64,
 }
 
 impl EndpointState {
@@ -77,7 +81,19 @@ impl EndpointState {
     /// Sets the active health verdict; returns whether it changed (so the
     /// caller logs once per flip).
     pub fn set_healthy(&self, healthy: bool) -> bool {
-        self.unhealthy.swap(!healthy, Ordering::Relaxed) == healthy
+        let flipped = self.unhealthy.swap(!healthy, Ordering::Relaxed) == healthy;
+        if flipped {
+            self.health_flips.fetch_add(1, Ordering::Relaxed);
+        }
+        flipped
+    }
+
+    /// Ejections and active health flips so far (for the metrics).
+    pub fn health_events(&self) -> (u64, u64) {
+        (
+            self.ejections_total.load(Ordering::Relaxed),
+            self.health_flips.load(Ordering::Relaxed),
+        )
     }
 
     /// Whether passive health has the endpoint ejected at `now`.
@@ -157,6 +173,7 @@ impl EndpointState {
             .compare_exchange(until, new_until, Ordering::Relaxed, Ordering::Relaxed)
             .ok()?;
         self.ejections.fetch_add(1, Ordering::Relaxed);
+        self.ejections_total.fetch_add(1, Ordering::Relaxed);
         self.end_trial();
         Some(length)
     }

@@ -39,6 +39,7 @@ fn targets(n: usize) -> Vec<Target> {
                 state: Arc::new(EndpointState::default()),
                 pool: Arc::new(EndpointPool::new(address.into(), Transport::default())),
                 weight: 1,
+                backend: 0,
             }
         })
         .collect()

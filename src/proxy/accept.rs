@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::coarse_timer::TICK_DIVISOR;
+use super::observe;
 use super::per_ip::{IpSlot, PerIp};
 use super::server::ServeOptions;
 use super::service::{handle, Connection, Shared};
@@ -165,6 +166,7 @@ impl Accept {
                 done = tokio::time::timeout_at(deadline, tls::handshake(stream, &table)) => done,
                 _ = closing.wait_for(|close| *close) => return,
             };
+            observe::handshake(&this.shared, &handshake);
             let (stream, info) = match handshake {
                 Ok(Ok(done)) => done,
                 Ok(Err(refused)) => return debug!(%peer, reason = %refused, "TLS refused"),
@@ -190,6 +192,7 @@ impl Accept {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (peer, ip) = (admitted.peer, admitted.ip);
+        let tls_conn = tls.is_some();
         let conn = Arc::new(Connection {
             shared: self.shared.clone(),
             peer_ip: HeaderValue::from_str(&ip.to_string())
@@ -200,6 +203,7 @@ impl Accept {
             requested: AtomicBool::new(false),
             _permit: admitted.permit,
             _ip_slot: admitted.ip_slot,
+            _open: (self.shared.metrics.as_ref()).map(|m| m.process.connection_opened(tls_conn)),
         });
         // The header timeout runs from accept, the TLS handshake included.
         let header_timeout =

@@ -16,6 +16,7 @@ use tracing::debug;
 
 use super::error::{plain_response, ProxyError};
 use super::grpc;
+use crate::table::Rule;
 
 /// A response made by the proxy, not a backend.
 #[derive(Debug)]
@@ -62,31 +63,31 @@ impl Answer {
     }
 }
 
-/// An [`Answer`] with the route (`namespace/name`) it was made for; none
-/// when the request matched no route.
+/// An [`Answer`] with the rule it was made for; none when the request
+/// matched no route.
 #[derive(Debug)]
 pub struct Answered {
     /// What the client gets.
     pub answer: Answer,
-    /// The matched route, for the log line.
-    pub route: Option<Arc<str>>,
+    /// The matched rule, for the log line and the metrics.
+    pub rule: Option<Arc<Rule>>,
 }
 
 impl From<ProxyError> for Answered {
     fn from(err: ProxyError) -> Self {
         Answered {
             answer: Answer::Failed(err),
-            route: None,
+            rule: None,
         }
     }
 }
 
 impl Answered {
-    /// `answer`, made for `route`.
-    pub fn on(route: &Arc<str>, answer: Answer) -> Self {
+    /// `answer`, made for `rule`.
+    pub fn on(rule: &Arc<Rule>, answer: Answer) -> Self {
         Answered {
             answer,
-            route: Some(route.clone()),
+            rule: Some(rule.clone()),
         }
     }
 
@@ -94,7 +95,7 @@ impl Answered {
     /// method, the route and why; then the response (a gRPC status when
     /// the request is `grpc`).
     pub fn log_and_respond(self, method: &Method, grpc: bool) -> Response<Full<Bytes>> {
-        let route = self.route.as_deref().unwrap_or("none");
+        let route = self.rule.as_ref().map_or("none", |rule| &*rule.route);
         let reason = self.answer.reason();
         match &self.answer {
             Answer::Redirect { status, location } => debug!(
@@ -121,8 +122,8 @@ mod tests {
             location: HeaderValue::from_static("https://www.mango.com/"),
         };
         assert_eq!(answer.reason(), "redirect");
-        let response =
-            Answered::on(&Arc::from("shop/mango"), answer).log_and_respond(&Method::GET, false);
+        let response = Answered::from(ProxyError::NoRoute);
+        let response = Answered { answer, ..response }.log_and_respond(&Method::GET, false);
         assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
         assert_eq!(
             response.headers()[header::LOCATION],
@@ -137,7 +138,7 @@ mod tests {
     #[test]
     fn a_failure_before_routing_has_no_route() {
         let answered = Answered::from(ProxyError::NoRoute);
-        assert!(answered.route.is_none());
+        assert!(answered.rule.is_none());
         let response = answered.log_and_respond(&Method::GET, false);
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }

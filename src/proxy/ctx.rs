@@ -10,6 +10,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 use tokio::time::Instant;
 
+use crate::metrics::MethodBucket;
 use crate::table::Rule;
 
 /// What the route phase learns about a request, read by every later phase.
@@ -28,8 +29,8 @@ pub struct RequestCtx {
     /// Length of the matched path prefix (0 for other matches), for prefix
     /// rewrites and redirects.
     pub prefix_len: usize,
-    /// When the request was routed: rate limits, the first pick and the
-    /// retry budget read this one clock reading.
+    /// When the request's head was read: rate limits, the first pick, the
+    /// retry budget and the metrics read this one clock reading.
     pub started: Instant,
     /// The whole exchange's deadline, retries and the response body
     /// included: the rule's `timeouts.total`, or a gRPC client's
@@ -42,6 +43,8 @@ pub struct RequestCtx {
     /// Whether the method is idempotent: only then are failures after
     /// connecting, and retryable statuses, tried again.
     pub idempotent: bool,
+    /// The method as a metric label, found once.
+    pub method: MethodBucket,
 }
 
 impl RequestCtx {

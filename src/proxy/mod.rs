@@ -13,7 +13,8 @@
 //! `answer` (proxy-made answers and their log line), `grpc` (gRPC
 //! statuses, trailers-only answers, `grpc-timeout`), `ctx`, `body`,
 //! `forward` (header and URI rules), `connect`, `error`, `per_ip` (the
-//! per-client-IP connection cap).
+//! per-client-IP connection cap), `observe` (the log phase: metrics and
+//! the access-log line), `trace` (trace context and `x-request-id`).
 
 mod accept;
 mod answer;
@@ -23,6 +24,7 @@ mod ctx;
 mod error;
 mod forward;
 mod grpc;
+mod observe;
 mod per_ip;
 mod prepare;
 mod respond;
@@ -30,6 +32,7 @@ mod retry;
 mod server;
 mod service;
 mod tls;
+mod trace;
 
 pub use error::{ProxyError, Side};
 

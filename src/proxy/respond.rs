@@ -39,6 +39,7 @@ pub fn respond(
         set_cookie,
         in_flight,
         head_at,
+        ..
     } = sent;
     if let Some(client) = client_upgrade {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {

@@ -23,9 +23,11 @@ use tracing::debug;
 
 use super::ctx::RequestCtx;
 use super::error::ProxyError;
+use super::observe::Upstream;
 use super::prepare::Prepared;
 use super::service::Connection;
 use crate::balance::InFlight;
+use crate::metrics::TryEvent;
 use crate::policy::rewrite::HostRewrite;
 use crate::table::{PickContext, Picked, Rule, Target};
 use crate::upstream::body::{LimitedBody, Outgoing, Reclaim, Reclaimable};
@@ -52,6 +54,9 @@ pub struct Sent<'r> {
     pub in_flight: InFlight,
     /// When the head arrived.
     pub head_at: Instant,
+    /// The endpoint that answered, the tries sent and the last one's
+    /// time to its head, for the log phase.
+    pub upstream: Upstream<'r>,
 }
 
 /// One try's request: the head without its URI, and its body.
@@ -205,6 +210,9 @@ pub async fn send<'r>(
             rule.passive
                 .report(rule.backends.targets(), target, passive, now);
         }
+        if let Err(err) = &result {
+            count_failed_try(rule, err);
+        }
         let retryable = match &result {
             Err(err) => err.retryable(ctx.idempotent),
             Ok(response) => ctx.idempotent && retries.retries_status(response.status()),
@@ -212,6 +220,7 @@ pub async fn send<'r>(
         if retryable && tried.len() < retries.attempts as usize {
             if let Some((next, picked)) = retry(ctx, &mut saved, returned, &mut tried, target, now)
             {
+                rule.metrics.events().record(TryEvent::Retry);
                 (attempt, target, set_cookie) = (next, picked.target, picked.set_cookie);
                 continue;
             }
@@ -223,8 +232,25 @@ pub async fn send<'r>(
             set_cookie,
             in_flight,
             head_at: now,
+            upstream: Upstream {
+                target,
+                attempts: (tried.len() + resent + 1) as u32,
+                duration: now - started,
+            },
         });
     }
+}
+
+/// Counts a try that failed to connect or timed out (for the metrics).
+fn count_failed_try(rule: &Rule, err: &ProxyError) {
+    let event = match err {
+        ProxyError::Connect(_) | ProxyError::ConnectTimeout(_) | ProxyError::BackendTls(_) => {
+            TryEvent::ConnectFailure
+        }
+        ProxyError::Timeout => TryEvent::Timeout,
+        _ => return,
+    };
+    rule.metrics.events().record(event);
 }
 
 /// The body of the first try, how it says it has been sent, the flag it
@@ -324,6 +350,7 @@ fn retry<'r>(
 ) -> Option<(Attempt, Picked<'r>)> {
     // Checked before picking: a pick moves the balancer on.
     if !ctx.rule.retries.budget.has_token(now) {
+        ctx.rule.metrics.events().record(TryEvent::BudgetExhausted);
         return None;
     }
     let attempt = match returned {
@@ -339,6 +366,7 @@ fn retry<'r>(
     };
     let next = next_target(&ctx.rule, &cx, tried)?;
     if !ctx.rule.retries.budget.withdraw(now) {
+        ctx.rule.metrics.events().record(TryEvent::BudgetExhausted);
         return None;
     }
     debug!(

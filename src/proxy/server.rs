@@ -78,6 +78,10 @@ pub struct ServeOptions {
     /// `None` (the default) reads the system's trust store once, at the
     /// first such connect.
     pub upstream_roots: Option<Arc<rustls::RootCertStore>>,
+    /// The process's metrics (`None`: off, nothing recorded).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The access log (`None`: off).
+    pub access_log: Option<crate::access_log::AccessLog>,
 }
 
 impl Default for ServeOptions {
@@ -96,6 +100,8 @@ impl Default for ServeOptions {
             idle_timeout: Duration::from_secs(75),
             upstream_idle_timeout: Duration::from_secs(90),
             upstream_roots: None,
+            metrics: None,
+            access_log: None,
         }
     }
 }
@@ -145,6 +151,9 @@ pub async fn serve(
         client_body_timeout: options.client_body_timeout,
         max_uri_bytes: options.max_uri_bytes,
         underscores_in_headers: options.underscores_in_headers,
+        metrics: options.metrics.clone(),
+        access_log: options.access_log.clone(),
+        request_ids: Default::default(),
     });
     let accept = Accept::new(
         shared,

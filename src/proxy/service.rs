@@ -28,11 +28,15 @@ use super::ctx::RequestCtx;
 use super::error::ProxyError;
 use super::forward::{drop_underscored, request_host, websocket_connect, Hop};
 use super::grpc;
+use super::observe::{self, Seen, Start};
 use super::per_ip::IpSlot;
 use super::prepare::prepare;
 use super::respond::respond;
 use super::retry;
 use super::tls::TlsConn;
+use super::trace::{self, RequestIds};
+use crate::access_log::AccessLog;
+use crate::metrics::{MethodBucket, Metrics, OpenConnection};
 use crate::policy::client::{client_ip, TrustedProxies};
 use crate::policy::retry::is_idempotent;
 use crate::table::SharedTable;
@@ -59,6 +63,12 @@ pub struct Shared {
     /// Whether request headers with `_` in their names are forwarded
     /// (`--underscores-in-headers`); by default they are dropped.
     pub underscores_in_headers: bool,
+    /// The process's metrics; `None` when they are off.
+    pub metrics: Option<Arc<Metrics>>,
+    /// The access log; `None` when it is off.
+    pub access_log: Option<AccessLog>,
+    /// Where `x-request-id`s the proxy adds come from.
+    pub request_ids: RequestIds,
 }
 
 /// State of one client connection, computed once when it is accepted.
@@ -85,6 +95,8 @@ pub struct Connection {
     /// What the TLS handshake settled, for a connection that came in over
     /// TLS.
     pub tls: Option<TlsConn>,
+    /// Counts the connection as open in the metrics while it lives.
+    pub _open: Option<OpenConnection>,
 }
 
 impl Connection {
@@ -110,20 +122,38 @@ impl Connection {
 /// Serves one request; what the proxy answers itself is logged, then sent.
 pub async fn handle(
     conn: Arc<Connection>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     if !conn.requested.load(Ordering::Relaxed) {
         conn.requested.store(true, Ordering::Relaxed);
     }
+    // One clock reading for the whole request (rate limits, deadlines,
+    // metrics).
+    let start = Start {
+        at: tokio::time::Instant::now(),
+        method: MethodBucket::of(req.method()),
+    };
     // Cheap to keep (standard methods are not allocated); the path is not
     // copied per request just for a log line.
     let method = req.method().clone();
     // Read once, before the request is consumed: the answers the proxy
     // makes for a gRPC call are gRPC statuses.
     let grpc = grpc::is_grpc(req.headers());
-    match proxy(&conn, req, grpc).await {
+    trace::prepare(req.headers_mut(), &conn.shared.request_ids);
+    let mut seen = (conn.shared.access_log.as_ref()).map(|_| Seen::of(&conn, &req));
+    match proxy(&conn, req, grpc, start, &mut seen).await {
         Ok(response) => Ok(response),
-        Err(answered) => Ok(answered.log_and_respond(&method, grpc).map(Either::Right)),
+        Err(answered) => {
+            let rule = answered.rule.clone();
+            let reason = answered.answer.reason();
+            let response = answered.log_and_respond(&method, grpc);
+            let status = response.status();
+            observe::record(&conn, start, rule.as_deref(), None, status, Some(reason));
+            if let Some(seen) = seen {
+                observe::log_answer(&conn, seen, start, rule.as_deref(), reason, &response);
+            }
+            Ok(response.map(Either::Right))
+        }
     }
 }
 
@@ -132,6 +162,8 @@ async fn proxy(
     conn: &Arc<Connection>,
     mut req: Request<Incoming>,
     grpc: bool,
+    start: Start,
+    seen: &mut Option<Seen>,
 ) -> Result<Response<ProxyBody>, Answered> {
     // Gone before anything reads headers: routing, firewall, rate-limit
     // keys and the backend never see them.
@@ -141,7 +173,7 @@ async fn proxy(
     // An HTTP/2 WebSocket (extended CONNECT) is routed, judged and sent as
     // the GET handshake it becomes.
     websocket_connect(&mut req);
-    let (mut ctx, declared) = match gate(conn, &req, grpc) {
+    let (mut ctx, declared) = match gate(conn, &req, grpc, start) {
         Ok(gated) => gated,
         Err(answered) => {
             if grpc {
@@ -151,8 +183,8 @@ async fn proxy(
         }
     };
     let host = ctx.host.take();
-    let result = forward(conn, &ctx, host, req, declared).await;
-    result.map_err(|answer| Answered::on(&ctx.rule.route, answer))
+    let result = forward(conn, &ctx, host, req, declared, seen).await;
+    result.map_err(|answer| Answered::on(&ctx.rule, answer))
 }
 
 /// The phases that forward: prepare, send (with retries) and respond.
@@ -164,10 +196,29 @@ async fn forward(
     host: Option<HeaderValue>,
     req: Request<Incoming>,
     declared: Option<u64>,
+    seen: &mut Option<Seen>,
 ) -> Result<Response<ProxyBody>, Answer> {
     let (request, client_upgrade) = prepare(conn, ctx, host, req)?;
     let sent = retry::send(conn, ctx, request, declared).await?;
-    respond(conn, ctx, sent, client_upgrade).map_err(Answer::from)
+    let upstream = sent.upstream;
+    let mut response = respond(conn, ctx, sent, client_upgrade).map_err(Answer::from)?;
+    let start = Start {
+        at: ctx.started,
+        method: ctx.method,
+    };
+    let backend = Some(upstream.target.backend);
+    observe::record(
+        conn,
+        start,
+        Some(&ctx.rule),
+        backend,
+        response.status(),
+        None,
+    );
+    if let Some(seen) = seen.take() {
+        observe::log_forwarded(conn, ctx, seen, &upstream, &mut response);
+    }
+    Ok(response)
 }
 
 /// The phases that may answer before anything is sent: route, the HTTPS
@@ -177,9 +228,10 @@ fn gate(
     conn: &Connection,
     req: &Request<Incoming>,
     grpc: bool,
+    start: Start,
 ) -> Result<(RequestCtx, Option<u64>), Answered> {
-    let ctx = route(conn, req, grpc)?;
-    let on_route = |answer: Answer| Answered::on(&ctx.rule.route, answer);
+    let ctx = route(conn, req, grpc, start)?;
+    let on_route = |answer: Answer| Answered::on(&ctx.rule, answer);
     if let Some(redirect) = https_redirect(conn, &ctx, req) {
         return Err(on_route(redirect));
     }
@@ -190,10 +242,14 @@ fn gate(
     Ok((ctx, declared))
 }
 
-/// The route phase: one table load finds the rule; the client, the host,
-/// the clock and a gRPC call's deadline are read once for every later
-/// phase.
-fn route(conn: &Connection, req: &Request<Incoming>, grpc: bool) -> Result<RequestCtx, ProxyError> {
+/// The route phase: one table load finds the rule; the client, the host
+/// and a gRPC call's deadline are read once for every later phase.
+fn route(
+    conn: &Connection,
+    req: &Request<Incoming>,
+    grpc: bool,
+    start: Start,
+) -> Result<RequestCtx, ProxyError> {
     if req.method() == Method::CONNECT {
         // An extended CONNECT for another protocol than WebSocket names
         // something the proxy does not implement; a plain one asks for a
@@ -242,11 +298,12 @@ fn route(conn: &Connection, req: &Request<Incoming>, grpc: bool) -> Result<Reque
     } else {
         conn.peer
     };
-    let started = tokio::time::Instant::now();
+    let started = start.at;
     Ok(RequestCtx {
         deadline: grpc::deadline(req.headers(), grpc, rule.timeouts.total, started),
         grpc,
         idempotent: is_idempotent(req.method()),
+        method: start.method,
         rule,
         client,
         host,

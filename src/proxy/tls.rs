@@ -23,6 +23,8 @@ pub struct TlsConn {
     /// A verified client certificate's subject, for
     /// `x-client-cert-subject`.
     pub client_subject: Option<HeaderValue>,
+    /// The TLS version agreed (`TLSv1.3`), for the access log.
+    pub version: Option<&'static str>,
 }
 
 /// Why a TLS connection was not set up.
@@ -111,12 +113,19 @@ pub async fn handshake(
         .into_stream(config)
         .await?;
     let subject = client_subject(tls.get_ref().1.peer_certificates());
+    let version = match tls.get_ref().1.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => Some("TLSv1.3"),
+        Some(rustls::ProtocolVersion::TLSv1_2) => Some("TLSv1.2"),
+        Some(_) => Some("TLS"),
+        None => None,
+    };
     let client_subject = subject.and_then(|s| HeaderValue::from_str(&s).ok());
     Ok((
         tls,
         TlsConn {
             sni,
             client_subject,
+            version,
         },
     ))
 }

@@ -10,6 +10,7 @@ mod compile;
 mod https;
 mod pick;
 mod resolve;
+mod scrape;
 mod status;
 mod trace;
 
@@ -35,6 +36,7 @@ use crate::balance::EndpointState;
 use crate::health::passive::Tracked;
 use crate::health::{Passive, Probe};
 use crate::matching::{request_host, PathMatcher, RequestMatch};
+use crate::metrics::{RouteSeries, RuleMetrics};
 use crate::policy::firewall::readings;
 use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
@@ -70,6 +72,9 @@ pub struct RouteTable {
     routes: Vec<RouteRecord>,
     /// Certificates and the TLS listener's configuration.
     tls: TlsTable,
+    /// The metric handles of the served rules, handed to the next compile
+    /// (and encoded at scrape: a route left out has none).
+    series: RouteSeries,
 }
 
 /// The rules of one host, best precedence first.
@@ -161,6 +166,8 @@ pub struct Rule {
     pub retries: RetryPolicy,
     /// What the route's `spec.tls` asks (redirect, HSTS), if it has one.
     pub https: Option<Arc<RouteHttps>>,
+    /// The rule's metric handles, resolved at compile.
+    pub metrics: RuleMetrics,
 }
 
 /// A rule's time limits, parsed.
@@ -206,6 +213,8 @@ pub struct Target {
     pub pool: Arc<EndpointPool>,
     /// Its backend's weight; 0 never gets traffic.
     pub weight: u32,
+    /// Its backend, as an index into the rule's metric `backends` labels.
+    pub backend: u16,
 }
 
 impl Tracked for Target {
@@ -384,6 +393,11 @@ impl RouteTable {
     /// The certificates and the TLS listener's configuration.
     pub fn tls(&self) -> &TlsTable {
         &self.tls
+    }
+
+    /// The metric handles of the served rules.
+    pub fn series(&self) -> &RouteSeries {
+        &self.series
     }
 
     /// Whether a request for `host` on a TLS connection whose client asked

@@ -8,12 +8,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tracing::debug;
 
 use crate::balance::InFlight;
 use crate::proxy::grpc::{cut_trailers, Code};
+use crate::proxy::observe::Pending;
 
 // === impl Tracked ===
 
@@ -24,6 +26,9 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         guard: Option<InFlight>,
+        // The request's access-log line, sent when the body ends (or is
+        // dropped); counts the bytes sent. None with the log off.
+        log: Option<Box<Pending>>,
     }
 }
 
@@ -33,7 +38,13 @@ impl<B> Tracked<B> {
         Tracked {
             inner,
             guard: Some(guard),
+            log: None,
         }
+    }
+
+    /// Carries the request's access-log line to the end of the body.
+    pub fn log(&mut self, pending: Box<Pending>) {
+        self.log = Some(pending);
     }
 }
 
@@ -47,8 +58,17 @@ impl<B: Body> Body for Tracked<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            this.guard.take();
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(log), Some(data)) = (this.log.as_mut(), frame.data_ref()) {
+                    log.sent(data.remaining());
+                }
+            }
+            Poll::Ready(None) => {
+                this.guard.take();
+                this.log.take();
+            }
+            _ => {}
         }
         polled
     }
@@ -131,6 +151,11 @@ impl<B> Timed<B> {
             cut: false,
             grpc: false,
         }
+    }
+
+    /// The wrapped body.
+    pub fn inner_mut(&mut self) -> &mut B {
+        &mut self.inner
     }
 
     /// Marks a gRPC response (`content-type: application/grpc*`): a cut

@@ -125,3 +125,19 @@ fn a_rate_limited_answer_says_when_to_retry() {
     .into_response();
     assert_eq!(response.headers()[header::RETRY_AFTER], "7");
 }
+
+#[test]
+fn every_reason_is_a_metric_label() {
+    // Read from the source: some variants hold errors only hyper makes.
+    let source = include_str!("../error.rs");
+    let start = source.find("pub fn reason(&self)").expect("reason()");
+    let end = start + source[start..].find("fn body(&self)").expect("body()");
+    let reasons: Vec<&str> = source[start..end].split('"').skip(1).step_by(2).collect();
+    assert!(reasons.len() >= 20, "{reasons:?}");
+    for reason in reasons {
+        assert!(
+            crate::metrics::ANSWER_REASONS.contains(&reason),
+            "{reason} is not in ANSWER_REASONS"
+        );
+    }
+}

@@ -11,6 +11,8 @@ use super::super::resolve::{resolve_backend, Endpoint, Resolved};
 use super::super::{Backends, ConditionReason, Target};
 use super::conditions::TlsCheck;
 use super::transport::{transport, Reach, Unusable};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
 use crate::api::values::{check_cookie_name, parse_duration};
 use crate::api::{self, Algorithm};
 use crate::balance::EndpointState;
@@ -58,6 +60,9 @@ pub(super) struct RuleBackends {
     pub problems: Vec<CompileError>,
     /// How each HTTPS backend's certificate is checked.
     pub tls_checks: Vec<TlsCheck>,
+    /// The `backend` metric label of each distinct backend, in order; a
+    /// target's `backend` indexes it.
+    pub labels: Vec<Arc<str>>,
 }
 
 /// One backend's endpoints, whether it is a static address, and how they
@@ -101,6 +106,14 @@ pub(super) fn resolve_backends<F: FnMut(&str) -> Arc<EndpointState>>(
             is_static,
             transport,
         } = backend_endpoints(backend, &field, namespace, snapshot, &mut out, errors);
+        let label = backend_label(backend);
+        let label_index = match out.labels.iter().position(|l| *l == label) {
+            Some(known) => known,
+            None => {
+                out.labels.push(label);
+                out.labels.len() - 1
+            }
+        };
         let mut indices = Vec::with_capacity(found.len());
         for (key, authority) in found {
             let pool_key = (key.clone(), transport.clone());
@@ -124,6 +137,7 @@ pub(super) fn resolve_backends<F: FnMut(&str) -> Arc<EndpointState>>(
                 state,
                 pool,
                 weight: backend.weight,
+                backend: u16::try_from(label_index).unwrap_or(u16::MAX),
             });
         }
         if backend.weight == 0 || indices.is_empty() {
@@ -148,6 +162,20 @@ pub(super) fn resolve_backends<F: FnMut(&str) -> Arc<EndpointState>>(
         }
     }
     out
+}
+
+/// A backend's `backend` metric label, from configuration only: a
+/// Service's `name:port`, or `static` for the rule's static addresses
+/// (one group, as they are balanced).
+fn backend_label(backend: &api::Backend) -> Arc<str> {
+    match (&backend.service, &backend.port) {
+        (Some(service), Some(port)) => match port {
+            IntOrString::Int(n) => format!("{service}:{n}").into(),
+            IntOrString::String(name) => format!("{service}:{name}").into(),
+        },
+        (Some(service), None) => service.as_str().into(),
+        (None, _) => "static".into(),
+    }
 }
 
 /// The endpoints of one backend, whether it is a static address, and its

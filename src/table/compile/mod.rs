@@ -33,6 +33,7 @@ use crate::balance::EndpointState;
 use crate::diagnostic::{CompileError, FieldPath, Invalid};
 use crate::health::ActiveCheck;
 use crate::matching::{HostKey, Rank, RequestMatch};
+use crate::metrics::RouteSeries;
 use crate::policy::rate_limit::RateLimiter;
 use crate::policy::LimiterStates;
 use crate::snapshot::{Diagnostic, Snapshot, SourcedRoute};
@@ -87,6 +88,8 @@ struct CompiledRoute {
     backend_tls: Option<ConditionState>,
     /// Problems that do not refuse it (backend protocol and TLS).
     problems: Vec<CompileError>,
+    /// Its rules' metric handles.
+    series: RouteSeries,
 }
 
 /// One host × match of a compiled route.
@@ -116,6 +119,7 @@ struct Assembly {
     buckets: HashMap<HostKey, Vec<HostEntry>>,
     statuses: Vec<RouteStatus>,
     records: Vec<RouteRecord>,
+    series: RouteSeries,
 }
 
 /// Compiles `snapshot` at `now` (seconds since the epoch: certificates
@@ -148,6 +152,7 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable, now: i64) -> Compiled
                     resource: &resource,
                     snapshot,
                     previous_limiters: &previous.limiters,
+                    previous_series: &previous.series,
                     https: route_https(route, snapshot),
                 };
                 let known = &table.endpoints;
@@ -286,6 +291,7 @@ impl Assembly {
                 .entry((probe.address.clone(), probe.check.clone()))
                 .or_insert(probe);
         }
+        self.series.extend(compiled.series);
         for (rule, spec, limiter) in compiled.limiters {
             self.limiters.insert(resource.clone(), rule, spec, limiter);
         }
@@ -302,6 +308,7 @@ impl Assembly {
             probes: probes.into(),
             routes: self.records,
             tls,
+            series: self.series,
             ..RouteTable::default()
         };
         for (host, mut entries) in self.buckets {

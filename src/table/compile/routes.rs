@@ -16,6 +16,7 @@ use crate::balance::EndpointState;
 use crate::diagnostic::{CompileError, FieldPath, Invalid, Problems};
 use crate::health::{ActiveCheck, Passive};
 use crate::matching::HostKey;
+use crate::metrics::RouteSeries;
 use crate::policy::rate_limit::RateLimiter;
 use crate::policy::retry::RetryPolicy;
 use crate::policy::{LimiterStates, RulePolicy};
@@ -37,6 +38,8 @@ pub(super) struct RouteInput<'a> {
     pub snapshot: &'a Snapshot,
     /// The previous table's rate-limit buckets.
     pub previous_limiters: &'a LimiterStates,
+    /// The previous table's metric handles.
+    pub previous_series: &'a RouteSeries,
     /// What the route's `spec.tls` asks of its requests.
     pub https: Option<Arc<RouteHttps>>,
 }
@@ -61,6 +64,8 @@ struct RouteParts {
     problems: Vec<CompileError>,
     /// How each HTTPS backend's certificate is checked.
     tls_checks: Vec<TlsCheck>,
+    /// The rules' metric handles.
+    series: RouteSeries,
 }
 
 /// Compiles one route. `state_of` gives the state of an endpoint address
@@ -132,6 +137,7 @@ pub(super) fn compile_route<'p>(
         ready_endpoints,
         backend_tls: backend_tls_verified(&parts.tls_checks),
         problems: parts.problems,
+        series: parts.series,
     })
 }
 
@@ -152,6 +158,9 @@ fn compile_rule<F: FnMut(&str) -> Arc<EndpointState>>(
     parts.unresolved.append(&mut found.unresolved);
     parts.problems.append(&mut found.problems);
     parts.tls_checks.append(&mut found.tls_checks);
+    let labels = std::mem::take(&mut found.labels);
+    let rule_index = u32::try_from(r).unwrap_or(u32::MAX);
+    let metrics = (parts.series).rule(input.previous_series, input.resource, rule_index, labels);
     match &backends {
         Backends::Ready { targets, .. } => {
             (parts.served).extend(targets.iter().map(|t| Arc::from(t.authority.as_str())));
@@ -194,6 +203,7 @@ fn compile_rule<F: FnMut(&str) -> Arc<EndpointState>>(
         passive,
         retries,
         https: input.https.clone(),
+        metrics,
     }
 }
 
