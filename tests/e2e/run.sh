@@ -366,6 +366,11 @@ tls_checks
 source "$ROOT/tests/e2e/grpc.sh"
 grpc_checks
 
+# ---- checks: metrics, explain, access log -------------------------------------------
+# shellcheck source=tests/e2e/observe.sh
+source "$ROOT/tests/e2e/observe.sh"
+observe_checks
+
 # ---- checks: changes ----------------------------------------------------------------
 log "deleting route shop/apple"
 k -n shop delete lbr apple --wait=true
