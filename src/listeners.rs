@@ -66,6 +66,8 @@ pub async fn serve(
         max_idle_per_endpoint: 1,
         provider: crate::tls::provider(),
         system_roots: options.upstream_roots.clone(),
+        // Probes' connections are not the proxy's.
+        open_gauges: None,
     }));
     let health_task = tokio::spawn(health::active::run(
         probes,

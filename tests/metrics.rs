@@ -266,3 +266,33 @@ async fn the_scrape_counts_answers_tries_endpoints_connections_and_publishes() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_counted_open_until_the_backend_closes_them() {
+    let backend = Backend::echo("mango").await;
+    let proxy = start_with_metrics(&yaml(&[route("mango")
+        .host("www.mango.com")
+        .rule(Rule::new().backend(&backend))]))
+    .await;
+    let open = |protocol: &'static str| {
+        let proxy = &proxy;
+        async move {
+            let text = proxy.admin_get("/metrics").await.unwrap().text();
+            let name = format!("switchyard_upstream_connections_open{{protocol=\"{protocol}\"}}");
+            sample(&text, &name)
+        }
+    };
+    assert_eq!(open("http1").await, Some(0), "none before a request");
+    let mut conn = H1Conn::connect(proxy.addr).await;
+    assert_eq!(conn.get("www.mango.com", "/").await.status, StatusCode::OK);
+    // Kept idle in the pool after the exchange.
+    assert_eq!(open("http1").await, Some(1));
+    assert_eq!(open("h2").await, Some(0));
+    drop(backend);
+    wait_until(
+        "the closed connection to be uncounted",
+        DEADLINE,
+        || async { open("http1").await == Some(0) },
+    )
+    .await;
+}

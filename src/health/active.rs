@@ -412,6 +412,7 @@ mod tests {
             max_idle_per_endpoint: 1,
             provider: Arc::new(rustls::crypto::ring::default_provider()),
             system_roots: None,
+            open_gauges: None,
         }));
         let supervisor = tokio::spawn(run(probes, upstreams, async {
             let _ = stopped.await;

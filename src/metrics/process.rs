@@ -1,5 +1,5 @@
-//! Process-wide families that are not per request: open client
-//! connections, TLS handshakes by result, and route-table publishes.
+//! Process-wide families that are not per request: open client and
+//! upstream connections, TLS handshakes by result, and route-table publishes.
 //! Every label value is fixed, so each handle is resolved once, at start.
 
 use std::sync::atomic::AtomicU64;
@@ -26,6 +26,9 @@ pub const HANDSHAKE_RESULTS: [&str; 6] = [
 #[derive(Debug)]
 pub struct ProcessMetrics {
     connections: [Gauge; 2],
+    /// Upstream connections open, HTTP/1.1 and HTTP/2 (see
+    /// [`ProcessMetrics::upstream_connections`]).
+    upstream: [Gauge; 2],
     handshakes: [Counter; HANDSHAKE_RESULTS.len()],
     published: Counter,
     kept: Counter,
@@ -40,6 +43,12 @@ impl ProcessMetrics {
             "client_connections_open",
             "Client connections open, by listener",
             connections.clone(),
+        );
+        let upstream = Family::<Label, Gauge>::default();
+        registry.register(
+            "upstream_connections_open",
+            "Connections to backends open, by protocol (http1, h2)",
+            upstream.clone(),
         );
         let handshakes = Family::<Label, Counter>::default();
         registry.register(
@@ -62,6 +71,7 @@ impl ProcessMetrics {
         ProcessMetrics {
             connections: ["http", "https"]
                 .map(|l| connections.get_or_create_owned(&[("listener", l)])),
+            upstream: ["http1", "h2"].map(|p| upstream.get_or_create_owned(&[("protocol", p)])),
             handshakes: HANDSHAKE_RESULTS.map(|r| handshakes.get_or_create_owned(&[("result", r)])),
             published: publishes.get_or_create_owned(&[("result", "published")]),
             kept: publishes.get_or_create_owned(&[("result", "kept")]),
@@ -74,6 +84,12 @@ impl ProcessMetrics {
         let gauge = self.connections[usize::from(tls)].clone();
         gauge.inc();
         OpenConnection(gauge)
+    }
+
+    /// The gauges the upstream pool counts its open connections on:
+    /// HTTP/1.1, then HTTP/2.
+    pub fn upstream_connections(&self) -> [Gauge; 2] {
+        self.upstream.clone()
     }
 
     /// Counts a TLS handshake that ended with `result` (one of

@@ -144,6 +144,7 @@ pub async fn serve(
             max_idle_per_endpoint: MAX_IDLE_PER_ENDPOINT,
             provider: crate::tls::provider(),
             system_roots: options.upstream_roots.clone(),
+            open_gauges: (options.metrics.as_ref()).map(|m| m.process.upstream_connections()),
         }),
         trusted_proxies: options.trusted_proxies.clone(),
         closing: close_rx.clone(),

@@ -68,7 +68,9 @@ pub(super) async fn handshake(up: &Upstreams, io: Io) -> Result<Sender, ConnectE
         .handshake(TokioIo::new(io))
         .await
         .map_err(ConnectError::Handshake)?;
+    let open = up.opened(false);
     tokio::spawn(async move {
+        let _open = open;
         if let Err(err) = conn.with_upgrades().await {
             debug!(error = %err, "backend connection closed with an error");
         }

@@ -235,6 +235,7 @@ pub(super) async fn handshake(up: &Upstreams, io: Io) -> Result<Arc<H2Conn>, Con
     tokio::spawn(Driver {
         conn,
         state: state.clone(),
+        _open: up.opened(true),
     });
     Ok(Arc::new(H2Conn { tx, state }))
 }
@@ -243,6 +244,8 @@ pub(super) async fn handshake(up: &Upstreams, io: Io) -> Result<Arc<H2Conn>, Con
 struct Driver {
     conn: http2::Connection<TokioIo<Io>, RequestBody, TokioExecutor>,
     state: Arc<State>,
+    /// Counted open while it runs.
+    _open: super::Open,
 }
 
 impl Future for Driver {

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use http::Request;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use prometheus_client::metrics::gauge::Gauge;
 use rustls::crypto::CryptoProvider;
 use rustls::RootCertStore;
 
@@ -81,6 +82,7 @@ pub struct Upstreams {
     h2: hyper::client::conn::http2::Builder<TokioExecutor>,
     provider: Arc<CryptoProvider>,
     system_roots: OnceLock<Arc<RootCertStore>>,
+    open_gauges: Option<[Gauge; 2]>,
 }
 
 /// What [`Upstreams::new`] is made from.
@@ -97,6 +99,21 @@ pub struct UpstreamOptions {
     /// The roots HTTPS backends without a CA bundle are verified against;
     /// `None` reads the system's trust store at the first such connect.
     pub system_roots: Option<Arc<RootCertStore>>,
+    /// Gauges of the connections open, HTTP/1.1 and HTTP/2 (metrics on).
+    pub open_gauges: Option<[Gauge; 2]>,
+}
+
+/// Keeps one upstream connection counted as open until dropped (with
+/// its connection's task).
+#[derive(Debug)]
+pub(super) struct Open(Option<Gauge>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(gauge) = &self.0 {
+            gauge.dec();
+        }
+    }
 }
 
 impl Upstreams {
@@ -122,7 +139,20 @@ impl Upstreams {
             h2,
             provider: options.provider,
             system_roots,
+            open_gauges: options.open_gauges,
         }
+    }
+
+    /// Counts a new connection open (`h2`: HTTP/2, else HTTP/1.1).
+    fn opened(&self, h2: bool) -> Open {
+        let gauge = self
+            .open_gauges
+            .as_ref()
+            .map(|g| g[usize::from(h2)].clone());
+        if let Some(gauge) = &gauge {
+            gauge.inc();
+        }
+        Open(gauge)
     }
 
     fn system_roots(&self) -> Arc<RootCertStore> {
