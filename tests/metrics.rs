@@ -1,5 +1,6 @@
 //! `/metrics`: series come from configuration only (random hosts, paths
-//! and methods add none), and a deleted route's series go with it.
+//! and methods add none), a deleted route's series go with it, and the
+//! process-wide families (connections, TLS handshakes) count what happens.
 
 mod support;
 
@@ -10,6 +11,7 @@ use http::{Method, Request, StatusCode};
 use support::*;
 use switchyard::metrics::Metrics;
 use switchyard::proxy::ServeOptions;
+use switchyard::snapshot::TlsSettings;
 
 /// Starts the proxy with metrics on over `yaml`.
 async fn start_with_metrics(yaml: &str) -> Proxy {
@@ -295,4 +297,46 @@ async fn upstream_connections_are_counted_open_until_the_backend_closes_them() {
         || async { open("http1").await == Some(0) },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_handshakes_are_counted_by_result() {
+    let pki = Pki::new("metrics test CA");
+    let cert = pki.leaf(&["a.example.test"]);
+    let backend = Backend::echo("a").await;
+    let routes = documents(&[
+        yaml(&[route("a")
+            .host("a.example.test")
+            .tls("a-cert")
+            .rule(Rule::new().backend(&backend))]),
+        cert.secret("default", "a-cert"),
+    ]);
+    let serve = ServeOptions {
+        drain_timeout: Duration::from_secs(5),
+        metrics: Some(Arc::new(Metrics::new(false))),
+        ..ServeOptions::default()
+    };
+    let proxy =
+        Proxy::start_tls_serving(RoutesLayout::File(&routes), serve, TlsSettings::default()).await;
+    TlsClient::h1(&pki, "a.example.test")
+        .handshake(proxy.tls())
+        .await;
+    // No certificate for this name, and no default: refused.
+    let unknown = TlsClient::builder(&pki, "b.example.test")
+        .accept_any_certificate()
+        .build();
+    assert!(unknown.connect(proxy.tls()).await.is_err());
+    let counted = |result: &'static str| {
+        let proxy = &proxy;
+        async move {
+            let text = proxy.admin_get("/metrics").await.unwrap().text();
+            let name = format!("switchyard_tls_handshakes_total{{result=\"{result}\"}}");
+            sample(&text, &name)
+        }
+    };
+    wait_until("both handshakes counted", DEADLINE, || async {
+        counted("ok").await == Some(1) && counted("unknown_name").await == Some(1)
+    })
+    .await;
+    assert_eq!(counted("failed").await, Some(0));
 }

@@ -109,6 +109,15 @@ impl Proxy {
         Proxy::start_inner(layout, serve, Some(tls)).await
     }
 
+    /// Like [`Proxy::start_tls`], with these serve options (e.g. metrics).
+    pub async fn start_tls_serving(
+        layout: RoutesLayout<'_>,
+        serve: ServeOptions,
+        tls: TlsSettings,
+    ) -> Proxy {
+        Proxy::start_inner(layout, serve, Some(tls)).await
+    }
+
     async fn start_inner(
         layout: RoutesLayout<'_>,
         serve: ServeOptions,
