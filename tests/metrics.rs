@@ -304,13 +304,7 @@ async fn tls_handshakes_are_counted_by_result() {
     let pki = Pki::new("metrics test CA");
     let cert = pki.leaf(&["a.example.test"]);
     let backend = Backend::echo("a").await;
-    let routes = documents(&[
-        yaml(&[route("a")
-            .host("a.example.test")
-            .tls("a-cert")
-            .rule(Rule::new().backend(&backend))]),
-        cert.secret("default", "a-cert"),
-    ]);
+    let routes = one_tls_route("a.example.test", &cert, &backend);
     let serve = ServeOptions {
         drain_timeout: Duration::from_secs(5),
         metrics: Some(Arc::new(Metrics::new(false))),

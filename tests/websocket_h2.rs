@@ -203,13 +203,7 @@ async fn websocket_messages_echo_over_an_http2_tls_connection() {
     let pki = Pki::new("switchyard test CA");
     let cert = pki.leaf(&["a.example.test"]);
     let backend = Backend::websocket("ws").await;
-    let routes = documents(&[
-        yaml(&[route("a")
-            .host("a.example.test")
-            .tls("a-cert")
-            .rule(Rule::new().backend(&backend))]),
-        cert.secret("default", "a-cert"),
-    ]);
+    let routes = one_tls_route("a.example.test", &cert, &backend);
     let proxy = Proxy::start_tls(RoutesLayout::File(&routes), TlsSettings::default()).await;
     let conn = TlsClient::h2(&pki, "a.example.test")
         .must_connect(proxy.tls())

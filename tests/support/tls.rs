@@ -189,6 +189,18 @@ pub fn ca_secret(ns: &str, name: &str, ca_pem: &str) -> String {
     )
 }
 
+/// One route for `host` over TLS with `cert` (Secret `default/a-cert`)
+/// and one `backend`: the route and its Secret as one YAML file.
+pub fn one_tls_route(host: &str, cert: &Cert, backend: &super::Backend) -> String {
+    documents(&[
+        super::yaml(&[super::route("a")
+            .host(host)
+            .tls("a-cert")
+            .rule(super::Rule::new().backend(backend))]),
+        cert.secret("default", "a-cert"),
+    ])
+}
+
 /// Joins YAML documents (routes rendered with [`yaml`], Secrets, ...).
 pub fn documents(docs: &[String]) -> String {
     docs.join("---\n")
