@@ -25,7 +25,6 @@ use super::tls::Refused;
 use super::trace::{TRACEPARENT, X_REQUEST_ID};
 use crate::access_log::{AccessLog, Entry};
 use crate::metrics::MethodBucket;
-use crate::policy::client::client_ip;
 use crate::table::{Rule, Target};
 use tokio::time::error::Elapsed;
 
@@ -110,11 +109,7 @@ impl Seen {
             Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
             None => headers.get(header::HOST).cloned(),
         };
-        let client = if conn.peer_trusted {
-            client_ip(conn.peer, headers, &conn.shared.trusted_proxies)
-        } else {
-            conn.peer
-        };
+        let client = conn.client(headers);
         Seen {
             method: req.method().clone(),
             uri: req.uri().clone(),

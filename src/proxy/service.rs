@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use http::{header, HeaderValue, Method, Request, Response};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
@@ -100,6 +100,16 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The client of a request with `headers`: the peer, or behind
+    /// trusted proxies the right-most untrusted `X-Forwarded-For` hop.
+    pub fn client(&self, headers: &HeaderMap) -> IpAddr {
+        if self.peer_trusted {
+            client_ip(self.peer, headers, &self.shared.trusted_proxies)
+        } else {
+            self.peer
+        }
+    }
+
     /// The hop the proxy adds for a request whose client is `client`:
     /// `X-Forwarded-For` gets the peer, `X-Real-IP` the client.
     pub fn hop(&self, client: IpAddr) -> Hop<'_> {
@@ -291,13 +301,7 @@ fn route(
         }
         (prefix_len.unwrap_or(0), rule.clone())
     };
-    // The client is the peer, or behind trusted proxies the right-most
-    // untrusted X-Forwarded-For hop.
-    let client = if conn.peer_trusted {
-        client_ip(conn.peer, req.headers(), &conn.shared.trusted_proxies)
-    } else {
-        conn.peer
-    };
+    let client = conn.client(req.headers());
     let started = start.at;
     Ok(RequestCtx {
         deadline: grpc::deadline(req.headers(), grpc, rule.timeouts.total, started),

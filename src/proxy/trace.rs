@@ -86,14 +86,11 @@ pub fn prepare(headers: &mut HeaderMap, ids: &RequestIds) {
             headers.remove(&TRACESTATE);
         }
         None => {
-            if headers.contains_key(&TRACESTATE) {
-                headers.remove(&TRACESTATE);
-            }
+            headers.remove(&TRACESTATE);
         }
     }
-    if !headers.contains_key(&X_REQUEST_ID) {
-        headers.insert(X_REQUEST_ID.clone(), ids.next());
-    }
+    // One lookup: the entry is looked up once, filled only when vacant.
+    headers.entry(&X_REQUEST_ID).or_insert_with(|| ids.next());
 }
 
 /// Whether `value` is a `traceparent` a tracer may continue (W3C Trace
