@@ -38,6 +38,7 @@ mod proxy;
 mod raw;
 mod raw_h2;
 mod routes;
+pub mod scale;
 mod tls;
 mod tls_client;
 

@@ -13,10 +13,12 @@
 //! check` is `publish::check`), publish, route or proxy.
 
 mod base64;
+mod cache;
 mod objects;
 mod poll;
 mod prescan;
 
+pub use cache::ParseCache;
 pub use poll::FileSource;
 pub use prescan::MAX_DEPTH;
 
@@ -28,9 +30,7 @@ use std::{fs, io};
 use serde::Deserialize;
 
 use crate::api::LoadBalancerRoute;
-use crate::snapshot::{
-    Age, BackendPolicy, Code, Diagnostic, Snapshot, SourceUpdate, SourcedRoute, TlsSettings,
-};
+use crate::snapshot::{Age, Code, Diagnostic, Snapshot, SourceUpdate, SourcedRoute, TlsSettings};
 
 /// The largest route file read: 2 MiB, twice what a ConfigMap can hold.
 /// Larger files are refused unread (the parser's time grows faster than
@@ -47,7 +47,7 @@ pub struct Files(pub Vec<(PathBuf, Result<String, Unreadable>)>);
 
 /// Why one route file could not be read (not UTF-8, removed mid-swap,
 /// permissions). Comparable, so an unchanged failure is no change.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[error("cannot read the file: {reason}")]
 pub struct Unreadable {
     /// The kind of I/O error.
@@ -115,6 +115,8 @@ fn read_capped(path: &Path, cap: u64) -> Result<String, Unreadable> {
     fs::File::open(path)?
         .take(cap + 1)
         .read_to_end(&mut bytes)?;
+    // Kept for as long as the file is unchanged: no spare capacity.
+    bytes.shrink_to_fit();
     if bytes.len() as u64 > cap {
         return Err(Unreadable {
             kind: io::ErrorKind::FileTooLarge,
@@ -134,65 +136,72 @@ fn read_capped(path: &Path, cap: u64) -> Result<String, Unreadable> {
 /// Never fails as a whole: a bad document becomes a diagnostic and the
 /// others are still returned.
 pub fn parse(files: &Files, tls: &TlsSettings) -> Loaded {
+    ParseCache::default().parse(files, tls)
+}
+
+/// The documents of one file, parsed on their own: its routes (positions
+/// counted from 1 within the file), Secrets, ConfigMaps and problems, and
+/// how many documents it holds (to number the next file's from).
+fn parse_file(path: &Path, text: &Result<String, Unreadable>) -> (Loaded, u64) {
     let mut loaded = Loaded::default();
-    loaded.snapshot.backends = BackendPolicy::StaticOnly;
-    loaded.snapshot.tls = tls.clone();
+    let origin: Arc<str> = Arc::from(path.display().to_string());
+    let text = match text {
+        Ok(text) => text,
+        Err(unreadable) => {
+            loaded.errors.push(Diagnostic {
+                origin,
+                resource: None,
+                field: None,
+                code: Code::Unreadable,
+                message: unreadable.to_string(),
+            });
+            return (loaded, 0);
+        }
+    };
+    // The parser's time grows with the square of the nesting depth: a
+    // file nested too deep is refused before it is parsed.
+    if let Err(deep) = prescan::nesting(text, prescan::MAX_DEPTH) {
+        loaded.errors.push(too_deep(&origin, &deep));
+        return (loaded, 0);
+    }
     let mut position = 0u64;
-    for (path, text) in &files.0 {
-        let origin: Arc<str> = Arc::from(path.display().to_string());
-        let text = match text {
-            Ok(text) => text,
-            Err(unreadable) => {
-                loaded.errors.push(Diagnostic {
-                    origin,
-                    resource: None,
-                    field: None,
-                    code: Code::Unreadable,
-                    message: unreadable.to_string(),
-                });
-                continue;
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        position += 1;
+        let value = match serde_yaml_ng::Value::deserialize(document) {
+            Ok(value) => value,
+            Err(err) => {
+                loaded.errors.push(yaml_error(&origin, index, &err));
+                // The parser cannot resynchronise after a syntax error.
+                break;
             }
         };
-        // The parser's time grows with the square of the nesting depth: a
-        // file nested too deep is refused before it is parsed.
-        if let Err(deep) = prescan::nesting(text, prescan::MAX_DEPTH) {
-            loaded.errors.push(too_deep(&origin, &deep));
+        if value.is_null() {
+            continue; // an empty document, e.g. a trailing `---`
+        }
+        if let Some(kind) = objects::CoreKind::of(&value) {
+            objects::load(&value, kind, &origin, index, &mut loaded);
             continue;
         }
-        for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-            position += 1;
-            let value = match serde_yaml_ng::Value::deserialize(document) {
-                Ok(value) => value,
-                Err(err) => {
-                    loaded.errors.push(yaml_error(&origin, index, &err));
-                    // The parser cannot resynchronise after a syntax error.
-                    break;
-                }
-            };
-            if value.is_null() {
-                continue; // an empty document, e.g. a trailing `---`
-            }
-            if let Some(kind) = objects::CoreKind::of(&value) {
-                objects::load(&value, kind, &origin, index, &mut loaded);
-                continue;
-            }
-            let age = Age {
-                created: None,
-                position,
-            };
-            match document_to_route(value, &origin, index, age) {
-                Ok(route) => loaded.snapshot.routes.push(route),
-                Err(mut errors) => loaded.errors.append(&mut errors),
-            }
+        let age = Age {
+            created: None,
+            position,
+        };
+        match document_to_route(value, &origin, index, age) {
+            Ok(route) => loaded.snapshot.routes.push(route),
+            Err(mut errors) => loaded.errors.append(&mut errors),
         }
     }
-    loaded
+    (loaded, position)
 }
 
 /// Parses `files` into what the file source sends the publisher: the
 /// routes, and every document that could not be read.
 pub fn update(files: &Files, tls: &TlsSettings) -> SourceUpdate {
-    let loaded = parse(files, tls);
+    ParseCache::default().update(files, tls)
+}
+
+/// [`update`] from a [`Loaded`].
+fn to_update(loaded: Loaded) -> SourceUpdate {
     SourceUpdate {
         snapshot: loaded.snapshot,
         diagnostics: loaded.errors,

@@ -138,7 +138,7 @@ fn resource(kind: CoreKind, (namespace, name): &ObjectKey) -> String {
 
 /// Adds the object, unless one of the same kind and key came first: then
 /// the later one is reported and left out.
-fn insert(kind: CoreKind, key: ObjectKey, info: SecretInfo, loaded: &mut Loaded) {
+pub(super) fn insert(kind: CoreKind, key: ObjectKey, info: SecretInfo, loaded: &mut Loaded) {
     let objects = match kind {
         CoreKind::Secret => &mut loaded.snapshot.secrets,
         CoreKind::ConfigMap => &mut loaded.snapshot.config_maps,

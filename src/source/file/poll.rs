@@ -1,6 +1,7 @@
 //! Polling the route files: a new [`SourceUpdate`] on the channel whenever
 //! their contents change and the change has settled (the same on two reads
-//! in a row). Reading and parsing run in `spawn_blocking`.
+//! in a row, [`SETTLE`] apart). Reading and parsing run in
+//! `spawn_blocking`; only the files that changed are parsed again.
 
 use std::future::Future;
 use std::io;
@@ -11,8 +12,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{error, warn};
 
-use super::{read, update, Files};
+use super::{read, Files, ParseCache};
 use crate::snapshot::{SourceUpdate, TlsSettings};
+
+/// How long after a read that saw a change the files are read again to
+/// confirm it (at most the interval): long enough for an editor or
+/// `kubectl cp` to finish writing, short enough that an edit is served
+/// well within a second.
+pub const SETTLE: Duration = Duration::from_millis(100);
 
 /// The file source: a path, polled every interval.
 #[derive(Debug)]
@@ -28,6 +35,8 @@ pub struct FileSource {
     /// A change read once: it is sent when the next read is the same (a
     /// file caught mid-write is not).
     pending: Option<Files>,
+    /// The parse of each file, so an edit parses only the file edited.
+    cache: ParseCache,
 }
 
 impl FileSource {
@@ -41,10 +50,11 @@ impl FileSource {
     ) -> io::Result<(FileSource, SourceUpdate)> {
         let at = path.clone();
         let settings = tls.clone();
-        let (last, first) = tokio::task::spawn_blocking(move || {
+        let (last, first, cache) = tokio::task::spawn_blocking(move || {
             let files = read(&at)?;
-            let first = update(&files, &settings);
-            Ok::<_, io::Error>((files, first))
+            let mut cache = ParseCache::default();
+            let first = cache.update(&files, &settings);
+            Ok::<_, io::Error>((files, first, cache))
         })
         .await
         .map_err(io::Error::other)??;
@@ -54,49 +64,36 @@ impl FileSource {
             tls,
             last,
             pending: None,
+            cache,
         };
         Ok((source, first))
     }
 
     /// Reads the files every interval until `shutdown` resolves, sending an
     /// update on `updates` each time their contents change and two reads in
-    /// a row agree (`settle`: a change is served one interval later,
-    /// never half-written). A path that cannot be read is logged once until
-    /// it can again.
+    /// a row agree (`settle`: a change seen is read again [`SETTLE`] later,
+    /// so it is served then, never half-written). A path that cannot be
+    /// read is logged once until it can again.
     pub async fn run(
         mut self,
         updates: watch::Sender<Option<Arc<SourceUpdate>>>,
         shutdown: impl Future<Output = ()>,
     ) {
-        let mut ticks = tokio::time::interval(self.interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut read_failing = false;
         tokio::pin!(shutdown);
         loop {
+            let wait = match self.pending {
+                Some(_) => SETTLE.min(self.interval),
+                None => self.interval,
+            };
             tokio::select! {
-                _ = ticks.tick() => {}
+                () = tokio::time::sleep(wait) => {}
                 () = &mut shutdown => return,
             }
-            let path = self.path.clone();
-            let last = self.last.clone();
-            let mut pending = self.pending.take();
-            let tls = self.tls.clone();
-            let read = tokio::task::spawn_blocking(move || {
-                let files = read(&path)?;
-                // Parsed only when a change has settled.
-                let settled = settle(files, &last, &mut pending).map(|files| {
-                    let parsed = update(&files, &tls);
-                    (files, parsed)
-                });
-                Ok::<_, io::Error>((settled, pending))
-            })
-            .await;
-            match read {
-                Ok(Ok((settled, pending))) => {
+            match self.read_once().await {
+                Ok(Ok(settled)) => {
                     read_failing = false;
-                    self.pending = pending;
-                    if let Some((files, parsed)) = settled {
-                        self.last = files;
+                    if let Some(parsed) = settled {
                         updates.send_replace(Some(Arc::new(parsed)));
                     }
                 }
@@ -109,6 +106,36 @@ impl FileSource {
                 Err(err) => error!(error = %err, "reading routes failed"),
             }
         }
+    }
+
+    /// One read of the files (in `spawn_blocking`): the update to send if
+    /// a change has settled.
+    async fn read_once(
+        &mut self,
+    ) -> Result<io::Result<Option<SourceUpdate>>, tokio::task::JoinError> {
+        let path = self.path.clone();
+        let last = std::mem::take(&mut self.last);
+        let mut pending = self.pending.take();
+        let mut cache = std::mem::take(&mut self.cache);
+        let tls = self.tls.clone();
+        let (last, pending, cache, settled) = tokio::task::spawn_blocking(move || {
+            let settled = read(&path).map(|files| {
+                // Parsed only when a change has settled.
+                settle(files, &last, &mut pending).map(|files| {
+                    let parsed = cache.update(&files, &tls);
+                    (files, parsed)
+                })
+            });
+            (last, pending, cache, settled)
+        })
+        .await?;
+        (self.last, self.pending, self.cache) = (last, pending, cache);
+        Ok(settled.map(|settled| {
+            settled.map(|(files, parsed)| {
+                self.last = files;
+                parsed
+            })
+        }))
     }
 }
 
