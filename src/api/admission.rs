@@ -12,7 +12,7 @@ use super::HeaderMatch;
 /// non-empty `methods`. The client address is the socket peer, or, when the
 /// peer is one of `--trusted-proxies`, the right-most `X-Forwarded-For`
 /// entry that is not itself trusted.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Firewall {
     /// CIDRs (IPv4 or IPv6; a bare address means just it) allowed to use
@@ -38,7 +38,7 @@ pub struct Firewall {
 
 /// A rate limit: a token bucket refilled at `requestsPerSecond`, holding
 /// `burst` requests, one bucket per key. Past it, 429 with `Retry-After`.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
     /// The sustained rate, at least 1.
@@ -54,7 +54,7 @@ pub struct RateLimit {
 }
 
 /// What a rate limit is counted per.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("!has(self.type) || self.type != 'Header' || has(self.header)").message("a Header key names its header")

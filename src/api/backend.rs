@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// A destination for a rule's traffic: a Service (in a cluster) or a
 /// static address (standalone mode). Exactly one of `service` and
 /// `address`; a `service` needs a `port`.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("has(self.service) != has(self.address)").message("set exactly one of service or address"),
@@ -69,7 +69,7 @@ pub enum BackendProtocol {
 
 /// TLS to a backend: what its certificate is verified against and for
 /// which name. Field names follow Gateway API's BackendTLSPolicy.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("!(has(self.insecureSkipVerify) && self.insecureSkipVerify) || !has(self.caCertificateRefs) || size(self.caCertificateRefs) == 0").message("insecureSkipVerify verifies nothing: drop caCertificateRefs or insecureSkipVerify")
@@ -107,7 +107,7 @@ pub struct BackendTls {
 
 /// A ConfigMap or Secret in the route's namespace whose `ca.crt` holds CA
 /// certificates (PEM).
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CaCertificateRef {
     /// `ConfigMap` or `Secret`.
@@ -137,7 +137,7 @@ fn default_weight() -> u32 {
 /// skipped; when no endpoint of the backend is available the other
 /// backends are tried, and when none is available anywhere the request is
 /// answered 503 without contacting a backend.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancing {
     /// The algorithm picking an endpoint within the chosen backend:
@@ -213,7 +213,7 @@ pub enum Algorithm {
 }
 
 /// What `ConsistentHash` hashes.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HashOn {
     /// `Header`, `Cookie`, `QueryParameter` or `ClientIP`.
@@ -241,7 +241,7 @@ pub enum HashOnType {
 }
 
 /// Sticky-session settings.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Sticky {
     /// The cookie that pins a client to an endpoint.
@@ -251,7 +251,7 @@ pub struct Sticky {
 /// The sticky-session cookie. Its value is an opaque hash of the endpoint
 /// address; it is sent as `Set-Cookie: NAME=VALUE; Path=/; HttpOnly`, plus
 /// `Max-Age` when `ttl` is given.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StickyCookie {
     /// The cookie name, e.g. `switchyard-session`.

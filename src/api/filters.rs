@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// `rewrite.host`) and framing/connection headers (`Content-Length`,
 /// `Transfer-Encoding`, `Connection`, `Keep-Alive`, `TE`, `Trailer`,
 /// `Upgrade`, `Proxy-Connection`) cannot be changed.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeaderModifier {
     /// Headers to set, replacing every value already present:
@@ -31,7 +31,7 @@ pub struct HeaderModifier {
 /// Query parameter changes: `remove` first, then `set`, then `add`. Names
 /// are case-sensitive and compared as sent (not percent-decoded); values are
 /// percent-encoded by switchyard.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueryModifier {
     /// Parameters to set, replacing every occurrence already present:
@@ -49,7 +49,7 @@ pub struct QueryModifier {
 
 /// Rewrites of the request sent to the backend. The client never sees
 /// them; `X-Forwarded-Host` keeps the host the client asked for.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rewrite {
     /// How the path changes; the query string is kept.
@@ -61,7 +61,7 @@ pub struct Rewrite {
 }
 
 /// A path change (Gateway API `HTTPPathModifier`, plus regular expressions).
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PathModifier {
     /// `ReplacePrefixMatch`, `ReplaceFullPath` or `RegularExpression`.
@@ -100,7 +100,7 @@ pub enum PathModifierType {
 }
 
 /// What `Host` the backend receives.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HostRewrite {
     /// `Hostname` (send `hostname`) or `BackendAddress` (send the chosen
@@ -124,7 +124,7 @@ pub enum HostRewriteType {
 
 /// A redirect answer (Gateway API `HTTPRequestRedirectFilter`). Parts not
 /// given are kept from the request; the query string is always kept.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("!has(self.statusCode) || self.statusCode in [301, 302, 303, 307, 308]").message("statusCode is one of 301, 302, 303, 307, 308"),

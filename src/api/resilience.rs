@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// The request's `Host` is the endpoint's `host:port`. Endpoints start
 /// healthy (optimistic, like nginx): a new endpoint gets traffic at once
 /// and leaves rotation after `unhealthyThreshold` failed probes.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheck {
     /// The path (and optional query) probed. Default `/healthz`.
@@ -36,7 +36,7 @@ pub struct HealthCheck {
 }
 
 /// An inclusive range of HTTP statuses, e.g. `{min: 200, max: 299}`.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusRange {
     /// The lowest status that passes (100 to 599).
@@ -53,7 +53,7 @@ pub struct StatusRange {
 /// After an ejection one more failure ejects it again; one success resets
 /// the count and the backoff. Never more than `maxEjectedPercent` of a
 /// rule's endpoints are ejected at once.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PassiveHealth {
     /// Failed requests in a row that eject an endpoint. Default 5; 0 turns
@@ -76,7 +76,7 @@ pub struct PassiveHealth {
 }
 
 /// How a rule retries failed requests on another endpoint.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Retries {
     /// Retries after the first try (0 to 5), each on an endpoint not yet
@@ -98,7 +98,7 @@ pub struct Retries {
 /// A retry budget: retries may add at most `percent` of the rule's
 /// requests, plus `minPerSecond` so that a quiet rule can still retry. When
 /// the budget is spent a failure goes to the client as is.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RetryBudget {
     /// Retries allowed per 100 requests (0 to 100). Default 20.
@@ -111,7 +111,7 @@ pub struct RetryBudget {
 }
 
 /// Time limits of a rule, as durations like `500ms`, `30s`, `1m30s`.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Timeouts {
     /// How long connecting to an endpoint may take. A connect that times

@@ -18,7 +18,9 @@ use super::{
 /// most specific rule match.
 // Each `printcolumn(...)` has its own `type_`; clippy reads them as one list.
 #[allow(clippy::duplicated_attributes)]
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(
+    CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema,
+)]
 #[kube(
     group = "switchyard.dev",
     version = "v1alpha1",
@@ -91,7 +93,7 @@ pub struct LoadBalancerRouteSpec {
 }
 
 /// One rule: requests matching any of `matches` are sent to `backends`.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("!has(self.redirect) || !has(self.backends) || size(self.backends) == 0").message("a rule either redirects or has backends, not both")

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What switchyard observed of a route.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancerRouteStatus {
     /// The `metadata.generation` these conditions describe.
@@ -26,7 +26,7 @@ pub struct LoadBalancerRouteStatus {
 }
 
 /// One status condition (the Kubernetes condition shape).
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     /// `Accepted`, `ResolvedRefs`, `Ready`, `RulesReachable`, `TLSReady`

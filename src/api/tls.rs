@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// and `tls.key`) in the route's own namespace. Standalone, the Secret is
 /// a `kind: Secret` document in the route files. A name with a namespace
 /// (`other/cert`) is refused: there are no cross-namespace reads.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteTls {
     /// The `kubernetes.io/tls` Secret in the route's namespace.
@@ -29,7 +29,7 @@ pub struct RouteTls {
 }
 
 /// The `Strict-Transport-Security` header a route sends over HTTPS.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Hsts {
     /// `max-age` in seconds; default 31536000 (one year).

@@ -111,8 +111,9 @@ pub async fn run(
     let policy = BackendPolicy::Cluster {
         allow_static: options.allow_static_backends,
     };
+    let mut specs = snapshot::Specs::default();
     loop {
-        let (snapshot, generations) = snapshot::build(&stores, policy, &options.tls);
+        let (snapshot, generations) = snapshot::build(&stores, policy, &options.tls, &mut specs);
         updates.send_if_modified(|current| {
             let same = current
                 .as_ref()
