@@ -11,8 +11,11 @@
 //! `--mode standalone` writes `address:` backends (for `switchyard run`);
 //! `--mode cluster` writes Namespaces, Services, EndpointSlices and routes
 //! with `service:` backends (for `kubectl apply --server-side -f DIR`, or
-//! the API double of the tests). Endpoints are distinct loopback addresses
-//! `127.x.y.z:PORT`, so one server on `0.0.0.0:PORT` answers for all.
+//! the API double of the tests). Endpoints are distinct addresses
+//! `127.x.y.z:PORT` (`--first-octet` changes the 127: a real apiserver
+//! refuses loopback endpoints). Services have no selector and the slices
+//! say they are managed by `switchyard-gen`, so a cluster's EndpointSlice
+//! controller leaves them alone.
 
 use std::fs;
 use std::path::PathBuf;
@@ -44,6 +47,11 @@ struct Args {
     /// Routes per file.
     #[arg(long, default_value_t = 100)]
     per_file: usize,
+    /// The first octet of endpoint addresses: 127 (loopback, for one
+    /// local server and the API double), or e.g. 10 for a real cluster,
+    /// whose apiserver refuses loopback endpoints.
+    #[arg(long, default_value_t = 127)]
+    first_octet: u8,
     /// No deliberate conflicts or invalid routes.
     #[arg(long)]
     clean: bool,
@@ -91,9 +99,10 @@ struct Service {
     ips: Vec<String>,
 }
 
-/// The `e`-th distinct loopback address (never a `.0` octet).
-fn loopback(e: usize) -> String {
-    format!("127.{}.{}.{}", 1 + e / 62_500, (e / 250) % 250, 1 + e % 250)
+/// The `e`-th distinct endpoint address under `first` (never a `.0`
+/// octet).
+fn endpoint_ip(first: u8, e: usize) -> String {
+    format!("{first}.{}.{}.{}", 1 + e / 62_500, (e / 250) % 250, 1 + e % 250)
 }
 
 fn namespace_of(i: usize) -> String {
@@ -101,12 +110,14 @@ fn namespace_of(i: usize) -> String {
 }
 
 /// N/2 Services (at least one per namespace) with 2–10 endpoints each.
-fn services(rng: &mut Rng, routes: usize) -> Vec<Service> {
+fn services(rng: &mut Rng, routes: usize, first: u8) -> Vec<Service> {
     let mut next_ip = 0;
     (0..(routes / 2).max(NAMESPACES))
         .map(|k| {
             let count = rng.range(2, 10);
-            let ips = (next_ip..next_ip + count).map(loopback).collect();
+            let ips = (next_ip..next_ip + count)
+                .map(|e| endpoint_ip(first, e))
+                .collect();
             next_ip += count;
             Service {
                 namespace: namespace_of(k),
@@ -234,7 +245,8 @@ fn cluster_objects(services: &[Service], port: u16) -> Vec<Value> {
         let slice = json!({
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": format!("{}-1", s.name), "namespace": s.namespace,
-                         "labels": {"kubernetes.io/service-name": s.name}},
+                         "labels": {"kubernetes.io/service-name": s.name,
+                                    "endpointslice.kubernetes.io/managed-by": "switchyard-gen"}},
             "addressType": "IPv4",
             "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
             "endpoints": endpoints,
@@ -256,7 +268,7 @@ fn write(path: PathBuf, documents: &[Value]) -> std::io::Result<()> {
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let mut rng = Rng(args.seed);
-    let services = services(&mut rng, args.routes);
+    let services = services(&mut rng, args.routes, args.first_octet);
     let mut routes: Vec<Value> = (0..args.routes)
         .map(|i| route(&mut rng, &args, i, &services))
         .collect();
