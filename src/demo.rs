@@ -49,7 +49,10 @@ pub async fn run(
         routes = routes.replace(placeholder, &addr.to_string());
         tokio::spawn(serve_backend(backend, app, std::future::pending()));
     }
-    let files = Files(vec![(PathBuf::from("(built-in demo)"), Ok(routes))]);
+    let files = Files(vec![(
+        PathBuf::from("(built-in demo)"),
+        Ok(std::sync::Arc::from(routes)),
+    )]);
     standalone::run_fixed(files, options, listeners, shutdown).await
 }
 

@@ -96,7 +96,7 @@ fn yaml(routes: &[RouteSpec]) -> String {
 }
 
 fn table(routes: &[RouteSpec]) -> RouteTable {
-    let files = Files(vec![(PathBuf::from("p.yaml"), Ok(yaml(routes)))]);
+    let files = Files(vec![(PathBuf::from("p.yaml"), Ok(yaml(routes).into()))]);
     let loaded = parse(&files, &TlsSettings::default());
     compile(&loaded.snapshot, &RouteTable::default(), 0).table
 }

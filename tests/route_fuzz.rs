@@ -157,8 +157,8 @@ proptest! {
     #[test]
     fn any_route_file_is_refused_alone_without_a_panic(text in fuzzed_file()) {
         let files = Files(vec![
-            (PathBuf::from("a_good.yaml"), Ok(GOOD.to_owned())),
-            (PathBuf::from(FUZZED), Ok(text)),
+            (PathBuf::from("a_good.yaml"), Ok(GOOD.into())),
+            (PathBuf::from(FUZZED), Ok(text.into())),
         ]);
         // What `check` and each reload do: parse, then compile.
         let update = file::update(&files, &Default::default());

@@ -43,7 +43,10 @@ spec:
 "#;
 
 fn table() -> RouteTable {
-    let files = Files(vec![(PathBuf::from("routes.yaml"), Ok(ROUTES.to_owned()))]);
+    let files = Files(vec![(
+        PathBuf::from("routes.yaml"),
+        Ok(std::sync::Arc::from(ROUTES)),
+    )]);
     let loaded = parse(&files, &TlsSettings::default());
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     compile(&loaded.snapshot, &RouteTable::default(), 0).table

@@ -29,7 +29,7 @@ fn update(documents: &[String]) -> SourceUpdate {
     file::update(
         &Files(vec![(
             PathBuf::from("routes.yaml"),
-            Ok(documents.join("---\n")),
+            Ok(documents.join("---\n").into()),
         )]),
         &Default::default(),
     )

@@ -71,7 +71,7 @@ impl ParseCache {
     }
 }
 
-fn hash(text: &Result<String, super::Unreadable>) -> u64 {
+fn hash(text: &Result<Arc<str>, super::Unreadable>) -> u64 {
     let mut hasher = DefaultHasher::new();
     text.hash(&mut hasher);
     hasher.finish()
@@ -118,7 +118,7 @@ mod tests {
         Files(
             entries
                 .iter()
-                .map(|(path, text)| (PathBuf::from(path), Ok(text.clone())))
+                .map(|(path, text)| (PathBuf::from(path), Ok(Arc::from(text.as_str()))))
                 .collect(),
         )
     }

@@ -17,10 +17,12 @@ mod cache;
 mod objects;
 mod poll;
 mod prescan;
+mod reader;
 
 pub use cache::ParseCache;
 pub use poll::FileSource;
 pub use prescan::MAX_DEPTH;
+pub use reader::Reader;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -43,7 +45,7 @@ const KIND: &str = "LoadBalancerRoute";
 /// The raw contents of the route files, in load order. Comparing two of
 /// these tells whether anything changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Files(pub Vec<(PathBuf, Result<String, Unreadable>)>);
+pub struct Files(pub Vec<(PathBuf, Result<Arc<str>, Unreadable>)>);
 
 /// Why one route file could not be read (not UTF-8, removed mid-swap,
 /// permissions). Comparable, so an unchanged failure is no change.
@@ -78,45 +80,38 @@ pub struct Loaded {
 /// directory, sorted by name. Hidden entries are skipped, so the `..data`
 /// links of a mounted ConfigMap are not read twice.
 pub fn read(path: &Path) -> io::Result<Files> {
+    Reader::default().read(path, false)
+}
+
+/// The route files `path` names, sorted (see [`read`]).
+fn file_names(path: &Path) -> io::Result<Vec<PathBuf>> {
     let meta = fs::metadata(path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    let mut names = Vec::new();
-    if meta.is_dir() {
-        for entry in fs::read_dir(path)? {
-            let entry = entry?;
-            let file_name = entry.file_name();
-            let hidden = file_name.to_string_lossy().starts_with('.');
-            let p = entry.path();
-            let yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
-            if !hidden && yaml && p.is_file() {
-                names.push(p);
-            }
-        }
-        names.sort();
-    } else {
-        names.push(path.to_path_buf());
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
     }
-    // One unreadable file (not UTF-8, gone mid-swap) is that file's problem,
-    // reported by `parse`; the others are still read.
-    let files = names
-        .into_iter()
-        .map(|name| {
-            let text = read_capped(&name, MAX_FILE_BYTES);
-            (name, text)
-        })
-        .collect();
-    Ok(Files(files))
+    let mut names = Vec::new();
+    for entry in fs::read_dir(path)? {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let hidden = file_name.to_string_lossy().starts_with('.');
+        let p = entry.path();
+        let yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+        if !hidden && yaml && p.is_file() {
+            names.push(p);
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// The text of the file at `path`, refused when it is larger than `cap`
 /// bytes (never more than that is read) or not UTF-8.
-fn read_capped(path: &Path, cap: u64) -> Result<String, Unreadable> {
+fn read_capped(path: &Path, cap: u64) -> Result<Arc<str>, Unreadable> {
     let mut bytes = Vec::new();
     fs::File::open(path)?
         .take(cap + 1)
         .read_to_end(&mut bytes)?;
-    // Kept for as long as the file is unchanged: no spare capacity.
-    bytes.shrink_to_fit();
     if bytes.len() as u64 > cap {
         return Err(Unreadable {
             kind: io::ErrorKind::FileTooLarge,
@@ -126,10 +121,12 @@ fn read_capped(path: &Path, cap: u64) -> Result<String, Unreadable> {
             ),
         });
     }
-    String::from_utf8(bytes).map_err(|_| Unreadable {
-        kind: io::ErrorKind::InvalidData,
-        reason: "stream did not contain valid UTF-8".to_owned(),
-    })
+    String::from_utf8(bytes)
+        .map(Arc::from)
+        .map_err(|_| Unreadable {
+            kind: io::ErrorKind::InvalidData,
+            reason: "stream did not contain valid UTF-8".to_owned(),
+        })
 }
 
 /// Parses every document of every file: routes, Secrets and ConfigMaps.
@@ -142,7 +139,7 @@ pub fn parse(files: &Files, tls: &TlsSettings) -> Loaded {
 /// The documents of one file, parsed on their own: its routes (positions
 /// counted from 1 within the file), Secrets, ConfigMaps and problems, and
 /// how many documents it holds (to number the next file's from).
-fn parse_file(path: &Path, text: &Result<String, Unreadable>) -> (Loaded, u64) {
+fn parse_file(path: &Path, text: &Result<Arc<str>, Unreadable>) -> (Loaded, u64) {
     let mut loaded = Loaded::default();
     let origin: Arc<str> = Arc::from(path.display().to_string());
     let text = match text {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{error, warn};
 
-use super::{read, Files, ParseCache};
+use super::{Files, ParseCache, Reader};
 use crate::snapshot::{SourceUpdate, TlsSettings};
 
 /// How long after a read that saw a change the files are read again to
@@ -20,6 +20,9 @@ use crate::snapshot::{SourceUpdate, TlsSettings};
 /// `kubectl cp` to finish writing, short enough that an edit is served
 /// well within a second.
 pub const SETTLE: Duration = Duration::from_millis(100);
+
+/// How often every file is read whatever its look (see [`Reader`]).
+pub const FULL_READ: Duration = Duration::from_secs(60);
 
 /// The file source: a path, polled every interval.
 #[derive(Debug)]
@@ -37,6 +40,10 @@ pub struct FileSource {
     pending: Option<Files>,
     /// The parse of each file, so an edit parses only the file edited.
     cache: ParseCache,
+    /// The text of each file, so a file that looks unchanged is not read.
+    reader: Reader,
+    /// When every file was last read in full.
+    full_read: tokio::time::Instant,
 }
 
 impl FileSource {
@@ -50,11 +57,12 @@ impl FileSource {
     ) -> io::Result<(FileSource, SourceUpdate)> {
         let at = path.clone();
         let settings = tls.clone();
-        let (last, first, cache) = tokio::task::spawn_blocking(move || {
-            let files = read(&at)?;
+        let (last, first, cache, reader) = tokio::task::spawn_blocking(move || {
+            let mut reader = Reader::default();
+            let files = reader.read(&at, false)?;
             let mut cache = ParseCache::default();
             let first = cache.update(&files, &settings);
-            Ok::<_, io::Error>((files, first, cache))
+            Ok::<_, io::Error>((files, first, cache, reader))
         })
         .await
         .map_err(io::Error::other)??;
@@ -65,6 +73,8 @@ impl FileSource {
             last,
             pending: None,
             cache,
+            reader,
+            full_read: tokio::time::Instant::now(),
         };
         Ok((source, first))
     }
@@ -117,19 +127,24 @@ impl FileSource {
         let last = std::mem::take(&mut self.last);
         let mut pending = self.pending.take();
         let mut cache = std::mem::take(&mut self.cache);
+        let mut reader = std::mem::take(&mut self.reader);
         let tls = self.tls.clone();
-        let (last, pending, cache, settled) = tokio::task::spawn_blocking(move || {
-            let settled = read(&path).map(|files| {
+        let trust_looks = self.full_read.elapsed() < FULL_READ;
+        if !trust_looks {
+            self.full_read = tokio::time::Instant::now();
+        }
+        let (last, pending, cache, reader, settled) = tokio::task::spawn_blocking(move || {
+            let settled = reader.read(&path, trust_looks).map(|files| {
                 // Parsed only when a change has settled.
                 settle(files, &last, &mut pending).map(|files| {
                     let parsed = cache.update(&files, &tls);
                     (files, parsed)
                 })
             });
-            (last, pending, cache, settled)
+            (last, pending, cache, reader, settled)
         })
         .await?;
-        (self.last, self.pending, self.cache) = (last, pending, cache);
+        (self.last, self.pending, self.cache, self.reader) = (last, pending, cache, reader);
         Ok(settled.map(|settled| {
             settled.map(|(files, parsed)| {
                 self.last = files;

@@ -4,7 +4,7 @@ use super::*;
 
 fn parse_one(yaml: &str) -> Loaded {
     parse(
-        &Files(vec![(PathBuf::from("routes.yaml"), Ok(yaml.to_owned()))]),
+        &Files(vec![(PathBuf::from("routes.yaml"), Ok(Arc::from(yaml)))]),
         &Default::default(),
     )
 }
@@ -71,7 +71,7 @@ fn an_unreadable_file_is_its_own_problem_and_the_others_still_load() {
         ),
         (
             PathBuf::from("good.yaml"),
-            Ok("apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n".to_owned()),
+            Ok("apiVersion: switchyard.dev/v1alpha1\nkind: LoadBalancerRoute\nmetadata: {name: a}\nspec: {}\n".into()),
         ),
     ]), &Default::default());
     assert_eq!(loaded.errors.len(), 1);
@@ -164,7 +164,7 @@ fn files(entries: &[(&str, &str)]) -> Files {
     Files(
         entries
             .iter()
-            .map(|(path, text)| (PathBuf::from(path), Ok((*text).to_owned())))
+            .map(|(path, text)| (PathBuf::from(path), Ok(Arc::from(*text))))
             .collect(),
     )
 }
@@ -217,8 +217,11 @@ fn a_file_that_went_empty_keeps_its_routes_however_long_it_stays_empty() {
 fn a_file_nested_too_deep_is_refused_unparsed_and_the_others_load() {
     let loaded = parse(
         &Files(vec![
-            (PathBuf::from("deep.yaml"), Ok("{a: [".repeat(100_000))),
-            (PathBuf::from("good.yaml"), Ok(ROUTE_A.to_owned())),
+            (
+                PathBuf::from("deep.yaml"),
+                Ok("{a: [".repeat(100_000).into()),
+            ),
+            (PathBuf::from("good.yaml"), Ok(Arc::from(ROUTE_A))),
         ]),
         &Default::default(),
     );
@@ -247,6 +250,6 @@ fn a_file_larger_than_the_limit_is_refused_unread() {
     assert!(read_at(&path).is_ok());
 }
 
-fn read_at(path: &std::path::Path) -> Result<String, Unreadable> {
+fn read_at(path: &std::path::Path) -> Result<Arc<str>, Unreadable> {
     read(path).unwrap().0.remove(0).1
 }

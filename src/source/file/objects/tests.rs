@@ -20,7 +20,7 @@ fn tls_secret(name: &str, crt: &str) -> String {
 fn load(files: &[(&str, &str)]) -> Loaded {
     let files = files
         .iter()
-        .map(|(path, text)| (PathBuf::from(path), Ok((*text).to_owned())))
+        .map(|(path, text)| (PathBuf::from(path), Ok(std::sync::Arc::from(*text))))
         .collect();
     parse(&Files(files), &Default::default())
 }
