@@ -102,7 +102,12 @@ struct Service {
 /// The `e`-th distinct endpoint address under `first` (never a `.0`
 /// octet).
 fn endpoint_ip(first: u8, e: usize) -> String {
-    format!("{first}.{}.{}.{}", 1 + e / 62_500, (e / 250) % 250, 1 + e % 250)
+    format!(
+        "{first}.{}.{}.{}",
+        1 + e / 62_500,
+        (e / 250) % 250,
+        1 + e % 250
+    )
 }
 
 fn namespace_of(i: usize) -> String {

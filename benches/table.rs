@@ -48,7 +48,7 @@ fn routes_yaml(routes: usize) -> String {
 }
 
 fn snapshot(routes: usize) -> Snapshot {
-    let files = Files(vec![(PathBuf::from("bench.yaml"), Ok(routes_yaml(routes)))]);
+    let files = Files(vec![(PathBuf::from("bench.yaml"), Ok(routes_yaml(routes).into()))]);
     let loaded = parse(&files, &TlsSettings::default());
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     loaded.snapshot
@@ -151,7 +151,7 @@ fn pick_snapshot(algorithm: &str) -> Snapshot {
          \x20 - backends: [{}]\n    loadBalancing: {{algorithm: {algorithm}{hash}}}\n",
         backends.join(", ")
     );
-    let files = Files(vec![(PathBuf::from("pick.yaml"), Ok(yaml))]);
+    let files = Files(vec![(PathBuf::from("pick.yaml"), Ok(yaml.into()))]);
     parse(&files, &TlsSettings::default()).snapshot
 }
 
