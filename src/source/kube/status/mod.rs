@@ -3,25 +3,43 @@
 //! The statuses come from the publisher as [`DesiredStatus`]es (plain `api`
 //! types); this module stamps `lastTransitionTime` (it reads the wall clock
 //! for that) and patches.
+//!
+//! At scale: a publish queues only the routes whose wanted status changed
+//! ([`dirty`]); each queued route is checked against the reflector cache
+//! when its turn comes and written only if the cache shows something else;
+//! writes go at most as fast as `--status-qps`/`--status-burst` allow
+//! ([`pace`]), a few at a time. A restart writes nothing for routes whose
+//! status is already right.
 
-use std::collections::HashMap;
+mod dirty;
+pub mod pace;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, warn};
 
 use super::Stores;
 use crate::api::{LoadBalancerRoute, LoadBalancerRouteStatus};
 use crate::snapshot::{DesiredStatus, ObjectKey};
+use dirty::{Dirty, Job};
+use pace::{Pacing, RateLimit};
 
 /// The field manager of our server-side-apply status patches.
 const MANAGER: &str = "switchyard";
 /// How often status is re-checked without a trigger, repairing status that
 /// someone else overwrote.
 const RESYNC: Duration = Duration::from_secs(30);
+/// Status writes in flight at once (within the rate limit): enough to
+/// keep the rate when one write takes longer than `1 / qps` (a busy
+/// apiserver answers in tens of milliseconds), few enough that the
+/// apiserver never sees a pile of them from us.
+const IN_FLIGHT: usize = 4;
 
 /// `wanted` with each condition's `lastTransitionTime`: kept from the
 /// previous condition of the same type when its status did not change, else
@@ -47,98 +65,79 @@ fn stamp_transitions(
 }
 
 /// Writes desired statuses whenever they change, leadership is gained, or
-/// the resync interval passes — while this replica holds the Lease.
+/// the resync interval passes — while this replica holds the Lease — at
+/// most as fast as `pacing` allows, [`IN_FLIGHT`] at a time.
 pub(super) async fn run(
     client: Client,
     stores: Stores,
     mut desired: watch::Receiver<Arc<[DesiredStatus]>>,
     mut leader: watch::Receiver<bool>,
+    pacing: Pacing,
 ) {
-    let mut echoes = Echoes::new();
+    let mut dirty = Dirty::new(stores);
+    let mut limit = RateLimit::new(pacing);
+    let mut writes: JoinSet<(ObjectKey, bool)> = JoinSet::new();
+    let mut resync = tokio::time::interval(RESYNC);
+    resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut is_leader = *leader.borrow_and_update();
     loop {
-        let is_leader = *leader.borrow_and_update();
-        let wanted = desired.borrow_and_update().clone();
-        if is_leader {
-            write_changed(&client, &stores, &wanted, &mut echoes).await;
-        }
+        let may_write = is_leader && dirty.pending() > 0 && writes.len() < IN_FLIGHT;
         tokio::select! {
-            changed = desired.changed() => if changed.is_err() { return },
-            changed = leader.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep(RESYNC) => {}
+            changed = desired.changed() => {
+                if changed.is_err() { return }
+                dirty.want(&desired.borrow_and_update().clone());
+            }
+            changed = leader.changed() => {
+                if changed.is_err() { return }
+                is_leader = *leader.borrow_and_update();
+                if is_leader { dirty.queue_all() }
+            }
+            _ = resync.tick() => dirty.queue_all(),
+            Some(done) = writes.join_next() => match done {
+                Ok((key, written)) => dirty.finished(key, written),
+                Err(err) => warn!(error = %err, "a status write task failed"),
+            },
+            () = limit.ready(), if may_write => {
+                if let Some(job) = dirty.next_job(&now()) {
+                    limit.take(Instant::now());
+                    writes.spawn(write(client.clone(), job));
+                }
+            }
         }
     }
 }
 
-/// Writes whose echo (the watch event carrying them back into the cache)
-/// may not have arrived yet, by route: the status the cache showed before
-/// the write, and what was written (without transition times). While the
-/// cache still shows the old status, writing the same again is skipped.
-type Echoes = HashMap<ObjectKey, (Option<LoadBalancerRouteStatus>, LoadBalancerRouteStatus)>;
-
-async fn write_changed(
-    client: &Client,
-    stores: &Stores,
-    wanted: &[DesiredStatus],
-    echoes: &mut Echoes,
-) {
-    let current: HashMap<(String, String), Option<LoadBalancerRouteStatus>> = stores
-        .routes
-        .iter()
-        .flat_map(|store| store.state())
-        .filter_map(|route| {
-            Some((
-                (
-                    route.metadata.namespace.clone()?,
-                    route.metadata.name.clone()?,
-                ),
-                route.status.clone(),
-            ))
-        })
-        .collect();
-    let now = k8s_openapi::jiff::Timestamp::now()
+/// The wall clock as a condition's `lastTransitionTime`.
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    for want in wanted {
-        let key = (want.namespace.clone(), want.name.clone());
-        // Deleted since the compile: nothing to write.
-        let Some(previous) = current.get(&key) else {
-            continue;
-        };
-        let status = stamp_transitions(&want.status, previous.as_ref(), &now);
-        if previous.as_ref() == Some(&status) {
-            echoes.remove(&key);
-            continue;
+        .to_string()
+}
+
+/// Applies `job`'s status; returns its route and whether it was written.
+async fn write(client: Client, job: Job) -> (ObjectKey, bool) {
+    let (namespace, name) = &job.key;
+    let api: Api<LoadBalancerRoute> = Api::namespaced(client, namespace);
+    let patch = serde_json::json!({
+        "apiVersion": "switchyard.dev/v1alpha1",
+        "kind": "LoadBalancerRoute",
+        "status": job.status,
+    });
+    let params = PatchParams::apply(MANAGER).force();
+    let written = match api.patch_status(name, &params, &Patch::Apply(&patch)).await {
+        Ok(_) => {
+            debug!(%namespace, %name, "status written");
+            true
         }
-        if echoes
-            .get(&key)
-            .is_some_and(|(before, written)| before == previous && *written == want.status)
-        {
-            continue; // Written already; the cache has not caught up.
-        }
-        let api: Api<LoadBalancerRoute> = Api::namespaced(client.clone(), &want.namespace);
-        let patch = serde_json::json!({
-            "apiVersion": "switchyard.dev/v1alpha1",
-            "kind": "LoadBalancerRoute",
-            "status": status,
-        });
-        match api
-            .patch_status(
-                &want.name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-        {
-            Ok(_) => {
-                debug!(namespace = %want.namespace, name = %want.name, "status written");
-                echoes.insert(key, (previous.clone(), want.status.clone()));
-            }
-            Err(err) => warn!(
-                namespace = %want.namespace, name = %want.name, error = %err,
+        Err(err) => {
+            warn!(
+                %namespace, %name, error = %err,
                 "writing route status failed; retrying on the next change or resync"
-            ),
+            );
+            false
         }
-    }
+    };
+    (job.key, written)
 }
 
 #[cfg(test)]
