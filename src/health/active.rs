@@ -9,10 +9,10 @@
 //! endpoints that left stop), and the probe loop. Must not: touch the
 //! request path — it only writes `EndpointState` — or know the route table.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::uri::Authority;
 use http::{header, HeaderValue, Request, Uri};
@@ -58,7 +58,9 @@ pub async fn run(
     loop {
         // Cloned out (an `Arc`) so no borrow of the channel is held.
         let current = probes.borrow_and_update().clone();
-        supervisor.reconcile(&current, |probe| spawn_probe(&upstreams, probe));
+        supervisor.reconcile(&current, |probe, delay| {
+            spawn_probe(&upstreams, probe, delay)
+        });
         tokio::select! {
             changed = probes.changed() => if changed.is_err() {
                 (&mut shutdown).await;
@@ -70,11 +72,12 @@ pub async fn run(
     supervisor.stop_all();
 }
 
-/// Starts the HTTP probe loop of `probe`.
-fn spawn_probe(upstreams: &Arc<Upstreams>, probe: &Probe) -> JoinHandle<()> {
+/// Starts the HTTP probe loop of `probe`, its first probe after `delay`.
+fn spawn_probe(upstreams: &Arc<Upstreams>, probe: &Probe, delay: Duration) -> JoinHandle<()> {
     let (upstreams, pool) = (upstreams.clone(), probe.pool.clone());
     let endpoint = probe.authority.clone();
     tokio::spawn(probe_loop(
+        Instant::now() + delay,
         probe.check.clone(),
         probe.state.clone(),
         probe.authority.clone(),
@@ -109,9 +112,20 @@ impl Supervisor {
     /// Makes the running tasks match `probes`: starts missing ones (with
     /// `spawn`), stops those no longer wanted, and restarts one whose
     /// endpoint state was replaced (the endpoint left and came back) or
-    /// that is now spoken to another way (another pool).
+    /// that is now spoken to another way (another pool). Probes listed
+    /// twice (routes sharing an endpoint and check) share one task.
     /// An endpoint left with no check at all is marked healthy again.
-    fn reconcile(&mut self, probes: &[Probe], mut spawn: impl FnMut(&Probe) -> JoinHandle<()>) {
+    ///
+    /// The `m` tasks one call starts are spread over their interval: the
+    /// i-th first probes after `i / m` of it (its `delay`), so a publish
+    /// that brings 10,000 probes does not fire them in one instant, and
+    /// they stay apart (each keeps its schedule). A lone new probe runs at
+    /// once.
+    fn reconcile(
+        &mut self,
+        probes: &[Probe],
+        mut spawn: impl FnMut(&Probe, Duration) -> JoinHandle<()>,
+    ) {
         let wanted: HashMap<(Arc<str>, ActiveCheck), &Probe> = probes
             .iter()
             .map(|p| ((p.address.clone(), p.check.clone()), p))
@@ -127,20 +141,30 @@ impl Supervisor {
             }
             keep
         });
-        for (key, probe) in wanted {
-            if let Entry::Vacant(slot) = self.tasks.entry(key) {
-                debug!(endpoint = %probe.address, path = %probe.check.path, "health check started");
-                let task = spawn(probe);
-                let (state, pool) = (probe.state.clone(), probe.pool.clone());
-                slot.insert(Running { state, pool, task });
-            }
+        let new: Vec<_> = (wanted.into_iter())
+            .filter(|(key, _)| !self.tasks.contains_key(key))
+            .collect();
+        let count = u32::try_from(new.len()).unwrap_or(u32::MAX);
+        for (i, (key, probe)) in (0..count).zip(new) {
+            debug!(endpoint = %probe.address, path = %probe.check.path, "health check started");
+            let task = spawn(probe, probe.check.interval / count * i);
+            let (state, pool) = (probe.state.clone(), probe.pool.clone());
+            self.tasks.insert(key, Running { state, pool, task });
         }
+        self.release_unchecked(stopped);
+    }
+
+    /// Marks healthy each endpoint of `stopped` that no running task checks
+    /// any more (by address and state).
+    fn release_unchecked(&self, stopped: Vec<(Arc<str>, Arc<EndpointState>)>) {
+        if stopped.is_empty() {
+            return;
+        }
+        let checked: HashSet<(&str, *const EndpointState)> = (self.tasks.iter())
+            .map(|(key, running)| (&*key.0, Arc::as_ptr(&running.state)))
+            .collect();
         for (address, state) in stopped {
-            let still_checked = self
-                .tasks
-                .iter()
-                .any(|(key, running)| key.0 == address && Arc::ptr_eq(&running.state, &state));
-            if !still_checked && state.set_healthy(true) {
+            if !checked.contains(&(&*address, Arc::as_ptr(&state))) && state.set_healthy(true) {
                 info!(endpoint = %address, "health check removed; endpoint back in rotation");
             }
         }
@@ -192,10 +216,11 @@ impl Streak {
     }
 }
 
-/// Probes every `check.interval` (the first probe at once) with `probe`,
-/// flipping `state` on thresholds and logging once per flip. Runs until
-/// aborted.
+/// Probes every `check.interval` from `first` (the first probe) with
+/// `probe`, flipping `state` on thresholds and logging once per flip. Runs
+/// until aborted.
 pub async fn probe_loop<P, F, E>(
+    first: Instant,
     check: ActiveCheck,
     state: Arc<EndpointState>,
     endpoint: Authority,
@@ -206,7 +231,7 @@ pub async fn probe_loop<P, F, E>(
     E: std::fmt::Display,
 {
     let mut streak = Streak::default();
-    let mut next = Instant::now();
+    let mut next = first;
     loop {
         sleep_until(next).await;
         let result = probe(&check).await;
@@ -353,7 +378,7 @@ mod tests {
         let b = Arc::new(EndpointState::default());
         let mut supervisor = Supervisor::default();
         let mut spawned = Vec::new();
-        let mut spawn = |p: &Probe| {
+        let mut spawn = |p: &Probe, _delay: Duration| {
             spawned.push(p.address.to_string());
             tokio::spawn(std::future::pending::<()>())
         };
@@ -398,6 +423,50 @@ mod tests {
                 "10.0.0.2:80"
             ]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn routes_sharing_an_endpoint_and_check_share_one_probe_task() {
+        let a = Arc::new(EndpointState::default());
+        let mut supervisor = Supervisor::default();
+        let mut spawned = 0;
+        // Three routes list the same endpoint with the same check, one
+        // with another check.
+        let probes = [
+            probe("10.0.0.1:80", "/healthz", &a),
+            probe("10.0.0.1:80", "/healthz", &a),
+            probe("10.0.0.1:80", "/healthz", &a),
+            probe("10.0.0.1:80", "/ready", &a),
+        ];
+        supervisor.reconcile(&probes, |_, _| {
+            spawned += 1;
+            tokio::spawn(std::future::pending::<()>())
+        });
+        assert_eq!(spawned, 2);
+        supervisor.stop_all();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_started_together_are_spread_over_their_interval() {
+        let mut supervisor = Supervisor::default();
+        let mut delays = Vec::new();
+        let mut spawn = |_: &Probe, delay: Duration| {
+            delays.push(delay);
+            tokio::spawn(std::future::pending::<()>())
+        };
+        let states: Vec<_> = (0..5).map(|_| Arc::new(EndpointState::default())).collect();
+        let four: Vec<_> = (1..=4)
+            .map(|i| probe(&format!("10.0.0.{i}:80"), "/healthz", &states[i - 1]))
+            .collect();
+        supervisor.reconcile(&four, &mut spawn);
+        // One more endpoint later: alone, it is probed at once.
+        let mut five = four.clone();
+        five.push(probe("10.0.0.5:80", "/healthz", &states[4]));
+        supervisor.reconcile(&five, &mut spawn);
+        supervisor.stop_all();
+        delays[..4].sort();
+        let ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [0, 1250, 2500, 3750, 0], "interval 5s");
     }
 
     #[tokio::test]
