@@ -22,7 +22,7 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::Stores;
 use crate::api::{LoadBalancerRoute, LoadBalancerRouteStatus};
@@ -76,7 +76,8 @@ pub(super) async fn run(
 ) {
     let mut dirty = Dirty::new(stores);
     let mut limit = RateLimit::new(pacing);
-    let mut writes: JoinSet<(ObjectKey, bool)> = JoinSet::new();
+    let mut writes = JoinSet::new();
+    let mut failing = false;
     let mut resync = tokio::time::interval(RESYNC);
     resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut is_leader = *leader.borrow_and_update();
@@ -94,7 +95,10 @@ pub(super) async fn run(
             }
             _ = resync.tick() => dirty.queue_all(),
             Some(done) = writes.join_next() => match done {
-                Ok((key, written)) => dirty.finished(key, written),
+                Ok((key, result)) => {
+                    report(&mut failing, &key, &result);
+                    dirty.finished(key, result.is_ok());
+                }
                 Err(err) => warn!(error = %err, "a status write task failed"),
             },
             () = limit.ready(), if may_write => {
@@ -114,30 +118,35 @@ fn now() -> String {
         .to_string()
 }
 
-/// Applies `job`'s status; returns its route and whether it was written.
-async fn write(client: Client, job: Job) -> (ObjectKey, bool) {
-    let (namespace, name) = &job.key;
-    let api: Api<LoadBalancerRoute> = Api::namespaced(client, namespace);
+/// Applies `job`'s status; returns its route and how that went.
+async fn write(client: Client, job: Job) -> (ObjectKey, Result<(), kube::Error>) {
+    let api: Api<LoadBalancerRoute> = Api::namespaced(client, &job.key.0);
     let patch = serde_json::json!({
         "apiVersion": "switchyard.dev/v1alpha1",
         "kind": "LoadBalancerRoute",
         "status": job.status,
     });
     let params = PatchParams::apply(MANAGER).force();
-    let written = match api.patch_status(name, &params, &Patch::Apply(&patch)).await {
-        Ok(_) => {
-            debug!(%namespace, %name, "status written");
-            true
-        }
-        Err(err) => {
-            warn!(
-                %namespace, %name, error = %err,
-                "writing route status failed; retrying on the next change or resync"
-            );
-            false
-        }
-    };
-    (job.key, written)
+    let patch = Patch::Apply(&patch);
+    let written = api.patch_status(&job.key.1, &params, &patch).await;
+    (job.key, written.map(drop))
+}
+
+/// Logs a write's outcome: the first failure of a run of them at warn
+/// (with 10,000 routes and the apiserver away, one line, not one per
+/// route), the rest at debug, and the first success after them at info.
+fn report(failing: &mut bool, (namespace, name): &ObjectKey, result: &Result<(), kube::Error>) {
+    match (result, *failing) {
+        (Ok(()), false) => debug!(%namespace, %name, "status written"),
+        (Ok(()), true) => info!(%namespace, %name, "writing route status works again"),
+        (Err(err), false) => warn!(
+            %namespace, %name, error = %err,
+            "writing route status failed; retrying on the next change or resync \
+             (further failures are logged at debug until a write succeeds)"
+        ),
+        (Err(err), true) => debug!(%namespace, %name, error = %err, "writing route status failed"),
+    }
+    *failing = result.is_err();
 }
 
 #[cfg(test)]
