@@ -8,6 +8,12 @@
 //! keeps an endpoint and its check keeps its task and counters; tasks of
 //! endpoints that left stop), and the probe loop. Must not: touch the
 //! request path — it only writes `EndpointState` — or know the route table.
+//!
+//! At scale (10,000 routes over 5,000 endpoints): routes sharing an
+//! endpoint and check share one task; the probes one publish starts are
+//! spread evenly over their interval rather than fired in one instant (and
+//! keep that phase); a probe reads its small response body so that its
+//! connection is reused by the next probe instead of one connect per probe.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
