@@ -21,7 +21,7 @@ use switchyard::explain::{self, input::ExplainArgs, ExplainRequest};
 use switchyard::listeners::Listeners;
 use switchyard::policy::client::TrustedProxies;
 use switchyard::proxy::ServeOptions;
-use switchyard::source::kube::LeaseOptions;
+use switchyard::source::kube::{LeaseOptions, Pacing};
 use switchyard::standalone::{self, Options};
 use tls_args::TlsArgs;
 
@@ -129,6 +129,16 @@ fn parse_head_limit(text: &str) -> Result<usize, String> {
     parse_size_from(text, 8 * 1024, "8Ki")
 }
 
+/// `--status-qps`: a positive, finite number.
+fn parse_qps(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(qps) if qps.is_finite() && qps > 0.0 => Ok(qps),
+        _ => Err(format!(
+            "{text:?} is not a positive number of writes per second"
+        )),
+    }
+}
+
 /// `--max-uri-bytes`: a size of at least 1 KiB.
 fn parse_uri_limit(text: &str) -> Result<usize, String> {
     parse_size_from(text, 1024, "1Ki")
@@ -213,6 +223,14 @@ enum Command {
         /// This replica's identity in the Lease (its pod name).
         #[arg(long, env = "POD_NAME")]
         identity: Option<String>,
+        /// Route status writes per second, on average (client-side rate
+        /// limit, as client-go's QPS).
+        #[arg(long, default_value_t = Pacing::default().qps, value_parser = parse_qps)]
+        status_qps: f64,
+        /// Route status writes that may go at once after a quiet spell
+        /// (client-go's burst).
+        #[arg(long, default_value_t = Pacing::default().burst, value_parser = clap::value_parser!(u32).range(1..))]
+        status_burst: u32,
         #[command(flatten)]
         serve: ServeArgs,
     },
@@ -305,6 +323,8 @@ fn main() -> ExitCode {
             lease_name,
             lease_namespace,
             identity,
+            status_qps,
+            status_burst,
             serve,
         } => {
             // In a cluster, like ingress-nginx: access log on stdout.
@@ -327,6 +347,10 @@ fn main() -> ExitCode {
                         renew_every: Duration::from_secs(5),
                     },
                     tls: serve.tls.settings(),
+                    status_pacing: Pacing {
+                        qps: status_qps,
+                        burst: status_burst,
+                    },
                 },
                 serve: serve_options,
             };

@@ -191,6 +191,7 @@ async fn probe_loop_follows_thresholds_on_its_interval() {
     let probes = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let task = tokio::spawn(probe_loop(
+        Instant::now(),
         check(2, 3),
         state.clone(),
         Authority::from_static("10.0.0.1:80"),
@@ -252,6 +253,7 @@ async fn passing_probes_end_a_passive_ejection() {
     let start = Instant::now();
     state.eject(start, Duration::from_secs(3600), Duration::from_secs(3600));
     let task = tokio::spawn(probe_loop(
+        Instant::now(),
         check(2, 3),
         state.clone(),
         Authority::from_static("10.0.0.1:80"),

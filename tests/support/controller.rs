@@ -75,6 +75,7 @@ impl Controller {
                         ..tls
                     })
                     .unwrap_or_default(),
+                status_pacing: Default::default(),
             },
             serve: switchyard::proxy::ServeOptions {
                 drain_timeout: Duration::from_secs(2),

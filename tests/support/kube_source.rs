@@ -34,6 +34,7 @@ impl Source {
                 renew_every: Duration::from_millis(200),
             },
             tls,
+            status_pacing: Default::default(),
         };
         let (updates_tx, updates) = watch::channel(None);
         let (statuses_tx, statuses) = watch::channel(Arc::from(Vec::new()));

@@ -35,6 +35,7 @@ use crate::api::LoadBalancerRoute;
 use crate::snapshot::{BackendPolicy, DesiredStatus, SourceUpdate, TlsSettings};
 
 pub use lease::LeaseOptions;
+pub use status::pace::Pacing;
 
 /// How the Kubernetes source runs.
 #[derive(Debug, Clone)]
@@ -50,6 +51,9 @@ pub struct Options {
     /// (as a Secret and as a ConfigMap) are watched by name, even outside
     /// `namespaces`. Every snapshot carries them.
     pub tls: TlsSettings,
+    /// How fast the Lease holder writes route status (`--status-qps`,
+    /// `--status-burst`).
+    pub status_pacing: Pacing,
 }
 
 /// Why the Kubernetes source stopped.
@@ -106,6 +110,7 @@ pub async fn run(
         stores.clone(),
         statuses,
         leader,
+        options.status_pacing,
     ));
 
     let policy = BackendPolicy::Cluster {

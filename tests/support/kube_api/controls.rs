@@ -121,6 +121,11 @@ impl KubeApi {
         self.shared.lock().status_patches.clone()
     }
 
+    /// When each of [`KubeApi::status_patches`] arrived, in the same order.
+    pub fn status_patch_times(&self) -> Vec<tokio::time::Instant> {
+        self.shared.lock().status_patch_times.clone()
+    }
+
     /// Waits until at least `n` status writes have been received; returns
     /// them all. Bound it with a timeout.
     pub async fn wait_status_patches(&self, n: usize) -> Vec<(String, String, Value)> {

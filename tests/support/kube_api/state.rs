@@ -46,6 +46,8 @@ pub(super) struct State {
     pub(super) events: Vec<Event>,
     /// Route status writes as (namespace, name, body), for the tests.
     pub(super) status_patches: Vec<(String, String, Value)>,
+    /// When each of `status_patches` arrived, in the same order.
+    pub(super) status_patch_times: Vec<tokio::time::Instant>,
     /// Every request as (method, path?query), for the tests.
     pub(super) requests: Vec<(String, String)>,
     /// While set, every request is answered 503.

@@ -103,6 +103,7 @@ pub(super) fn put(shared: &Shared, t: &Target, body: &[u8]) -> Result<Response<A
     if status_write && t.kind.custom {
         st.status_patches
             .push((key.1.clone(), key.2.clone(), obj.clone()));
+        st.status_patch_times.push(tokio::time::Instant::now());
     }
     let Some(stored) = st.objects.get(&key) else {
         return Err(not_found(t.kind, &key.2));
@@ -157,6 +158,7 @@ pub(super) fn patch(
     if status_write && t.kind.custom {
         st.status_patches
             .push((key.1.clone(), key.2.clone(), patch.clone()));
+        st.status_patch_times.push(tokio::time::Instant::now());
     }
     if apply {
         check_apply(t.kind, q, &patch)?;
