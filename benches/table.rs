@@ -48,7 +48,10 @@ fn routes_yaml(routes: usize) -> String {
 }
 
 fn snapshot(routes: usize) -> Snapshot {
-    let files = Files(vec![(PathBuf::from("bench.yaml"), Ok(routes_yaml(routes).into()))]);
+    let files = Files(vec![(
+        PathBuf::from("bench.yaml"),
+        Ok(routes_yaml(routes).into()),
+    )]);
     let loaded = parse(&files, &TlsSettings::default());
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     loaded.snapshot
