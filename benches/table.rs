@@ -1,20 +1,28 @@
 //! Route table costs as the table grows: lookup (exact host, wildcard host,
 //! 50 path rules on one host), compile, and a pick per balancing algorithm.
 //!
-//! `cargo bench --bench table` (criterion; numbers in `bench/README.md`).
+//! `cargo bench --bench table` (criterion; numbers in `bench/README.md`);
+//! `cargo bench --bench table -- memory` prints what a compiled table
+//! holds in memory instead.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 use http::{HeaderMap, Method};
 use switchyard::snapshot::{Snapshot, TlsSettings};
 use switchyard::source::file::{parse, Files};
 use switchyard::table::{compile, PickContext, RouteTable};
 
+mod memory;
+mod realistic;
+
 /// The table sizes measured.
-const SIZES: [usize; 3] = [10, 1_000, 10_000];
+const SIZES: [usize; 4] = [100, 1_000, 10_000, 30_000];
+
+/// The seed of the realistic tables.
+const SEED: u64 = 14;
 
 /// `routes` routes: even ones on an exact host, odd ones on a wildcard
 /// host, each with two prefix rules and two backends; plus one host with
@@ -48,10 +56,16 @@ fn routes_yaml(routes: usize) -> String {
 }
 
 fn snapshot(routes: usize) -> Snapshot {
-    let files = Files(vec![(
-        PathBuf::from("bench.yaml"),
-        Ok(routes_yaml(routes).into()),
-    )]);
+    parsed(routes_yaml(routes))
+}
+
+/// `routes` realistic routes (see [`realistic`]).
+fn realistic_snapshot(routes: usize) -> Snapshot {
+    parsed(realistic::yaml(routes, SEED))
+}
+
+fn parsed(yaml: String) -> Snapshot {
+    let files = Files(vec![(PathBuf::from("bench.yaml"), Ok(yaml.into()))]);
     let loaded = parse(&files, &TlsSettings::default());
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     loaded.snapshot
@@ -100,9 +114,20 @@ fn compile_table(c: &mut Criterion) {
     group.sample_size(10);
     for size in SIZES {
         let snapshot = snapshot(size);
-        group.bench_with_input(BenchmarkId::from_parameter(size), &snapshot, |b, s| {
+        group.bench_with_input(BenchmarkId::new("old_shape", size), &snapshot, |b, s| {
             b.iter(|| compile(s, &RouteTable::default(), 0).table)
         });
+        let snapshot = realistic_snapshot(size);
+        group.bench_with_input(BenchmarkId::new("realistic", size), &snapshot, |b, s| {
+            b.iter(|| compile(s, &RouteTable::default(), 0).table)
+        });
+        // What the publish loop does: the previous table is the last one.
+        let previous = table(&snapshot);
+        group.bench_with_input(
+            BenchmarkId::new("realistic_recompile", size),
+            &snapshot,
+            |b, s| b.iter(|| compile(s, &previous, 0).table),
+        );
     }
     group.finish();
 }
@@ -159,4 +184,19 @@ fn pick_snapshot(algorithm: &str) -> Snapshot {
 }
 
 criterion_group!(benches, lookup, compile_table, pick);
-criterion_main!(benches);
+
+fn main() {
+    let shaped = |shape: &str, size| match shape {
+        "realistic" => realistic_snapshot(size),
+        _ => snapshot(size),
+    };
+    if memory::child(shaped) || memory::compile_loop(shaped) {
+        return;
+    }
+    if std::env::args().any(|a| a == "memory") {
+        memory::report(&["old_shape", "realistic"], &SIZES);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -10,8 +10,6 @@
 
 use std::fmt;
 
-use regex::Regex;
-
 use super::{PathMatcher, RequestMatch};
 
 impl RequestMatch {
@@ -38,7 +36,7 @@ impl PathMatcher {
             (PathMatcher::Regex(a), PathMatcher::Exact(b)) => a.is_match(b),
             (PathMatcher::Regex(a), PathMatcher::Regex(b)) => a.as_str() == b.as_str(),
             (_, PathMatcher::Regex(b)) => {
-                let (start, whole) = literal_start(source(b));
+                let (start, whole) = literal_start(b.as_str());
                 match self {
                     PathMatcher::Exact(a) => whole && start == **a,
                     // Every match starts with `start`: under the prefix
@@ -53,14 +51,6 @@ impl PathMatcher {
             (PathMatcher::Exact(_) | PathMatcher::Regex(_), PathMatcher::Prefix(_)) => false,
         }
     }
-}
-
-/// The pattern as written: compile anchors it as `^(?:pattern)$`.
-pub(super) fn source(re: &Regex) -> &str {
-    let full = re.as_str();
-    full.strip_prefix("^(?:")
-        .and_then(|s| s.strip_suffix(")$"))
-        .unwrap_or(full)
 }
 
 /// The text every match of `pattern` starts with, and whether the pattern
@@ -89,7 +79,7 @@ impl fmt::Display for PathMatcher {
             PathMatcher::Exact(p) => write!(f, "Exact {p}"),
             PathMatcher::Prefix(p) if p.is_empty() => f.write_str("Prefix /"),
             PathMatcher::Prefix(p) => write!(f, "Prefix {p}"),
-            PathMatcher::Regex(re) => write!(f, "RegularExpression {}", source(re)),
+            PathMatcher::Regex(re) => write!(f, "RegularExpression {}", re.as_str()),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Headers: a compiled header condition ([`HeaderMatcher`]).
 
-use http::{HeaderMap, HeaderName, HeaderValue};
-use regex::Regex;
+use std::sync::Arc;
 
-use crate::api::values::{
-    parse_anchored_regex, parse_header_name, parse_header_value, HeaderProblem,
-};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::pattern::{Pattern, Regexes};
+use crate::api::values::{parse_header_name, parse_header_value, HeaderProblem};
 use crate::api::{HeaderMatch, HeaderMatchType};
 
 /// A compiled header condition.
@@ -18,7 +18,7 @@ pub struct HeaderMatcher {
 #[derive(Debug, Clone)]
 enum HeaderValueMatcher {
     Exact(HeaderValue),
-    Regex(Regex),
+    Regex(Arc<Pattern>),
 }
 
 /// Why a header condition does not compile: `.0` is the sub-field (`name`
@@ -31,13 +31,24 @@ impl HeaderMatcher {
     /// Validates and compiles a header condition; the error names the
     /// sub-field (`name` or `value`).
     pub fn new(kind: HeaderMatchType, name: &str, value: &str) -> Result<Self, HeaderMatchError> {
+        Self::compile(kind, name, value, &mut Regexes::default())
+    }
+
+    /// Validates and compiles a header condition, a regular expression
+    /// through `regexes` (compiled once per table).
+    pub fn compile(
+        kind: HeaderMatchType,
+        name: &str,
+        value: &str,
+        regexes: &mut Regexes<'_>,
+    ) -> Result<Self, HeaderMatchError> {
         let name = parse_header_name(name).map_err(|e| HeaderMatchError("name", e.into()))?;
         let value = match kind {
             HeaderMatchType::Exact => HeaderValueMatcher::Exact(
                 parse_header_value(value).map_err(|e| HeaderMatchError("value", e.into()))?,
             ),
             HeaderMatchType::RegularExpression => HeaderValueMatcher::Regex(
-                parse_anchored_regex(value).map_err(|e| HeaderMatchError("value", e.into()))?,
+                (regexes.compile(value)).map_err(|e| HeaderMatchError("value", e.into()))?,
             ),
         };
         Ok(HeaderMatcher { name, value })
@@ -82,7 +93,7 @@ impl std::fmt::Display for HeaderMatcher {
                 )
             }
             HeaderValueMatcher::Regex(re) => {
-                write!(f, "{} ~ {}", self.name, super::cover::source(re))
+                write!(f, "{} ~ {}", self.name, re.as_str())
             }
         }
     }

@@ -12,6 +12,7 @@ mod cover;
 pub mod header;
 pub mod host;
 pub mod path;
+pub mod pattern;
 
 use std::cmp::Reverse;
 
@@ -22,6 +23,7 @@ use crate::snapshot::Age;
 pub use header::{HeaderMatchError, HeaderMatcher};
 pub use host::{request_host, HostKey};
 pub use path::PathMatcher;
+pub use pattern::{Pattern, RegexStore, Regexes};
 
 /// One compiled `matches[]` entry.
 #[derive(Debug, Clone)]

@@ -1,8 +1,9 @@
 //! Paths: a compiled path condition ([`PathMatcher`]).
 
-use regex::Regex;
+use std::sync::Arc;
 
-use crate::api::values::{parse_anchored_regex, PathError, PathMatchError};
+use super::pattern::{Pattern, Regexes};
+use crate::api::values::{PathError, PathMatchError};
 use crate::api::{PathMatch, PathMatchType};
 
 /// A compiled path condition.
@@ -13,12 +14,22 @@ pub enum PathMatcher {
     /// Segment-wise prefix, stored without its trailing `/` (`""` is `/`).
     Prefix(Box<str>),
     /// Anchored regular expression over the whole path.
-    Regex(Regex),
+    Regex(Arc<Pattern>),
 }
 
 impl PathMatcher {
     /// Validates and compiles a path condition.
     pub fn new(kind: PathMatchType, value: &str) -> Result<Self, PathMatchError> {
+        Self::compile(kind, value, &mut Regexes::default())
+    }
+
+    /// Validates and compiles a path condition, a regular expression
+    /// through `regexes` (compiled once per table).
+    pub fn compile(
+        kind: PathMatchType,
+        value: &str,
+        regexes: &mut Regexes<'_>,
+    ) -> Result<Self, PathMatchError> {
         match kind {
             PathMatchType::Exact | PathMatchType::Prefix => {
                 if !value.starts_with('/') {
@@ -33,9 +44,7 @@ impl PathMatcher {
                     PathMatcher::Prefix(value.trim_end_matches('/').into())
                 })
             }
-            PathMatchType::RegularExpression => {
-                Ok(PathMatcher::Regex(parse_anchored_regex(value)?))
-            }
+            PathMatchType::RegularExpression => Ok(PathMatcher::Regex(regexes.compile(value)?)),
         }
     }
 
@@ -64,6 +73,7 @@ impl TryFrom<&PathMatch> for PathMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::values::parse_anchored_regex;
 
     #[test]
     fn prefix_matches_whole_segments_only() {

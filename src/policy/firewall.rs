@@ -18,7 +18,7 @@ use crate::api::values::parse_cidr;
 use crate::api::values::parse_method;
 use crate::api::{self, PathMatchType};
 use crate::diagnostic::{FieldPath, Problems};
-use crate::matching::{HeaderMatcher, PathMatcher};
+use crate::matching::{HeaderMatcher, PathMatcher, Regexes};
 
 /// A compiled firewall; see [`api::Firewall`] for the rules.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +62,17 @@ impl Firewall {
     /// Compiles `spec`; problems are pushed to `errors`, each naming its
     /// field under `at` (e.g. `spec.rules[0].firewall`).
     pub fn compile(spec: &api::Firewall, at: impl Into<FieldPath>, errors: &mut Problems) -> Self {
+        Self::compile_with(spec, at, &mut Regexes::default(), errors)
+    }
+
+    /// [`Firewall::compile`], its patterns through `regexes` (compiled
+    /// once per table).
+    pub fn compile_with(
+        spec: &api::Firewall,
+        at: impl Into<FieldPath>,
+        regexes: &mut Regexes<'_>,
+        errors: &mut Problems,
+    ) -> Self {
         let at = at.into();
         let mut cidrs = |list: &[String], name: &str| -> Box<[IpNet]> {
             let mut out = Vec::with_capacity(list.len());
@@ -79,7 +90,7 @@ impl Firewall {
         }
         let mut deny_headers = Vec::with_capacity(spec.deny_headers.len());
         for (i, h) in spec.deny_headers.iter().enumerate() {
-            match HeaderMatcher::try_from(h) {
+            match HeaderMatcher::compile(h.kind, &h.name, &h.value, regexes) {
                 Ok(m) => deny_headers.push(m),
                 Err(e) => errors.push(at.key("denyHeaders").index(i).key(e.0), e.1),
             }

@@ -33,6 +33,7 @@ use http::{HeaderMap, HeaderName};
 use crate::api::values::{parse_header_name, parse_quantity};
 use crate::api::{self, RateLimitKeyType};
 use crate::diagnostic::{FieldPath, Invalid, Problems};
+use crate::matching::Regexes;
 use firewall::Firewall;
 use headers::{HeaderModifier, QueryModifier};
 use rate_limit::{Limited, RateLimiter, DEFAULT_MAX_KEYS};
@@ -171,7 +172,7 @@ impl RulePolicy {
         rule: &api::RouteRule,
         at: impl Into<FieldPath>,
         prefix_matches: bool,
-        limiter: Option<Arc<RateLimiter>>,
+        (limiter, regexes): (Option<Arc<RateLimiter>>, &mut Regexes<'_>),
         errors: &mut Problems,
     ) -> Self {
         let at = at.into();
@@ -179,7 +180,7 @@ impl RulePolicy {
             firewall: rule
                 .firewall
                 .as_ref()
-                .map(|f| Firewall::compile(f, at.key("firewall"), errors)),
+                .map(|f| Firewall::compile_with(f, at.key("firewall"), regexes, errors)),
             request_headers: rule
                 .request_headers
                 .as_ref()

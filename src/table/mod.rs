@@ -35,7 +35,7 @@ use crate::api::LoadBalancerRouteSpec;
 use crate::balance::EndpointState;
 use crate::health::passive::Tracked;
 use crate::health::{Passive, Probe};
-use crate::matching::{request_host, PathMatcher, RequestMatch};
+use crate::matching::{request_host, PathMatcher, RegexStore, RequestMatch};
 use crate::metrics::{RouteSeries, RuleMetrics};
 use crate::policy::firewall::readings;
 use crate::policy::retry::RetryPolicy;
@@ -75,6 +75,9 @@ pub struct RouteTable {
     /// The metric handles of the served rules, handed to the next compile
     /// (and encoded at scrape: a route left out has none).
     series: RouteSeries,
+    /// The compiled regular expressions of the table's conditions, by
+    /// pattern, handed to the next compile.
+    regexes: RegexStore,
 }
 
 /// The rules of one host, best precedence first.

@@ -6,7 +6,7 @@ use http::Method;
 use crate::api::values::parse_method;
 use crate::api::{self, HeaderMatchType, PathMatchType};
 use crate::diagnostic::{CompileError, FieldPath, Invalid, Problems};
-use crate::matching::{HeaderMatcher, PathMatcher, RequestMatch};
+use crate::matching::{HeaderMatcher, PathMatcher, Regexes, RequestMatch};
 
 /// The identity of a match, for conflict detection: two matches with equal
 /// keys on the same host select exactly the same requests.
@@ -48,13 +48,14 @@ pub(super) fn effective(rule: &api::RouteRule) -> &[api::RouteMatch] {
     }
 }
 
-/// Compiles the matches of rule `r` into `out`; a match equal to an earlier
-/// one of the same route is refused (only one could be served).
+/// Compiles the matches of rule `r` into `out` (patterns through
+/// `regexes`); a match equal to an earlier one of the same route is
+/// refused (only one could be served).
 pub(super) fn compile_matches(
     rule: &api::RouteRule,
     r: usize,
     at: &FieldPath,
-    out: &mut Vec<RuleMatch>,
+    (out, regexes): (&mut Vec<RuleMatch>, &mut Regexes<'_>),
     errors: &mut Problems,
 ) {
     for (m, wanted) in effective(rule).iter().enumerate() {
@@ -64,7 +65,7 @@ pub(super) fn compile_matches(
         } else {
             at.key("matches").index(m)
         };
-        match compile_match(wanted, &field) {
+        match compile_match(wanted, &field, regexes) {
             Ok((key, matcher)) => {
                 if let Some(first) = out.iter().find(|c| c.key == key) {
                     let first = first.field.to_string();
@@ -93,6 +94,7 @@ pub(super) fn compile_matches(
 fn compile_match(
     wanted: &api::RouteMatch,
     field: &FieldPath,
+    regexes: &mut Regexes<'_>,
 ) -> Result<(MatchKey, RequestMatch), Vec<CompileError>> {
     let mut errors = Problems::default();
     let (path_kind, value) = wanted
@@ -101,12 +103,12 @@ fn compile_match(
         .map_or((PathMatchType::Prefix, "/"), |p| (p.kind, p.value.as_str()));
     let path = errors.check(
         || field.key("path").key("value"),
-        PathMatcher::new(path_kind, value),
+        PathMatcher::compile(path_kind, value, regexes),
     );
     let mut headers = Vec::new();
     let mut header_keys = Vec::new();
     for (h, header) in wanted.headers.iter().enumerate() {
-        match HeaderMatcher::try_from(header) {
+        match HeaderMatcher::compile(header.kind, &header.name, &header.value, regexes) {
             Ok(matcher) => {
                 headers.push(matcher);
                 header_keys.push((

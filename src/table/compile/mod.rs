@@ -32,7 +32,7 @@ use crate::api;
 use crate::balance::EndpointState;
 use crate::diagnostic::{CompileError, FieldPath, Invalid};
 use crate::health::ActiveCheck;
-use crate::matching::{HostKey, Rank, RequestMatch};
+use crate::matching::{HostKey, Rank, RegexStore, Regexes, RequestMatch};
 use crate::metrics::RouteSeries;
 use crate::policy::rate_limit::RateLimiter;
 use crate::policy::LimiterStates;
@@ -127,14 +127,15 @@ struct Assembly {
 /// endpoints of their EndpointSlices (cluster mode). Endpoint state is
 /// carried over from `previous` by address, so in-flight counts (and later
 /// health) survive route edits and endpoint churn; so are certificates
-/// whose Secrets did not change, and the last good certificate of a Secret
-/// that broke.
+/// whose Secrets did not change, the last good certificate of a Secret
+/// that broke, and compiled regular expressions by pattern.
 pub fn compile(snapshot: &Snapshot, previous: &RouteTable, now: i64) -> Compiled {
     let mut certs = Certs::new(snapshot, &previous.tls, now);
     let mut routes: Vec<&SourcedRoute> = snapshot.routes.iter().collect();
     routes.sort_by(|a, b| (a.age, &a.namespace, &a.name).cmp(&(b.age, &b.namespace, &b.name)));
     let mut names: HashMap<(&str, &str), &str> = HashMap::new();
     let mut table = Assembly::default();
+    let mut regexes = Regexes::carried(&previous.regexes);
     for route in routes {
         let resource: Arc<str> = format!("{}/{}", route.namespace, route.name).into();
         let result = match names.entry((&route.namespace, &route.name)) {
@@ -170,13 +171,13 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable, now: i64) -> Compiled
                         .cloned()
                         .unwrap_or_else(|| Arc::new(EndpointPool::new(key.0, key.1)))
                 };
-                compile_route(&input, state_of, pool_of)
+                compile_route(&input, &mut regexes, state_of, pool_of)
             }
         };
         table.add(route, resource, result, &mut certs);
     }
     let (tls, listener_problems) = certs.finish();
-    table.finish(tls, listener_problems)
+    table.finish(tls, regexes.finish(), listener_problems)
 }
 
 /// What `route`'s `spec.tls` asks of its requests: the plain-HTTP
@@ -298,7 +299,12 @@ impl Assembly {
     }
 
     /// The table: hosts' rules sorted by precedence, probes by address.
-    fn finish(self, tls: TlsTable, listener_problems: Vec<Diagnostic>) -> Compiled {
+    fn finish(
+        self,
+        tls: TlsTable,
+        regexes: RegexStore,
+        listener_problems: Vec<Diagnostic>,
+    ) -> Compiled {
         let mut probes: Vec<Probe> = self.probes.into_values().collect();
         probes.sort_by(|a, b| a.address.cmp(&b.address));
         let mut table = RouteTable {
@@ -309,6 +315,7 @@ impl Assembly {
             routes: self.records,
             tls,
             series: self.series,
+            regexes,
             ..RouteTable::default()
         };
         for (host, mut entries) in self.buckets {

@@ -15,7 +15,7 @@ use crate::api::{self, PathMatchType};
 use crate::balance::EndpointState;
 use crate::diagnostic::{CompileError, FieldPath, Invalid, Problems};
 use crate::health::{ActiveCheck, Passive};
-use crate::matching::HostKey;
+use crate::matching::{HostKey, Regexes};
 use crate::metrics::RouteSeries;
 use crate::policy::rate_limit::RateLimiter;
 use crate::policy::retry::RetryPolicy;
@@ -46,7 +46,9 @@ pub(super) struct RouteInput<'a> {
 
 /// What a route's rules add up to while they compile.
 #[derive(Default)]
-struct RouteParts {
+struct RouteParts<'p> {
+    /// The table's compiled patterns, held while the route compiles.
+    regexes: Regexes<'p>,
     matches: Vec<RuleMatch>,
     rules: Vec<Arc<Rule>>,
     limiters: Vec<(usize, api::RateLimit, Arc<RateLimiter>)>,
@@ -73,6 +75,7 @@ struct RouteParts {
 /// `pool_of` its connection pool.
 pub(super) fn compile_route<'p>(
     input: &RouteInput<'_>,
+    regexes: &mut Regexes<'_>,
     state_of: &mut impl FnMut(&str) -> Arc<EndpointState>,
     pool_of: &'p mut PoolOf<'p>,
 ) -> Result<CompiledRoute, Vec<CompileError>> {
@@ -92,7 +95,10 @@ pub(super) fn compile_route<'p>(
     if spec.rules.is_empty() {
         errors.push(at.key("rules"), Invalid::NoRules);
     }
-    let mut parts = RouteParts::default();
+    let mut parts = RouteParts {
+        regexes: std::mem::take(regexes),
+        ..RouteParts::default()
+    };
     let mut endpoints = Endpoints {
         used: Default::default(),
         state_of,
@@ -101,10 +107,12 @@ pub(super) fn compile_route<'p>(
     };
     for (r, rule) in spec.rules.iter().enumerate() {
         let at = at.key("rules").index(r);
-        compile_matches(rule, r, &at, &mut parts.matches, &mut errors);
+        let (out, regexes) = (&mut parts.matches, &mut parts.regexes);
+        compile_matches(rule, r, &at, (out, regexes), &mut errors);
         let rule = compile_rule(input, r, rule, &at, &mut endpoints, &mut parts, &mut errors);
         parts.rules.push(Arc::new(rule));
     }
+    *regexes = std::mem::take(&mut parts.regexes);
     if !errors.is_empty() {
         return Err(errors.into_vec());
     }
@@ -149,7 +157,7 @@ fn compile_rule<F: FnMut(&str) -> Arc<EndpointState>>(
     rule: &api::RouteRule,
     at: &FieldPath,
     endpoints: &mut Endpoints<'_, F>,
-    parts: &mut RouteParts,
+    parts: &mut RouteParts<'_>,
     errors: &mut Problems,
 ) -> Rule {
     let namespace = &input.route.namespace;
@@ -242,7 +250,7 @@ fn compile_policy(
     r: usize,
     rule: &api::RouteRule,
     at: &FieldPath,
-    parts: &mut RouteParts,
+    parts: &mut RouteParts<'_>,
     errors: &mut Problems,
 ) -> RulePolicy {
     let prefix_matches = effective(rule).iter().all(|m| {
@@ -252,7 +260,13 @@ fn compile_policy(
     });
     let previous_limiter = (rule.rate_limit.as_ref())
         .and_then(|spec| input.previous_limiters.get(input.resource, r, spec));
-    let policy = RulePolicy::compile(rule, at, prefix_matches, previous_limiter, errors);
+    let policy = RulePolicy::compile(
+        rule,
+        at,
+        prefix_matches,
+        (previous_limiter, &mut parts.regexes),
+        errors,
+    );
     if let (Some(spec), Some(limit)) = (&rule.rate_limit, &policy.rate_limit) {
         (parts.limiters).push((r, spec.clone(), limit.limiter().clone()));
     }

@@ -25,6 +25,7 @@ mod conditions;
 mod conflicts;
 mod health;
 mod invalid;
+mod patterns;
 mod precedence;
 mod references;
 mod services;
