@@ -68,6 +68,8 @@ pub struct Regexes<'p> {
     previous: Option<&'p RegexStore>,
     /// The patterns of this compile so far.
     used: HashMap<Arc<str>, Arc<Pattern>>,
+    /// The patterns asked for since [`Regexes::take_asked`] (one route's).
+    asked: Vec<Arc<Pattern>>,
 }
 
 impl<'p> Regexes<'p> {
@@ -77,6 +79,7 @@ impl<'p> Regexes<'p> {
         Regexes {
             previous: Some(previous),
             used: HashMap::new(),
+            asked: Vec::new(),
         }
     }
 
@@ -84,15 +87,33 @@ impl<'p> Regexes<'p> {
     /// A pattern that does not compile is tried again every time (rare;
     /// its route is refused).
     pub fn compile(&mut self, source: &str) -> Result<Arc<Pattern>, RegexError> {
-        if let Some(known) = self.used.get(source) {
-            return Ok(known.clone());
-        }
-        let pattern = match self.previous.and_then(|p| p.0.get(source)) {
+        let pattern = match self.used.get(source) {
             Some(known) => known.clone(),
-            None => Arc::new(Pattern::new(source)?),
+            None => {
+                let pattern = match self.previous.and_then(|p| p.0.get(source)) {
+                    Some(known) => known.clone(),
+                    None => Arc::new(Pattern::new(source)?),
+                };
+                self.used.insert(source.into(), pattern.clone());
+                pattern
+            }
         };
-        self.used.insert(source.into(), pattern.clone());
+        self.asked.push(pattern.clone());
         Ok(pattern)
+    }
+
+    /// The patterns asked for since the last call (one route's, for a
+    /// later compile that reuses the route without compiling it).
+    pub fn take_asked(&mut self) -> Vec<Arc<Pattern>> {
+        std::mem::take(&mut self.asked)
+    }
+
+    /// Counts `patterns` (a reused route's) as used by this compile.
+    pub fn keep(&mut self, patterns: &[Arc<Pattern>]) {
+        for pattern in patterns {
+            let source: Arc<str> = pattern.as_str().into();
+            self.used.entry(source).or_insert_with(|| pattern.clone());
+        }
     }
 
     /// The patterns this compile used, for the next one.

@@ -75,7 +75,7 @@ impl RuleMetrics {
 type Key = (Arc<str>, u32, Arc<str>);
 
 /// Every served rule's handles, by labels (sorted: a scrape is stable).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RouteSeries {
     counts: BTreeMap<Key, Arc<RequestCounts>>,
     rules: BTreeMap<(Arc<str>, u32), PerRule>,

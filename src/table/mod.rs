@@ -78,6 +78,8 @@ pub struct RouteTable {
     /// The compiled regular expressions of the table's conditions, by
     /// pattern, handed to the next compile.
     regexes: RegexStore,
+    /// The accepted routes' compiles, for the next compile to reuse.
+    reuse: compile::Reuse,
 }
 
 /// The rules of one host, best precedence first.

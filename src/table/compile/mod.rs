@@ -14,6 +14,7 @@ mod backends;
 mod conditions;
 mod conflict;
 mod matches;
+mod reuse;
 mod routes;
 mod shadow;
 mod tls;
@@ -41,6 +42,7 @@ use crate::table::PoolKey;
 use crate::upstream::{EndpointPool, Transport};
 use conflict::Claims;
 use matches::MatchKey;
+pub use reuse::Reuse;
 use routes::{compile_route, RouteInput};
 use tls::{Certs, RouteCert};
 
@@ -65,6 +67,7 @@ impl Compiled {
 }
 
 /// A route that compiled; it is served unless it conflicts.
+#[derive(Clone, Debug)]
 struct CompiledRoute {
     /// Its hosts.
     hosts: Vec<HostKey>,
@@ -93,6 +96,7 @@ struct CompiledRoute {
 }
 
 /// One host × match of a compiled route.
+#[derive(Clone, Debug)]
 struct CompiledMatch {
     host: HostKey,
     key: MatchKey,
@@ -136,8 +140,10 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable, now: i64) -> Compiled
     let mut names: HashMap<(&str, &str), &str> = HashMap::new();
     let mut table = Assembly::default();
     let mut regexes = Regexes::carried(&previous.regexes);
+    let mut reuse = Reuse::new(snapshot);
     for route in routes {
         let resource: Arc<str> = format!("{}/{}", route.namespace, route.name).into();
+        let mut kept = None;
         let result = match names.entry((&route.namespace, &route.name)) {
             Entry::Occupied(first) => {
                 let reason = Invalid::DefinedTwice {
@@ -148,36 +154,67 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable, now: i64) -> Compiled
             }
             Entry::Vacant(slot) => {
                 slot.insert(&route.origin);
-                let input = RouteInput {
-                    route,
-                    resource: &resource,
-                    snapshot,
-                    previous_limiters: &previous.limiters,
-                    previous_series: &previous.series,
-                    https: route_https(route, snapshot),
-                };
-                let known = &table.endpoints;
-                let known_pools = &table.pools;
-                let state_of = &mut |addr: &str| {
-                    (known.get(addr))
-                        .or_else(|| previous.endpoints.get(addr))
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                let pool_of = &mut |addr: &Arc<str>, transport: &Transport| {
-                    let key = (addr.clone(), transport.clone());
-                    (known_pools.get(&key))
-                        .or_else(|| previous.pools.get(&key))
-                        .cloned()
-                        .unwrap_or_else(|| Arc::new(EndpointPool::new(key.0, key.1)))
-                };
-                compile_route(&input, &mut regexes, state_of, pool_of)
+                if let Some(previous) = previous.reuse.get(route, snapshot) {
+                    regexes.keep(&previous.patterns);
+                    kept = Some(previous.clone());
+                    Ok(previous.compiled.clone())
+                } else {
+                    regexes.take_asked();
+                    let compiled =
+                        compile_one(route, &resource, snapshot, previous, &table, &mut regexes);
+                    if let Ok(compiled) = &compiled {
+                        kept = Reuse::kept(route, snapshot, compiled, regexes.take_asked());
+                    }
+                    compiled
+                }
             }
         };
         table.add(route, resource, result, &mut certs);
+        let accepted = table.statuses.last().is_some_and(RouteStatus::accepted);
+        if let (true, Some(kept)) = (accepted, kept) {
+            reuse.keep(route, kept);
+        }
     }
     let (tls, listener_problems) = certs.finish();
-    table.finish(tls, regexes.finish(), listener_problems)
+    let mut compiled = table.finish(tls, regexes.finish(), listener_problems);
+    compiled.table.reuse = reuse;
+    compiled
+}
+
+/// Compiles `route` afresh: endpoint states and pools come from the table
+/// being assembled, else from `previous`, else new.
+fn compile_one(
+    route: &SourcedRoute,
+    resource: &Arc<str>,
+    snapshot: &Snapshot,
+    previous: &RouteTable,
+    table: &Assembly,
+    regexes: &mut Regexes<'_>,
+) -> Result<CompiledRoute, Vec<CompileError>> {
+    let input = RouteInput {
+        route,
+        resource,
+        snapshot,
+        previous_limiters: &previous.limiters,
+        previous_series: &previous.series,
+        https: route_https(route, snapshot),
+    };
+    let known = &table.endpoints;
+    let known_pools = &table.pools;
+    let state_of = &mut |addr: &str| {
+        (known.get(addr))
+            .or_else(|| previous.endpoints.get(addr))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let pool_of = &mut |addr: &Arc<str>, transport: &Transport| {
+        let key = (addr.clone(), transport.clone());
+        (known_pools.get(&key))
+            .or_else(|| previous.pools.get(&key))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(EndpointPool::new(key.0, key.1)))
+    };
+    compile_route(&input, regexes, state_of, pool_of)
 }
 
 /// What `route`'s `spec.tls` asks of its requests: the plain-HTTP

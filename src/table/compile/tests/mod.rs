@@ -28,6 +28,7 @@ mod invalid;
 mod patterns;
 mod precedence;
 mod references;
+mod reuse;
 mod services;
 mod shadowing;
 mod tls;
