@@ -179,7 +179,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: SocketAddr,
         /// How often the routes are checked for changes.
-        #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+        #[arg(long, default_value = "250ms", value_parser = parse_duration)]
         reload_interval: Duration,
         #[command(flatten)]
         serve: ServeArgs,

@@ -243,10 +243,12 @@ impl Publisher {
     async fn compile_and_gate(&mut self, update: Arc<SourceUpdate>) -> Result<Outcome, Error> {
         let previous = self.table.load_full();
         let input = update.clone();
+        let started = tokio::time::Instant::now();
         let compiled =
             tokio::task::spawn_blocking(move || compile(&input.snapshot, &previous, unix_now()))
                 .await
                 .map_err(Error::Task)?;
+        let compile_ms = started.elapsed().as_millis() as u64;
         let problems = problems(&update, &compiled);
         let found: HashSet<DiagnosticKey> = problems.iter().map(Diagnostic::key).collect();
         self.report(&problems, &found);
@@ -257,7 +259,7 @@ impl Publisher {
         let outcome = if publish {
             let routes = compiled.statuses.iter().filter(|s| s.accepted()).count();
             let rejected = compiled.statuses.len() - routes;
-            info!(routes, rejected, "route table published");
+            info!(routes, rejected, compile_ms, "route table published");
             let probes = compiled.table.probes().clone();
             self.table.store(Arc::new(compiled.table));
             self.ready.store(true, Ordering::Release);
