@@ -121,9 +121,11 @@ impl RouteSeries {
     }
 
     /// Takes in the series of another store (a served route's).
-    pub fn extend(&mut self, other: RouteSeries) {
-        self.counts.extend(other.counts);
-        self.rules.extend(other.rules);
+    pub fn extend_from(&mut self, other: &RouteSeries) {
+        self.counts
+            .extend(other.counts.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.rules
+            .extend(other.rules.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 
     /// How many (route, rule, backend) series exist.

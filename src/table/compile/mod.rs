@@ -42,6 +42,7 @@ use crate::table::PoolKey;
 use crate::upstream::{EndpointPool, Transport};
 use conflict::Claims;
 use matches::MatchKey;
+use reuse::Outcome;
 pub use reuse::Reuse;
 use routes::{compile_route, RouteInput};
 use tls::{Certs, RouteCert};
@@ -143,7 +144,6 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable, now: i64) -> Compiled
     let mut reuse = Reuse::new(snapshot);
     for route in routes {
         let resource: Arc<str> = format!("{}/{}", route.namespace, route.name).into();
-        let mut kept = None;
         let result = match names.entry((&route.namespace, &route.name)) {
             Entry::Occupied(first) => {
                 let reason = Invalid::DefinedTwice {
@@ -156,22 +156,21 @@ pub fn compile(snapshot: &Snapshot, previous: &RouteTable, now: i64) -> Compiled
                 slot.insert(&route.origin);
                 if let Some(previous) = previous.reuse.get(route, snapshot) {
                     regexes.keep(&previous.patterns);
-                    kept = Some(previous.clone());
-                    Ok(previous.compiled.clone())
+                    Ok(Outcome::Kept(previous.clone()))
                 } else {
                     regexes.take_asked();
-                    let compiled =
-                        compile_one(route, &resource, snapshot, previous, &table, &mut regexes);
-                    if let Ok(compiled) = &compiled {
-                        kept = Reuse::kept(route, snapshot, compiled, regexes.take_asked());
-                    }
-                    compiled
+                    compile_one(route, &resource, snapshot, previous, &table, &mut regexes)
+                        .map(|c| Reuse::outcome(route, snapshot, c, regexes.take_asked()))
                 }
             }
         };
-        table.add(route, resource, result, &mut certs);
+        let added = match &result {
+            Ok(outcome) => Ok(outcome.compiled()),
+            Err(errors) => Err(errors.clone()),
+        };
+        table.add(route, resource, added, &mut certs);
         let accepted = table.statuses.last().is_some_and(RouteStatus::accepted);
-        if let (true, Some(kept)) = (accepted, kept) {
+        if let (true, Ok(Outcome::Kept(kept))) = (accepted, result) {
             reuse.keep(route, kept);
         }
     }
@@ -239,14 +238,14 @@ impl Assembly {
         &mut self,
         route: &SourcedRoute,
         resource: Arc<str>,
-        result: Result<CompiledRoute, Vec<CompileError>>,
+        result: Result<&CompiledRoute, Vec<CompileError>>,
         certs: &mut Certs<'_>,
     ) {
         let mut tls = None;
         let mut backend_tls = None;
         let (reason, errors, conditions) = match result {
             Err(errors) => (Reason::Invalid, errors, None),
-            Ok(mut compiled) => {
+            Ok(compiled) => {
                 let conflicts = self.claims.conflicts(&compiled.matches);
                 if conflicts.is_empty() {
                     let conditions = (
@@ -254,8 +253,8 @@ impl Assembly {
                         compiled.ready.clone(),
                         compiled.ready_endpoints,
                     );
-                    backend_tls = compiled.backend_tls.take();
-                    let mut errors = std::mem::take(&mut compiled.problems);
+                    backend_tls = compiled.backend_tls.clone();
+                    let mut errors = compiled.problems.clone();
                     tls = certs.route(route, &compiled.hosts);
                     tls.iter().for_each(|cert| certs.serve(cert));
                     self.serve(&resource, compiled);
@@ -308,30 +307,33 @@ impl Assembly {
 
     /// Takes in a route that is served: its claims, rules, endpoints,
     /// probes and rate-limit buckets.
-    fn serve(&mut self, resource: &Arc<str>, compiled: CompiledRoute) {
-        for m in compiled.matches {
-            self.claims.claim(m.host.clone(), m.key, resource.clone());
+    fn serve(&mut self, resource: &Arc<str>, compiled: &CompiledRoute) {
+        for m in &compiled.matches {
+            (self.claims).claim(m.host.clone(), m.key.clone(), resource.clone());
             let origin = MatchOrigin {
                 route: resource.clone(),
                 rule: m.rule_index,
-                field: m.field,
+                field: m.field.clone(),
             };
-            (self.buckets.entry(m.host).or_default()).push((m.rank, m.matcher, m.rule, origin));
+            let entry = (m.rank.clone(), m.matcher.clone(), m.rule.clone(), origin);
+            self.buckets.entry(m.host.clone()).or_default().push(entry);
         }
-        for (addr, state) in compiled.endpoints {
-            self.endpoints.entry(addr).or_insert(state);
+        for (addr, state) in &compiled.endpoints {
+            (self.endpoints.entry(addr.clone())).or_insert_with(|| state.clone());
         }
-        for (key, pool) in compiled.pools {
-            self.pools.entry(key).or_insert(pool);
+        for (key, pool) in &compiled.pools {
+            self.pools
+                .entry(key.clone())
+                .or_insert_with(|| pool.clone());
         }
-        for probe in compiled.probes {
+        for probe in &compiled.probes {
             (self.probes)
                 .entry((probe.address.clone(), probe.check.clone()))
-                .or_insert(probe);
+                .or_insert_with(|| probe.clone());
         }
-        self.series.extend(compiled.series);
-        for (rule, spec, limiter) in compiled.limiters {
-            self.limiters.insert(resource.clone(), rule, spec, limiter);
+        self.series.extend_from(&compiled.series);
+        for (rule, spec, limiter) in &compiled.limiters {
+            (self.limiters).insert(resource.clone(), *rule, spec.clone(), limiter.clone());
         }
     }
 

@@ -28,6 +28,25 @@ pub struct Reuse {
     routes: HashMap<ObjectKey, Arc<Kept>>,
 }
 
+/// A route's compile: kept for reuse (the previous table's, or a fresh
+/// one), or fresh and not to be kept.
+pub(super) enum Outcome {
+    /// Kept with what it read.
+    Kept(Arc<Kept>),
+    /// Not kept (backend TLS).
+    Fresh(Box<CompiledRoute>),
+}
+
+impl Outcome {
+    /// The compile.
+    pub(super) fn compiled(&self) -> &CompiledRoute {
+        match self {
+            Outcome::Kept(kept) => &kept.compiled,
+            Outcome::Fresh(compiled) => compiled,
+        }
+    }
+}
+
 /// One route's compile and what it read.
 #[derive(Debug)]
 pub(super) struct Kept {
@@ -72,17 +91,18 @@ impl Reuse {
         (same_spec && same_services).then_some(kept)
     }
 
-    /// `compiled`, the compile of `route`, kept with what it read; `None`
-    /// for a route that is always compiled (backend TLS).
-    pub(super) fn kept(
+    /// `compiled`, the fresh compile of `route` (which asked for
+    /// `patterns`), kept with what it read unless the route is always
+    /// compiled (backend TLS).
+    pub(super) fn outcome(
         route: &SourcedRoute,
         snapshot: &Snapshot,
-        compiled: &CompiledRoute,
+        compiled: CompiledRoute,
         patterns: Vec<Arc<Pattern>>,
-    ) -> Option<Arc<Kept>> {
+    ) -> Outcome {
         let backends = route.spec.rules.iter().flat_map(|r| &r.backends);
         if backends.clone().any(|b| b.tls.is_some()) {
-            return None;
+            return Outcome::Fresh(Box::new(compiled));
         }
         let mut services: Vec<_> = backends
             .filter_map(|b| b.service.as_ref())
@@ -95,11 +115,11 @@ impl Reuse {
             .collect();
         services.sort_by(|a, b| a.0.cmp(&b.0));
         services.dedup_by(|a, b| a.0 == b.0);
-        Some(Arc::new(Kept {
+        Outcome::Kept(Arc::new(Kept {
             spec: route.spec.clone(),
             services,
             patterns,
-            compiled: compiled.clone(),
+            compiled,
         }))
     }
 
